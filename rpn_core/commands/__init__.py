@@ -1,0 +1,1 @@
+"""Headless sub-commands of ``rpn-studio``; one module per command, see :mod:`rpn_core.cli`."""

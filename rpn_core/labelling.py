@@ -1,0 +1,330 @@
+"""Anchor labelling: which anchors are foreground, background or ignored for the RPN loss.
+
+Box convention and shape names (``T`` anchors, ``G`` GT boxes): see :mod:`rpn_core.boxes`.
+
+Rules (Ren et al. 2015, and the reference guide)
+------------------------------------------------
+Each anchor takes its best IoU over the GT boxes (``max_iou``) and that box (``matched_gt``).
+
+* foreground (1): ``max_iou >= fg_iou`` (or ``> fg_iou`` when ``fg_inclusive`` is false);
+* background (0): ``max_iou < bg_iou``;
+* ignored (-1): in between -- these anchors do not enter the loss.
+
+With ``allow_low_quality`` (Faster R-CNN), every anchor whose IoU with some GT box equals
+that box's best IoU over all anchors (ties included) becomes foreground too, matched to
+*its own* best GT box; such anchors are flagged ``low_quality``. This equals
+``torchvision.models.detection._utils.Matcher(0.7, 0.3, allow_low_quality_matches=True)``
+with one deliberate difference: a GT box that overlaps no anchor at all (best IoU 0, e.g. a
+box outside the image) creates no low-quality matches, where torchvision would turn every
+zero-IoU anchor into a positive.
+
+With ``ignore_cross_boundary`` (the paper's training rule) anchors reaching outside the
+image are ignored, and best-anchor-per-GT is searched among the inside anchors only.
+
+Speed
+-----
+:func:`anchor_grid_iou` computes the ``(T, G)`` IoU of a tiled anchor grid separably:
+x-overlaps ``(Wf, A, G)`` times y-overlaps ``(Hf, A, G)``, with the same float operations as
+``torchvision.ops.box_iou`` so the values are bit-for-bit equal (a test pins it) at a
+fraction of the cost. :func:`label_image` wires the two together for the overlay and model.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Literal
+
+from rpn_core.anchors import AnchorConfig, base_anchors, feature_size
+from rpn_core.boxes import invalid_box_indices
+
+if TYPE_CHECKING:  # pragma: no cover - typing only
+    import torch
+
+__all__ = [
+    "AnchorLabels",
+    "LabelConfig",
+    "anchor_grid_iou",
+    "label_anchors",
+    "label_image",
+    "sample_minibatch",
+]
+
+PresetName = Literal["guide", "faster-rcnn"]
+
+
+@dataclass(frozen=True)
+class LabelConfig:
+    """Thresholds and sampling for anchor labels; the defaults are Faster R-CNN's."""
+
+    fg_iou: float = 0.7
+    bg_iou: float = 0.3
+    fg_inclusive: bool = True
+    allow_low_quality: bool = True
+    ignore_cross_boundary: bool = False
+    batch_size_per_image: int = 256
+    positive_fraction: float = 0.5
+
+    def __post_init__(self) -> None:
+        if not 0.0 <= self.bg_iou <= self.fg_iou <= 1.0:
+            raise ValueError(
+                f"need 0 <= bg_iou <= fg_iou <= 1, got bg_iou={self.bg_iou}, fg_iou={self.fg_iou}"
+            )
+        if self.batch_size_per_image < 1:
+            raise ValueError(f"batch_size_per_image must be >= 1, got {self.batch_size_per_image}")
+        if not 0.0 <= self.positive_fraction <= 1.0:
+            raise ValueError(f"positive_fraction must be in [0, 1], got {self.positive_fraction}")
+
+    @classmethod
+    def guide(cls, **overrides: object) -> LabelConfig:
+        """The reference guide's rule: foreground IoU > 0.5, background IoU < 0.1."""
+        fields = {"fg_iou": 0.5, "bg_iou": 0.1, "fg_inclusive": False, "allow_low_quality": False}
+        return cls(**{**fields, **overrides})
+
+    @classmethod
+    def faster_rcnn(cls, **overrides: object) -> LabelConfig:
+        """Faster R-CNN's rule: IoU >= 0.7 or best anchor of a GT box; background < 0.3."""
+        return cls(**overrides)
+
+    @classmethod
+    def preset(cls, name: PresetName) -> LabelConfig:
+        if name == "guide":
+            return cls.guide()
+        if name == "faster-rcnn":
+            return cls.faster_rcnn()
+        raise ValueError(f"unknown preset {name!r}; choose 'guide' or 'faster-rcnn'")
+
+    @property
+    def preset_name(self) -> str:
+        """``"guide"``, ``"faster-rcnn"`` or ``"custom"``."""
+        for name in ("guide", "faster-rcnn"):
+            if self == LabelConfig.preset(name):
+                return name
+        return "custom"
+
+    def to_dict(self) -> dict:
+        return {k: getattr(self, k) for k in self.__dataclass_fields__}
+
+    @classmethod
+    def from_dict(cls, data: dict) -> LabelConfig:
+        unknown = set(data) - set(cls.__dataclass_fields__)
+        if unknown:
+            raise ValueError(f"unknown label settings: {sorted(unknown)}")
+        return cls(**data)
+
+
+@dataclass(frozen=True)
+class AnchorLabels:
+    """Result of :func:`label_anchors`; tensors on the anchors' device.
+
+    Per anchor ``(T,)``: ``labels`` int8 {-1 ignored, 0 background, 1 foreground};
+    ``matched_gt`` int64 index of the best GT box (-1 when there are no GT boxes);
+    ``max_iou`` that IoU; ``low_quality`` bool, foreground only by the best-anchor rule;
+    ``cross_boundary`` bool, ignored by the cross-boundary rule.
+    Per GT box ``(G,)``: ``gt_best_iou``, ``gt_best_anchor`` (one index, -1 if none) and
+    ``gt_num_positive`` (foreground anchors matched to it). A GT box with
+    ``gt_num_positive == 0`` cannot be learned by this anchor set.
+    """
+
+    labels: torch.Tensor
+    matched_gt: torch.Tensor
+    max_iou: torch.Tensor
+    low_quality: torch.Tensor
+    cross_boundary: torch.Tensor
+    gt_best_iou: torch.Tensor
+    gt_best_anchor: torch.Tensor
+    gt_num_positive: torch.Tensor
+
+    def counts(self) -> dict[str, int]:
+        """Anchors per label: ``{"foreground", "background", "ignored", "low_quality"}``."""
+        return {
+            "foreground": int((self.labels == 1).sum()),
+            "background": int((self.labels == 0).sum()),
+            "ignored": int((self.labels == -1).sum()),
+            "low_quality": int(self.low_quality.sum()),
+        }
+
+
+def _check_gt(gt_boxes: torch.Tensor) -> None:
+    if gt_boxes.ndim != 2 or gt_boxes.shape[1] != 4:
+        raise ValueError(f"GT boxes must have shape (G, 4), got {tuple(gt_boxes.shape)}")
+    bad = invalid_box_indices(gt_boxes)
+    if bad:
+        i = bad[0]
+        coords = ", ".join(f"{v:g}" for v in gt_boxes[i].tolist())
+        raise ValueError(
+            f"GT box {i} ({coords}) has zero or negative area or is not finite"
+            + (f" ({len(bad) - 1} more)" if len(bad) > 1 else "")
+        )
+
+
+def _as_tensor(x: object, like: torch.Tensor | None = None) -> torch.Tensor:
+    import torch
+
+    t = torch.as_tensor(x)
+    if like is not None:
+        t = t.to(device=like.device)
+    if not t.is_floating_point():
+        t = t.float()
+    return t.reshape(-1, 4) if t.numel() == 0 else t
+
+
+def anchor_grid_iou(
+    image_size: tuple[int, int], anchor_config: AnchorConfig, gt_boxes: torch.Tensor
+) -> torch.Tensor:
+    """IoU ``(T, G)`` of ``generate_anchors(image_size, anchor_config)`` with ``gt_boxes``.
+
+    Equal to ``torchvision.ops.box_iou(anchors, gt_boxes)`` bit for bit, in the dtype of
+    ``gt_boxes`` (float32 unless given float64), computed separably (module docstring).
+    """
+    import torch
+
+    gt = _as_tensor(gt_boxes)
+    hf, wf = feature_size(image_size, anchor_config)
+    base = base_anchors(anchor_config, dtype=gt.dtype, device=gt.device)  # (A, 4)
+    stride = anchor_config.stride
+    xs = torch.arange(wf, dtype=gt.dtype, device=gt.device)[:, None] * stride
+    ys = torch.arange(hf, dtype=gt.dtype, device=gt.device)[:, None] * stride
+    ax1, ax2 = (xs + base[:, 0])[..., None], (xs + base[:, 2])[..., None]  # (Wf, A, 1)
+    ay1, ay2 = (ys + base[:, 1])[..., None], (ys + base[:, 3])[..., None]  # (Hf, A, 1)
+    gx1, gy1, gx2, gy2 = gt.unbind(dim=1)
+    ix = (torch.minimum(ax2, gx2) - torch.maximum(ax1, gx1)).clamp_(min=0)  # (Wf, A, G)
+    iy = (torch.minimum(ay2, gy2) - torch.maximum(ay1, gy1)).clamp_(min=0)  # (Hf, A, G)
+    area_a = (base[:, 2] - base[:, 0]) * (base[:, 3] - base[:, 1])
+    area_g = (gx2 - gx1) * (gy2 - gy1)
+    inter = ix[None, :, :, :] * iy[:, None, :, :]  # (Hf, Wf, A, G); == wh[..., 0] * wh[..., 1]
+    union = torch.sub(area_a[:, None] + area_g[None, :], inter)
+    # In place: the (T, G) buffers dominate the cost, so allocate as few as possible.
+    return torch.div(inter, union, out=union).reshape(-1, gt.shape[0])
+
+
+def label_anchors(
+    anchors: torch.Tensor,
+    gt_boxes: torch.Tensor,
+    preset: LabelConfig | PresetName = "faster-rcnn",
+    *,
+    image_size: tuple[int, int] | None = None,
+    iou: torch.Tensor | None = None,
+) -> AnchorLabels:
+    """Label ``anchors (T, 4)`` against ``gt_boxes (G, 4)``; rules in the module docstring.
+
+    ``image_size (H, W)`` is needed for ``ignore_cross_boundary``. ``iou (T, G)`` may be
+    passed when already computed (e.g. by :func:`anchor_grid_iou`); otherwise it is
+    ``torchvision.ops.box_iou(anchors, gt_boxes)``. Raises ``ValueError`` naming the first
+    zero-area, inverted or non-finite GT box.
+    """
+    import torch
+    from torchvision.ops import box_iou
+
+    config = LabelConfig.preset(preset) if isinstance(preset, str) else preset
+    anchors = _as_tensor(anchors)
+    gt = _as_tensor(gt_boxes, like=anchors)
+    _check_gt(gt)
+    n, g = anchors.shape[0], gt.shape[0]
+    device = anchors.device
+
+    if config.ignore_cross_boundary:
+        if image_size is None:
+            raise ValueError("ignore_cross_boundary needs the image size")
+        h, w = image_size
+        cross = (
+            (anchors[:, 0] < 0) | (anchors[:, 1] < 0) | (anchors[:, 2] > w) | (anchors[:, 3] > h)
+        )
+    else:
+        cross = torch.zeros(n, dtype=torch.bool, device=device)
+
+    if g == 0:
+        labels = torch.zeros(n, dtype=torch.int8, device=device)
+        labels[cross] = -1
+        return AnchorLabels(
+            labels=labels,
+            matched_gt=torch.full((n,), -1, dtype=torch.int64, device=device),
+            max_iou=torch.zeros(n, dtype=anchors.dtype, device=device),
+            low_quality=torch.zeros(n, dtype=torch.bool, device=device),
+            cross_boundary=cross,
+            gt_best_iou=torch.zeros(0, dtype=anchors.dtype, device=device),
+            gt_best_anchor=torch.zeros(0, dtype=torch.int64, device=device),
+            gt_num_positive=torch.zeros(0, dtype=torch.int64, device=device),
+        )
+
+    if iou is None:
+        common = torch.promote_types(anchors.dtype, gt.dtype)
+        iou = box_iou(anchors.to(common), gt.to(common))
+    elif tuple(iou.shape) != (n, g):
+        raise ValueError(f"iou must have shape ({n}, {g}), got {tuple(iou.shape)}")
+
+    max_iou, matched = iou.max(dim=1)
+    fg = max_iou >= config.fg_iou if config.fg_inclusive else max_iou > config.fg_iou
+    labels = torch.full((n,), -1, dtype=torch.int8, device=device)
+    labels[max_iou < config.bg_iou] = 0
+    labels[fg] = 1
+
+    # Best anchor of each GT box, among the anchors that may take part.
+    eligible_iou = iou.masked_fill(cross[:, None], -1.0) if config.ignore_cross_boundary else iou
+    gt_best_iou, gt_best_anchor = eligible_iou.max(dim=0)
+    gt_best_iou = gt_best_iou.clamp(min=0)
+    low_quality = torch.zeros(n, dtype=torch.bool, device=device)
+    if config.allow_low_quality:
+        # A GT box with best IoU 0 gets an unreachable target (2 > any IoU): no matches.
+        target = torch.where(gt_best_iou > 0, gt_best_iou, 2.0)
+        # Only anchors whose own best IoU reaches the smallest target can equal a target;
+        # testing those rows alone avoids two passes over the whole (T, G) matrix.
+        rows = torch.nonzero(max_iou >= target.min()).flatten()
+        hit = (eligible_iou[rows] == target[None, :]).any(dim=1)
+        low_quality[rows[hit]] = True
+        low_quality &= ~fg
+        labels[low_quality] = 1
+
+    labels[cross] = -1
+    low_quality &= ~cross
+    gt_best_anchor = torch.where(gt_best_iou > 0, gt_best_anchor, -1)
+    positive_gt = matched[labels == 1]
+    return AnchorLabels(
+        labels=labels,
+        matched_gt=matched,
+        max_iou=max_iou,
+        low_quality=low_quality,
+        cross_boundary=cross,
+        gt_best_iou=gt_best_iou,
+        gt_best_anchor=gt_best_anchor,
+        gt_num_positive=torch.bincount(positive_gt, minlength=g),
+    )
+
+
+def label_image(
+    image_size: tuple[int, int],
+    anchor_config: AnchorConfig,
+    gt_boxes: torch.Tensor,
+    label_config: LabelConfig | PresetName = "faster-rcnn",
+) -> AnchorLabels:
+    """Labels of the anchors tiled over one image (the overlay's and the model's path)."""
+    from rpn_core.anchors import generate_anchors
+
+    gt = _as_tensor(gt_boxes)
+    _check_gt(gt)
+    anchors = generate_anchors(image_size, anchor_config, dtype=gt.dtype, device=gt.device)
+    iou = anchor_grid_iou(image_size, anchor_config, gt) if gt.shape[0] else None
+    return label_anchors(anchors, gt, label_config, image_size=image_size, iou=iou)
+
+
+def sample_minibatch(
+    labels: torch.Tensor,
+    *,
+    batch_size: int = 256,
+    positive_fraction: float = 0.5,
+    generator: torch.Generator | None = None,
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """Pick up to ``batch_size`` anchors for the loss: ``(positive_idx, negative_idx)``.
+
+    At most ``int(batch_size * positive_fraction)`` positives; negatives fill the rest (as in
+    torchvision's ``BalancedPositiveNegativeSampler``). Randomness comes only from
+    ``generator`` (on the CPU), so a seeded generator gives a repeatable batch.
+    """
+    import torch
+
+    positive = torch.nonzero(labels == 1).flatten()
+    negative = torch.nonzero(labels == 0).flatten()
+    num_pos = min(positive.numel(), int(batch_size * positive_fraction))
+    num_neg = min(negative.numel(), batch_size - num_pos)
+    perm_pos = torch.randperm(positive.numel(), generator=generator)[:num_pos]
+    perm_neg = torch.randperm(negative.numel(), generator=generator)[:num_neg]
+    return positive[perm_pos.to(positive.device)], negative[perm_neg.to(negative.device)]
