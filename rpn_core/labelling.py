@@ -44,6 +44,7 @@ __all__ = [
     "AnchorLabels",
     "LabelConfig",
     "anchor_grid_iou",
+    "anchor_grid_cross_boundary",
     "label_anchors",
     "label_image",
     "sample_minibatch",
@@ -168,6 +169,20 @@ def _as_tensor(x: object, like: torch.Tensor | None = None) -> torch.Tensor:
     return t.reshape(-1, 4) if t.numel() == 0 else t
 
 
+def _grid_extents(
+    image_size: tuple[int, int], anchor_config: AnchorConfig, like: torch.Tensor
+) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]:
+    """Anchor x-extents per column ``(Wf, A)``, y-extents per row ``(Hf, A)``, base anchors."""
+    import torch
+
+    hf, wf = feature_size(image_size, anchor_config)
+    base = base_anchors(anchor_config, dtype=like.dtype, device=like.device)  # (A, 4)
+    stride = anchor_config.stride
+    xs = torch.arange(wf, dtype=like.dtype, device=like.device)[:, None] * stride
+    ys = torch.arange(hf, dtype=like.dtype, device=like.device)[:, None] * stride
+    return xs + base[:, 0], xs + base[:, 2], ys + base[:, 1], ys + base[:, 3], base
+
+
 def anchor_grid_iou(
     image_size: tuple[int, int], anchor_config: AnchorConfig, gt_boxes: torch.Tensor
 ) -> torch.Tensor:
@@ -175,26 +190,107 @@ def anchor_grid_iou(
 
     Equal to ``torchvision.ops.box_iou(anchors, gt_boxes)`` bit for bit, in the dtype of
     ``gt_boxes`` (float32 unless given float64), computed separably (module docstring).
+    The result is a transposed view of a contiguous GT-major ``(G, T)`` tensor.
     """
     import torch
 
     gt = _as_tensor(gt_boxes)
-    hf, wf = feature_size(image_size, anchor_config)
-    base = base_anchors(anchor_config, dtype=gt.dtype, device=gt.device)  # (A, 4)
-    stride = anchor_config.stride
-    xs = torch.arange(wf, dtype=gt.dtype, device=gt.device)[:, None] * stride
-    ys = torch.arange(hf, dtype=gt.dtype, device=gt.device)[:, None] * stride
-    ax1, ax2 = (xs + base[:, 0])[..., None], (xs + base[:, 2])[..., None]  # (Wf, A, 1)
-    ay1, ay2 = (ys + base[:, 1])[..., None], (ys + base[:, 3])[..., None]  # (Hf, A, 1)
-    gx1, gy1, gx2, gy2 = gt.unbind(dim=1)
-    ix = (torch.minimum(ax2, gx2) - torch.maximum(ax1, gx1)).clamp_(min=0)  # (Wf, A, G)
-    iy = (torch.minimum(ay2, gy2) - torch.maximum(ay1, gy1)).clamp_(min=0)  # (Hf, A, G)
-    area_a = (base[:, 2] - base[:, 0]) * (base[:, 3] - base[:, 1])
-    area_g = (gx2 - gx1) * (gy2 - gy1)
-    inter = ix[None, :, :, :] * iy[:, None, :, :]  # (Hf, Wf, A, G); == wh[..., 0] * wh[..., 1]
-    union = torch.sub(area_a[:, None] + area_g[None, :], inter)
-    # In place: the (T, G) buffers dominate the cost, so allocate as few as possible.
-    return torch.div(inter, union, out=union).reshape(-1, gt.shape[0])
+    ax1, ax2, ay1, ay2, base = _grid_extents(image_size, anchor_config, gt)
+    gx1, gy1, gx2, gy2 = (c[:, None, None] for c in gt.unbind(dim=1))  # (G, 1, 1)
+    ix = (torch.minimum(ax2, gx2) - torch.maximum(ax1, gx1)).clamp_(min=0)  # (G, Wf, A)
+    iy = (torch.minimum(ay2, gy2) - torch.maximum(ay1, gy1)).clamp_(min=0)  # (G, Hf, A)
+    area_a = (base[:, 2] - base[:, 0]) * (base[:, 3] - base[:, 1])  # (A,)
+    area_g = (gx2 - gx1) * (gy2 - gy1)  # (G, 1, 1)
+    # (G, Hf, Wf, A): GT-major so that reductions over G run along contiguous rows.
+    inter = ix[:, None, :, :] * iy[:, :, None, :]  # == wh[..., 0] * wh[..., 1]
+    union = torch.sub((area_a + area_g)[:, None, :, :], inter)
+    iou = torch.div(inter, union, out=union)
+    return iou.reshape(gt.shape[0], ix.shape[1] * iy.shape[1] * base.shape[0]).T
+
+
+def anchor_grid_cross_boundary(
+    image_size: tuple[int, int], anchor_config: AnchorConfig
+) -> torch.Tensor:
+    """``(T,)`` bool: the grid anchor reaches outside ``[0, W] x [0, H]`` (separably)."""
+    import torch
+
+    ax1, ax2, ay1, ay2, _ = _grid_extents(image_size, anchor_config, torch.zeros(0))
+    h, w = image_size
+    x_out = (ax1 < 0) | (ax2 > w)  # (Wf, A)
+    y_out = (ay1 < 0) | (ay2 > h)  # (Hf, A)
+    return (y_out[:, None, :] | x_out[None, :, :]).reshape(-1)
+
+
+def _cross_boundary(anchors: torch.Tensor, image_size: tuple[int, int]) -> torch.Tensor:
+    h, w = image_size
+    return (anchors[:, 0] < 0) | (anchors[:, 1] < 0) | (anchors[:, 2] > w) | (anchors[:, 3] > h)
+
+
+def _match(q: torch.Tensor, config: LabelConfig, cross: torch.Tensor | None) -> AnchorLabels:
+    """The labelling rules on a GT-major IoU matrix ``q (G, T)``; ``cross`` may be None."""
+    import torch
+
+    g, n = q.shape
+    device = q.device
+    no_cross = cross is None
+    if cross is None:
+        cross = torch.zeros(n, dtype=torch.bool, device=device)
+    if g == 0:
+        labels = torch.zeros(n, dtype=torch.int8, device=device)
+        labels[cross] = -1
+        empty = torch.zeros(0, dtype=torch.int64, device=device)
+        return AnchorLabels(
+            labels=labels,
+            matched_gt=torch.full((n,), -1, dtype=torch.int64, device=device),
+            max_iou=torch.zeros(n, dtype=q.dtype, device=device),
+            low_quality=torch.zeros(n, dtype=torch.bool, device=device),
+            cross_boundary=cross,
+            gt_best_iou=torch.zeros(0, dtype=q.dtype, device=device),
+            gt_best_anchor=empty,
+            gt_num_positive=empty,
+        )
+
+    max_iou, matched = q.max(dim=0)
+    fg = max_iou >= config.fg_iou if config.fg_inclusive else max_iou > config.fg_iou
+    # 2*fg - 1 + bg gives 1 / -1 / 0 (fg_iou >= bg_iou, so fg and bg never both hold);
+    # arithmetic on int8 masks is several times cheaper than masked assignment here.
+    labels = fg.to(torch.int8) * 2 - 1 + (max_iou < config.bg_iou).to(torch.int8)
+
+    # Best anchor of each GT box, among the anchors that may take part.
+    eligible = q if no_cross else q.masked_fill(cross[None, :], -1.0)
+    gt_best_iou, gt_best_anchor = eligible.max(dim=1)
+    gt_best_iou = gt_best_iou.clamp(min=0)
+    low_quality = torch.zeros(n, dtype=torch.bool, device=device)
+    if config.allow_low_quality:
+        # A GT box with best IoU 0 gets an unreachable target (2 > any IoU): no matches.
+        target = torch.where(gt_best_iou > 0, gt_best_iou, 2.0)
+        if g <= 4:
+            low_quality = (eligible == target[:, None]).any(dim=0)
+        else:
+            # Only anchors whose own best IoU reaches the smallest target can equal a
+            # target; testing those columns alone avoids passes over the whole matrix.
+            cols = torch.nonzero(max_iou >= target.min()).flatten()
+            hit = (eligible[:, cols] == target[:, None]).any(dim=0)
+            low_quality[cols[hit]] = True
+        low_quality &= ~fg
+        labels = torch.where(low_quality, 1, labels).to(torch.int8)
+    if not no_cross:
+        labels = torch.where(cross, -1, labels).to(torch.int8)
+        low_quality &= ~cross
+    return AnchorLabels(
+        labels=labels,
+        matched_gt=matched,
+        max_iou=max_iou,
+        low_quality=low_quality,
+        cross_boundary=cross,
+        gt_best_iou=gt_best_iou,
+        gt_best_anchor=torch.where(gt_best_iou > 0, gt_best_anchor, -1),
+        gt_num_positive=torch.bincount(matched[labels == 1], minlength=g),
+    )
+
+
+def _config(preset: LabelConfig | PresetName) -> LabelConfig:
+    return LabelConfig.preset(preset) if isinstance(preset, str) else preset
 
 
 def label_anchors(
@@ -215,79 +311,26 @@ def label_anchors(
     import torch
     from torchvision.ops import box_iou
 
-    config = LabelConfig.preset(preset) if isinstance(preset, str) else preset
+    config = _config(preset)
     anchors = _as_tensor(anchors)
     gt = _as_tensor(gt_boxes, like=anchors)
     _check_gt(gt)
     n, g = anchors.shape[0], gt.shape[0]
-    device = anchors.device
-
+    cross = None
     if config.ignore_cross_boundary:
         if image_size is None:
             raise ValueError("ignore_cross_boundary needs the image size")
-        h, w = image_size
-        cross = (
-            (anchors[:, 0] < 0) | (anchors[:, 1] < 0) | (anchors[:, 2] > w) | (anchors[:, 3] > h)
-        )
-    else:
-        cross = torch.zeros(n, dtype=torch.bool, device=device)
-
-    if g == 0:
-        labels = torch.zeros(n, dtype=torch.int8, device=device)
-        labels[cross] = -1
-        return AnchorLabels(
-            labels=labels,
-            matched_gt=torch.full((n,), -1, dtype=torch.int64, device=device),
-            max_iou=torch.zeros(n, dtype=anchors.dtype, device=device),
-            low_quality=torch.zeros(n, dtype=torch.bool, device=device),
-            cross_boundary=cross,
-            gt_best_iou=torch.zeros(0, dtype=anchors.dtype, device=device),
-            gt_best_anchor=torch.zeros(0, dtype=torch.int64, device=device),
-            gt_num_positive=torch.zeros(0, dtype=torch.int64, device=device),
-        )
-
-    if iou is None:
+        cross = _cross_boundary(anchors, image_size)
+    if iou is not None:
+        if tuple(iou.shape) != (n, g):
+            raise ValueError(f"iou must have shape ({n}, {g}), got {tuple(iou.shape)}")
+        q = iou.T
+    elif g:
         common = torch.promote_types(anchors.dtype, gt.dtype)
-        iou = box_iou(anchors.to(common), gt.to(common))
-    elif tuple(iou.shape) != (n, g):
-        raise ValueError(f"iou must have shape ({n}, {g}), got {tuple(iou.shape)}")
-
-    max_iou, matched = iou.max(dim=1)
-    fg = max_iou >= config.fg_iou if config.fg_inclusive else max_iou > config.fg_iou
-    labels = torch.full((n,), -1, dtype=torch.int8, device=device)
-    labels[max_iou < config.bg_iou] = 0
-    labels[fg] = 1
-
-    # Best anchor of each GT box, among the anchors that may take part.
-    eligible_iou = iou.masked_fill(cross[:, None], -1.0) if config.ignore_cross_boundary else iou
-    gt_best_iou, gt_best_anchor = eligible_iou.max(dim=0)
-    gt_best_iou = gt_best_iou.clamp(min=0)
-    low_quality = torch.zeros(n, dtype=torch.bool, device=device)
-    if config.allow_low_quality:
-        # A GT box with best IoU 0 gets an unreachable target (2 > any IoU): no matches.
-        target = torch.where(gt_best_iou > 0, gt_best_iou, 2.0)
-        # Only anchors whose own best IoU reaches the smallest target can equal a target;
-        # testing those rows alone avoids two passes over the whole (T, G) matrix.
-        rows = torch.nonzero(max_iou >= target.min()).flatten()
-        hit = (eligible_iou[rows] == target[None, :]).any(dim=1)
-        low_quality[rows[hit]] = True
-        low_quality &= ~fg
-        labels[low_quality] = 1
-
-    labels[cross] = -1
-    low_quality &= ~cross
-    gt_best_anchor = torch.where(gt_best_iou > 0, gt_best_anchor, -1)
-    positive_gt = matched[labels == 1]
-    return AnchorLabels(
-        labels=labels,
-        matched_gt=matched,
-        max_iou=max_iou,
-        low_quality=low_quality,
-        cross_boundary=cross,
-        gt_best_iou=gt_best_iou,
-        gt_best_anchor=gt_best_anchor,
-        gt_num_positive=torch.bincount(positive_gt, minlength=g),
-    )
+        q = box_iou(gt.to(common), anchors.to(common))
+    else:
+        q = anchors.new_zeros((0, n))
+    return _match(q, config, cross)
 
 
 def label_image(
@@ -296,14 +339,16 @@ def label_image(
     gt_boxes: torch.Tensor,
     label_config: LabelConfig | PresetName = "faster-rcnn",
 ) -> AnchorLabels:
-    """Labels of the anchors tiled over one image (the overlay's and the model's path)."""
-    from rpn_core.anchors import generate_anchors
-
+    """Labels of ``generate_anchors(image_size, anchor_config)`` -- the overlay's and model's
+    path: equal to :func:`label_anchors` on those anchors, without materialising them."""
+    config = _config(label_config)
     gt = _as_tensor(gt_boxes)
     _check_gt(gt)
-    anchors = generate_anchors(image_size, anchor_config, dtype=gt.dtype, device=gt.device)
-    iou = anchor_grid_iou(image_size, anchor_config, gt) if gt.shape[0] else None
-    return label_anchors(anchors, gt, label_config, image_size=image_size, iou=iou)
+    q = anchor_grid_iou(image_size, anchor_config, gt).T
+    cross = None
+    if config.ignore_cross_boundary:
+        cross = anchor_grid_cross_boundary(image_size, anchor_config).to(gt.device)
+    return _match(q, config, cross)
 
 
 def sample_minibatch(
