@@ -1,0 +1,161 @@
+"""Every edit of the annotation is one of these :class:`QUndoCommand` (STYLE.md #9).
+
+Commands call the :class:`app.document.AnnotationDocument` and never canvas items. Construct
+one and push it on ``document.undo_stack``; ``redo()`` runs on push. Box coordinates follow
+:mod:`rpn_core.boxes`.
+
+* :class:`AddBoxesCommand` -- any number of boxes in ONE step (new box, paste, duplicate, copy
+  from the previous image, "accept proposals as GT"). Invalid boxes are clamped or dropped at
+  construction; check ``cmd.boxes`` before pushing.
+* :class:`DeleteBoxesCommand`
+* :class:`EditBoxesCommand` -- move/resize/nudge; commands with the same ``merge_key`` and the
+  same boxes merge (``id()``/``mergeWith()``), so a drag or a run of arrow-key nudges is one
+  step. :class:`RelabelBoxesCommand` and :class:`SetDifficultCommand` are edits too.
+* :class:`SetVerifiedCommand`
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import replace
+
+from PySide6.QtGui import QUndoCommand
+
+from app.document import AnnotationDocument
+from rpn_core.annotations import Box
+from rpn_core.box_edit import translate_within
+
+__all__ = [
+    "AddBoxesCommand",
+    "DeleteBoxesCommand",
+    "EditBoxesCommand",
+    "RelabelBoxesCommand",
+    "SetDifficultCommand",
+    "SetVerifiedCommand",
+    "duplicate_command",
+    "paste_command",
+]
+
+_EDIT_ID = 0x5250_4E01  # any constant shared by all mergeable edits
+
+
+class AddBoxesCommand(QUndoCommand):
+    """Append boxes (clamped to the image; empty ones dropped) and select them."""
+
+    def __init__(self, doc: AnnotationDocument, boxes: Iterable[Box], text: str = "") -> None:
+        self.boxes: list[Box] = []
+        for box in boxes:
+            try:
+                self.boxes.append(doc.core.clamp(box))
+            except ValueError:
+                continue
+        n = len(self.boxes)
+        super().__init__(text or (f"Add {n} boxes" if n != 1 else "Add box"))
+        self._doc = doc
+        self._indices: list[int] | None = None
+
+    def redo(self) -> None:
+        self._indices = self._doc.insert_boxes(self.boxes, self._indices)
+        self._doc.select(self._indices)
+
+    def undo(self) -> None:
+        assert self._indices is not None
+        self._doc.remove_boxes(self._indices)
+
+
+class DeleteBoxesCommand(QUndoCommand):
+    def __init__(self, doc: AnnotationDocument, indices: Iterable[int], text: str = "") -> None:
+        self._indices = sorted(set(indices))
+        n = len(self._indices)
+        super().__init__(text or (f"Delete {n} boxes" if n != 1 else "Delete box"))
+        self._doc = doc
+        self._removed: list[Box] = []
+
+    def redo(self) -> None:
+        self._indices, self._removed = self._doc.remove_boxes(self._indices)
+
+    def undo(self) -> None:
+        self._doc.insert_boxes(self._removed, self._indices)
+        self._doc.select(self._indices)
+
+
+class EditBoxesCommand(QUndoCommand):
+    """Replace boxes in place. ``merge_key`` (e.g. ``"move"``, ``"nudge"``) lets consecutive
+    edits of the same boxes merge into one undo step."""
+
+    def __init__(
+        self,
+        doc: AnnotationDocument,
+        changes: Mapping[int, Box],
+        text: str = "Edit box",
+        merge_key: str | None = None,
+    ) -> None:
+        super().__init__(text)
+        self._doc = doc
+        self.new = {i: doc.core.clamp(b) for i, b in changes.items()}
+        self.old = {i: doc.boxes[i] for i in self.new}
+        self.merge_key = merge_key
+
+    def redo(self) -> None:
+        self._doc.replace_boxes(self.new)
+
+    def undo(self) -> None:
+        self._doc.replace_boxes(self.old)
+
+    def id(self) -> int:  # noqa: A003 - Qt's name
+        return _EDIT_ID if self.merge_key else -1
+
+    def mergeWith(self, other: QUndoCommand) -> bool:  # noqa: N802 - Qt's name
+        if (
+            not isinstance(other, EditBoxesCommand)
+            or other.merge_key != self.merge_key
+            or other.new.keys() != self.new.keys()
+        ):
+            return False
+        self.new = dict(other.new)
+        self.setObsolete(self.new == self.old)
+        return True
+
+
+class RelabelBoxesCommand(EditBoxesCommand):
+    def __init__(self, doc: AnnotationDocument, indices: Iterable[int], label: str) -> None:
+        changes = {i: replace(doc.boxes[i], label=label) for i in indices}
+        super().__init__(doc, changes, f"Set class '{label}'")
+
+
+class SetDifficultCommand(EditBoxesCommand):
+    def __init__(self, doc: AnnotationDocument, indices: Iterable[int], difficult: bool) -> None:
+        changes = {i: replace(doc.boxes[i], difficult=difficult) for i in indices}
+        super().__init__(doc, changes, "Mark difficult" if difficult else "Clear difficult")
+
+
+class SetVerifiedCommand(QUndoCommand):
+    def __init__(self, doc: AnnotationDocument, verified: bool) -> None:
+        super().__init__("Mark verified" if verified else "Clear verified")
+        self._doc = doc
+        self._new = verified
+        self._old = doc.verified
+
+    def redo(self) -> None:
+        self._doc.set_verified(self._new)
+
+    def undo(self) -> None:
+        self._doc.set_verified(self._old)
+
+
+def duplicate_command(
+    doc: AnnotationDocument, indices: Sequence[int], offset: float = 10.0
+) -> AddBoxesCommand:
+    """Copies of the boxes shifted by ``offset`` pixels (kept inside the image)."""
+    w, h = doc.size
+    copies = [
+        doc.boxes[i].with_coords(*translate_within(doc.boxes[i].xyxy, offset, offset, w, h))
+        for i in indices
+    ]
+    return AddBoxesCommand(doc, copies, "Duplicate" if len(copies) == 1 else
+                           f"Duplicate {len(copies)} boxes")
+
+
+def paste_command(doc: AnnotationDocument, boxes: Sequence[Box]) -> AddBoxesCommand:
+    """Paste boxes copied from this or another image (clamped; empty ones dropped)."""
+    return AddBoxesCommand(doc, boxes, "Paste" if len(boxes) == 1 else f"Paste {len(boxes)} boxes")
