@@ -1,0 +1,85 @@
+"""Helpers shared by the format readers/writers (box checks, per-box extras, number text)."""
+
+from __future__ import annotations
+
+import math
+from pathlib import Path
+
+from rpn_core.annotations import AnnotationReadError, Box
+
+# Boxes that overshoot the image by at most this many pixels are clamped without a warning
+# (other tools round outwards); larger overshoots are clamped and reported.
+CLAMP_SILENT_PX = 1.0
+
+
+def to_float(text: object) -> float | None:
+    """``float(text)`` or ``None`` if it is not a finite number (bool is not a number)."""
+    if isinstance(text, bool) or text is None:
+        return None
+    try:
+        value = float(text)  # type: ignore[arg-type]
+    except (TypeError, ValueError, OverflowError):
+        return None
+    return value if math.isfinite(value) else None
+
+
+def checked_box(
+    box: Box, width: float, height: float, where: str, warnings: list[str]
+) -> Box | None:
+    """Validate ``box`` (convention of :mod:`rpn_core.boxes`) against the image size.
+
+    Returns the box (clamped to the image when the size is known) or ``None`` after appending
+    a warning that starts with ``where`` when it cannot be kept.
+    """
+    if not all(math.isfinite(v) for v in box.xyxy):
+        warnings.append(f"{where}: skipped, non-finite coordinate {box.xyxy}")
+        return None
+    if box.x2 <= box.x1 or box.y2 <= box.y1:
+        warnings.append(f"{where}: skipped, empty or inverted box {_fmt_xyxy(box)}")
+        return None
+    if width <= 0 or height <= 0:
+        return box
+    clamped = box.clamped(width, height)
+    if clamped.x2 <= clamped.x1 or clamped.y2 <= clamped.y1:
+        warnings.append(
+            f"{where}: skipped, box {_fmt_xyxy(box)} lies outside the {width}x{height} image"
+        )
+        return None
+    overshoot = max(abs(a - b) for a, b in zip(box.xyxy, clamped.xyxy, strict=True))
+    if overshoot > CLAMP_SILENT_PX:
+        warnings.append(
+            f"{where}: box {_fmt_xyxy(box)} extends outside the {width}x{height} image;"
+            f" clamped to {_fmt_xyxy(clamped)}"
+        )
+    return clamped
+
+
+def _fmt_xyxy(box: Box) -> str:
+    return "(" + ", ".join(num_text(v) for v in box.xyxy) + ")"
+
+
+def num_text(value: float) -> str:
+    """Shortest faithful text: ``12`` for integral values, ``repr`` otherwise."""
+    if math.isfinite(value) and value == int(value) and abs(value) < 1e15:
+        return str(int(value))
+    return repr(float(value))
+
+
+def round_half_up(value: float) -> int:
+    return math.floor(value + 0.5)
+
+
+def box_key(box: Box) -> tuple:
+    """Key under which per-box format data (VOC ``<pose>``, COCO ``segmentation``...) is kept.
+
+    Data is matched back to a box by value: an edited box no longer matches and is written
+    with defaults, an unedited one gets its data back untouched.
+    """
+    return (box.x1, box.y1, box.x2, box.y2, box.label)
+
+
+def read_bytes(path: Path) -> bytes:
+    try:
+        return path.read_bytes()
+    except OSError as exc:
+        raise AnnotationReadError(path, f"cannot read file: {exc.strerror or exc}") from exc
