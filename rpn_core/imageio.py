@@ -186,18 +186,25 @@ def _stretch(arr: np.ndarray) -> np.ndarray:
     return ((np.nan_to_num(arr, nan=lo) - lo) * (255.0 / (hi - lo))).round().astype(np.uint8)
 
 
-def _decode(path: Path, im: Image.Image, factor: int) -> Image.Image:
-    """Decode pixels, reduced by an integer ``factor`` (JPEG: while decoding)."""
+def _decode(im: Image.Image, factor: int) -> Image.Image:
+    """Decode pixels; a JPEG reduced by ``factor`` is reduced while decoding (1/2, 1/4, 1/8)."""
     w, h = im.size
     if factor > 1 and im.format == "JPEG":
         im.draft(im.mode, (math.ceil(w / factor), math.ceil(h / factor)))
     im.load()
-    if factor > 1 and im.size == (w, h):
-        im = im.reduce(factor)
     return im
 
 
-def _cv2_fallback(path: Path, factor: int) -> np.ndarray:
+def _fit(rgb: np.ndarray, size: tuple[int, int]) -> np.ndarray:
+    """Area-average ``rgb`` down to ``size = (width, height)`` if it is not that size yet."""
+    if (rgb.shape[1], rgb.shape[0]) == size:
+        return rgb
+    import cv2
+
+    return cv2.resize(rgb, size, interpolation=cv2.INTER_AREA)
+
+
+def _cv2_fallback(path: Path) -> np.ndarray:
     """Decode with OpenCV (deep TIFFs and other modes Pillow cannot convert)."""
     import cv2
 
@@ -223,8 +230,6 @@ def _cv2_fallback(path: Path, factor: int) -> np.ndarray:
         rgb = bgr.round().astype(np.uint8)[:, :, ::-1]
     else:
         rgb = img[:, :, 2::-1]
-    if factor > 1:
-        rgb = rgb[::factor, ::factor]
     return np.ascontiguousarray(rgb)
 
 
@@ -252,13 +257,13 @@ def load_image(path: str | Path) -> LoadedImage:
         mode = im.mode
         w, h = im.size
         factor = max(1, math.ceil(math.sqrt(w * h / DISPLAY_MAX_PIXELS)))
+        target = (math.ceil(w / factor), math.ceil(h / factor))
         try:
-            decoded = _decode(path, im, factor)
-            rgb = _to_rgb(decoded)
+            rgb = _fit(_to_rgb(_decode(im, factor)), target)
         except (ValueError, KeyError, NotImplementedError) as exc:
             # Pillow opened the header but cannot handle this mode/compression.
             try:
-                rgb = _cv2_fallback(path, factor)
+                rgb = _fit(_cv2_fallback(path), target)
             except ImageReadError:
                 raise ImageReadError(path, f"unsupported image data: {exc}") from exc
         except (OSError, SyntaxError, EOFError, struct.error) as exc:
@@ -283,7 +288,8 @@ def load_image(path: str | Path) -> LoadedImage:
 def natural_key(text: str) -> tuple:
     """Sort key that orders ``img2`` before ``img10`` (case-insensitive)."""
     parts = re.split(r"(\d+)", text)
-    return tuple((0, int(p), p) if p.isdigit() else (1, p.casefold(), p) for p in parts)
+    folded = tuple((0, int(p), "") if p.isdigit() else (1, 0, p.casefold()) for p in parts)
+    return (folded, text)  # the exact text only breaks ties
 
 
 def list_images(
