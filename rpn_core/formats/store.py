@@ -166,7 +166,11 @@ class PerImageStore(AnnotationStore):
     def _parse(self, data: bytes, path: Path, image: Path, w: int, h: int) -> ImageAnnotation:
         if self.fmt == "voc":
             return voc.parse_voc(
-                data, path=path, image_path=image, width=w, height=h,
+                data,
+                path=path,
+                image_path=image,
+                width=w,
+                height=h,
                 convention=self.voc_convention,
             )
         if self.fmt == "labelme":
@@ -177,13 +181,16 @@ class PerImageStore(AnnotationStore):
 
     def save(self, annotation: ImageAnnotation) -> None:
         path = self.annotation_path(annotation.image_path)
-        if self.fmt == "voc":
-            data = voc.format_voc(annotation, convention=self.voc_convention)
-        elif self.fmt == "labelme":
-            rel = os.path.relpath(annotation.image_path, path.parent)
-            data = labelme.format_labelme(annotation, image_rel=Path(rel).as_posix())
-        else:
-            data = self._yolo_bytes(annotation, path)
+        try:
+            if self.fmt == "voc":
+                data = voc.format_voc(annotation, convention=self.voc_convention)
+            elif self.fmt == "labelme":
+                rel = os.path.relpath(annotation.image_path, path.parent)
+                data = labelme.format_labelme(annotation, image_rel=Path(rel).as_posix())
+            else:
+                data = self._yolo_bytes(annotation, path)
+        except ValueError as exc:  # a label or value the format cannot represent
+            raise AnnotationWriteError(path, str(exc)) from exc
         self._write(path, data)
         self._note_labels(annotation)
 
@@ -192,10 +199,7 @@ class PerImageStore(AnnotationStore):
             raise AnnotationWriteError(
                 self.classes_path, "unreadable class map; fix or remove it before saving YOLO"
             )
-        try:
-            data, classes = yolo.format_yolo(annotation, self._classes)
-        except ValueError as exc:
-            raise AnnotationWriteError(path, str(exc)) from exc
+        data, classes = yolo.format_yolo(annotation, self._classes)
         if classes != self._classes or not self.classes_path.exists():
             self._write(self.classes_path, yolo.format_classes(classes))
             self._classes = classes
@@ -294,7 +298,7 @@ class CocoStore(AnnotationStore):
         self._doc.set_annotation(self._rel(annotation.image_path), annotation)
         try:
             data = self._doc.to_bytes()
-        except ValueError as exc:  # NaN kept from a foreign file's unknown keys
+        except ValueError as exc:  # NaN kept from a foreign file, unencodable text
             raise AnnotationWriteError(self.path, f"cannot encode JSON: {exc}") from exc
         self._write(self.path, data)
         self._stamp, self._error = self._file_stamp(), None

@@ -25,6 +25,7 @@ XML is parsed with defusedxml: entity expansion and external references are refu
 from __future__ import annotations
 
 import copy
+import re
 import xml.etree.ElementTree as ET
 from pathlib import Path
 
@@ -40,6 +41,8 @@ SUFFIX = ".xml"
 CONVENTIONS = ("devkit", "labelimg")
 _OBJECT_KNOWN = {"name", "bndbox", "difficult", "truncated"}
 _HEAD_OWN = {"size", "object"}
+# Characters XML 1.0 cannot carry at all (a file holding them could never be read back).
+_NOT_XML = re.compile("[\x00-\x08\x0b\x0c\x0e-\x1f\ud800-\udfff\ufffe\uffff]")
 
 
 def _check_convention(convention: str) -> int:
@@ -181,8 +184,14 @@ def _sub(parent: ET.Element, tag: str, text: str) -> ET.Element:
 
 
 def format_voc(ann: ImageAnnotation, *, convention: str = "devkit") -> bytes:
-    """Serialise ``ann`` as VOC XML (UTF-8) in ``convention`` (see the module docstring)."""
+    """Serialise ``ann`` as VOC XML (UTF-8) in ``convention`` (see the module docstring).
+
+    Raises ``ValueError`` for a label XML cannot hold (control characters).
+    """
     shift = _check_convention(convention)
+    for label in ann.labels:
+        if _NOT_XML.search(label):
+            raise ValueError(f"label {label!r} has characters XML cannot hold")
     kept = ann.extra.get("voc", {})
     root = ET.Element("annotation")
     if ann.verified:
