@@ -30,7 +30,9 @@ def build_parser() -> argparse.ArgumentParser:
     )
     parser.add_argument("--version", action="version", version=f"rpn-studio {__version__}")
     parser.add_argument(
-        "paths", nargs="*", metavar="PATH",
+        "paths",
+        nargs="*",
+        metavar="PATH",
         help="images and/or folders to open (default: the embedded sample image)",
     )
     parser.add_argument(

@@ -37,6 +37,20 @@ def label_color(label: str) -> QColor:
     return QColor.fromHsv(hue, 220, 250)
 
 
+class _LabelTag(QGraphicsSimpleTextItem):
+    """The class name on a filled tag in the class colour (readable on any image)."""
+
+    def paint(
+        self, painter: QPainter, option: QStyleOptionGraphicsItem, widget: QWidget | None = None
+    ) -> None:
+        color = self.brush().color()
+        painter.fillRect(self.boundingRect().adjusted(-2, 0, 2, 0), color)
+        light = color.lightnessF() > 0.55
+        painter.setPen(QColor(0, 0, 0) if light else QColor(255, 255, 255))
+        painter.setFont(self.font())
+        painter.drawText(self.boundingRect(), Qt.AlignmentFlag.AlignCenter, self.text())
+
+
 class BoxItem(QGraphicsItem):
     """One GT box: outline in the class colour, class name above it, fill when selected.
 
@@ -50,14 +64,14 @@ class BoxItem(QGraphicsItem):
         self._margin = margin
         self._selected = False
         self._color = QColor()
-        self._label_item = QGraphicsSimpleTextItem(self)
+        self._label_item = _LabelTag(self)
         self._label_item.setFlag(QGraphicsItem.GraphicsItemFlag.ItemIgnoresTransformations)
         font = QFont()
         font.setPointSizeF(9.0)
         self._label_item.setFont(font)
         self._label_item.setZValue(1)
         # Text sits just above the box's top-left corner, offset in screen pixels.
-        self._label_item.setTransform(QTransform.fromTranslate(1, -16))
+        self._label_item.setTransform(QTransform.fromTranslate(2, -15))
         self.setZValue(Z.GT_BOXES)
         self.box = box
         self.set_box(box)

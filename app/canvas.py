@@ -84,6 +84,9 @@ class Canvas(CanvasInputMixin, QGraphicsView):
         self.setTransformationAnchor(QGraphicsView.ViewportAnchor.AnchorUnderMouse)
         self.setResizeAnchor(QGraphicsView.ViewportAnchor.AnchorViewCenter)
         self.setMouseTracking(True)
+        self.setHorizontalScrollBarPolicy(Qt.ScrollBarPolicy.ScrollBarAlwaysOff)
+        self.setVerticalScrollBarPolicy(Qt.ScrollBarPolicy.ScrollBarAlwaysOff)
+        self.setFrameShape(QGraphicsView.Shape.NoFrame)
         self.setAcceptDrops(True)
         self.setFocusPolicy(Qt.FocusPolicy.StrongFocus)
         self._pixmap_item = QGraphicsPixmapItem()
@@ -139,8 +142,11 @@ class Canvas(CanvasInputMixin, QGraphicsView):
     def set_zoom(self, zoom: float, *, about_cursor: bool = False) -> None:
         zoom = min(max(zoom, ZOOM_MIN), ZOOM_MAX)
         self._fit_mode = False
-        anchor = (QGraphicsView.ViewportAnchor.AnchorUnderMouse if about_cursor
-                  else QGraphicsView.ViewportAnchor.AnchorViewCenter)
+        anchor = (
+            QGraphicsView.ViewportAnchor.AnchorUnderMouse
+            if about_cursor
+            else QGraphicsView.ViewportAnchor.AnchorViewCenter
+        )
         self.setTransformationAnchor(anchor)
         self.setTransform(QTransform.fromScale(zoom, zoom))
         self.setTransformationAnchor(QGraphicsView.ViewportAnchor.AnchorUnderMouse)
@@ -174,11 +180,16 @@ class Canvas(CanvasInputMixin, QGraphicsView):
         for item in self._items:
             item.set_margin(margin)
         # Pixel-exact when magnified (see the pixels), smooth when reduced (no aliasing).
-        mode = (Qt.TransformationMode.FastTransformation if zoom * self._display_scale() >= 2
-                else Qt.TransformationMode.SmoothTransformation)
+        mode = (
+            Qt.TransformationMode.FastTransformation
+            if zoom * self._display_scale() >= 2
+            else Qt.TransformationMode.SmoothTransformation
+        )
         self._pixmap_item.setTransformationMode(mode)
-        self.setRenderHint(QPainter.RenderHint.SmoothPixmapTransform,
-                           mode == Qt.TransformationMode.SmoothTransformation)
+        self.setRenderHint(
+            QPainter.RenderHint.SmoothPixmapTransform,
+            mode == Qt.TransformationMode.SmoothTransformation,
+        )
         self._place_handles()
         self.zoom_changed.emit(zoom)
 
@@ -205,8 +216,9 @@ class Canvas(CanvasInputMixin, QGraphicsView):
             s = self._display_scale()
             self._pixmap_item.setTransform(QTransform.fromScale(1 / s, 1 / s))
         rect = self.image_rect()
-        self.scene().setSceneRect(rect.adjusted(-rect.width(), -rect.height(),
-                                                rect.width(), rect.height()))
+        self.scene().setSceneRect(
+            rect.adjusted(-rect.width(), -rect.height(), rect.width(), rect.height())
+        )
         self._items = [self._new_item(b) for b in self.document.boxes]
         self._place_handles()
         self.zoom_fit()
@@ -257,8 +269,10 @@ class Canvas(CanvasInputMixin, QGraphicsView):
         index = self._handle_box()
         if index is None:
             return []
-        return [QPointF(self.mapFromScene(QPointF(x, y)))
-                for x, y in handle_points(self._items[index].xyxy())]
+        return [
+            QPointF(self.mapFromScene(QPointF(x, y)))
+            for x, y in handle_points(self._items[index].xyxy())
+        ]
 
     # -- commands --------------------------------------------------------------------------------
     def _push_new_box(self, xyxy: tuple[float, float, float, float]) -> None:
@@ -269,8 +283,11 @@ class Canvas(CanvasInputMixin, QGraphicsView):
 
     def _push_edit(self, changes: dict[int, tuple], text: str, merge_key: str | None) -> None:
         boxes = self.document.boxes
-        new = {i: boxes[i].with_coords(*xyxy) for i, xyxy in changes.items()
-               if tuple(xyxy) != boxes[i].xyxy}
+        new = {
+            i: boxes[i].with_coords(*xyxy)
+            for i, xyxy in changes.items()
+            if tuple(xyxy) != boxes[i].xyxy
+        }
         if new:
             self.document.undo_stack.push(EditBoxesCommand(self.document, new, text, merge_key))
 
@@ -327,5 +344,3 @@ class Canvas(CanvasInputMixin, QGraphicsView):
     def mouseReleaseEvent(self, event: QMouseEvent) -> None:  # noqa: N802
         if not self._mouse_release(event):
             super().mouseReleaseEvent(event)
-
-

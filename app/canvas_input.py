@@ -23,14 +23,20 @@ from rpn_core.document import MIN_BOX_SIZE
 __all__ = ["CanvasInputMixin"]
 
 _HANDLE_CURSORS = {
-    0: Qt.CursorShape.SizeFDiagCursor, 4: Qt.CursorShape.SizeFDiagCursor,
-    2: Qt.CursorShape.SizeBDiagCursor, 6: Qt.CursorShape.SizeBDiagCursor,
-    1: Qt.CursorShape.SizeVerCursor, 5: Qt.CursorShape.SizeVerCursor,
-    3: Qt.CursorShape.SizeHorCursor, 7: Qt.CursorShape.SizeHorCursor,
+    0: Qt.CursorShape.SizeFDiagCursor,
+    4: Qt.CursorShape.SizeFDiagCursor,
+    2: Qt.CursorShape.SizeBDiagCursor,
+    6: Qt.CursorShape.SizeBDiagCursor,
+    1: Qt.CursorShape.SizeVerCursor,
+    5: Qt.CursorShape.SizeVerCursor,
+    3: Qt.CursorShape.SizeHorCursor,
+    7: Qt.CursorShape.SizeHorCursor,
 }
 _NUDGE_KEYS = {
-    Qt.Key.Key_Left: (-1, 0), Qt.Key.Key_Right: (1, 0),
-    Qt.Key.Key_Up: (0, -1), Qt.Key.Key_Down: (0, 1),
+    Qt.Key.Key_Left: (-1, 0),
+    Qt.Key.Key_Right: (1, 0),
+    Qt.Key.Key_Up: (0, -1),
+    Qt.Key.Key_Down: (0, 1),
 }
 
 
@@ -126,8 +132,7 @@ class CanvasInputMixin:
         if index not in selection:
             self.document.select([index])
             selection = [index]
-        self._drag = _Drag("move", pos,
-                           start_boxes={i: self._items[i].xyxy() for i in selection})
+        self._drag = _Drag("move", pos, start_boxes={i: self._items[i].xyxy() for i in selection})
         return True
 
     def _mouse_move(self, event: QMouseEvent) -> None:
@@ -151,13 +156,19 @@ class CanvasInputMixin:
             self._rubber.setRect(QRectF(x1, y1, x2 - x1, y2 - y1))
             return
         if drag.kind == "resize":
-            (index, start), = drag.start_boxes.items()
+            ((index, start),) = drag.start_boxes.items()
             drag.current = {index: resize(start, drag.handle, pos.x(), pos.y(), w, h)}
         else:  # move
-            dx, dy = clamp_group_delta(list(drag.start_boxes.values()),
-                                       pos.x() - drag.start.x(), pos.y() - drag.start.y(), w, h)
-            drag.current = {i: (b[0] + dx, b[1] + dy, b[2] + dx, b[3] + dy)
-                            for i, b in drag.start_boxes.items()}
+            dx, dy = clamp_group_delta(
+                list(drag.start_boxes.values()),
+                pos.x() - drag.start.x(),
+                pos.y() - drag.start.y(),
+                w,
+                h,
+            )
+            drag.current = {
+                i: (b[0] + dx, b[1] + dy, b[2] + dx, b[3] + dy) for i, b in drag.start_boxes.items()
+            }
         for i, xyxy in drag.current.items():  # only the dragged boxes: O(selected), not O(N)
             self._items[i].set_xyxy(xyxy)
             self.document.preview_box(i, xyxy)
@@ -184,8 +195,11 @@ class CanvasInputMixin:
                 self.set_mode("edit")
             return True
         if drag.current:
-            text = "Resize box" if drag.kind == "resize" else (
-                "Move box" if len(drag.current) == 1 else f"Move {len(drag.current)} boxes")
+            text = (
+                "Resize box"
+                if drag.kind == "resize"
+                else ("Move box" if len(drag.current) == 1 else f"Move {len(drag.current)} boxes")
+            )
             self._push_edit(drag.current, text, None)
         return True
 
@@ -234,7 +248,8 @@ class CanvasInputMixin:
         if self._drag is not None and self._drag.kind == "pan":
             self._drag = None
         self.viewport().setCursor(
-            Qt.CursorShape.CrossCursor if self._mode == "create" else Qt.CursorShape.ArrowCursor)
+            Qt.CursorShape.CrossCursor if self._mode == "create" else Qt.CursorShape.ArrowCursor
+        )
         if not self._space_panned:
             self.verify_requested.emit()
         return True
@@ -248,6 +263,8 @@ class CanvasInputMixin:
         starts = [boxes[i].xyxy for i in sel]
         dx, dy = clamp_group_delta(starts, dx, dy, w, h)
         if dx or dy:
-            changes = {i: (b[0] + dx, b[1] + dy, b[2] + dx, b[3] + dy)
-                       for i, b in zip(sel, starts, strict=True)}
+            changes = {
+                i: (b[0] + dx, b[1] + dy, b[2] + dx, b[3] + dy)
+                for i, b in zip(sel, starts, strict=True)
+            }
             self._push_edit(changes, "Nudge", "nudge")

@@ -152,8 +152,9 @@ def duplicate_command(
         doc.boxes[i].with_coords(*translate_within(doc.boxes[i].xyxy, offset, offset, w, h))
         for i in indices
     ]
-    return AddBoxesCommand(doc, copies, "Duplicate" if len(copies) == 1 else
-                           f"Duplicate {len(copies)} boxes")
+    return AddBoxesCommand(
+        doc, copies, "Duplicate" if len(copies) == 1 else f"Duplicate {len(copies)} boxes"
+    )
 
 
 def paste_command(doc: AnnotationDocument, boxes: Sequence[Box]) -> AddBoxesCommand:

@@ -84,8 +84,9 @@ class AnnotationDocument(QObject):
         that did not come from an edit (e.g. a save that failed before switching away)."""
         self.undo_stack.clear()
         self.loaded = loaded
-        self.qimage = qimage if qimage is not None or loaded is None else qimage_from_rgb(
-            loaded.pixels)
+        self.qimage = (
+            qimage if qimage is not None or loaded is None else qimage_from_rgb(loaded.pixels)
+        )
         self.image_error = error
         self.core.set_annotation(annotation)
         self._selection = []
@@ -144,6 +145,12 @@ class AnnotationDocument(QObject):
     @property
     def dirty(self) -> bool:
         return self._dirty_without_history or not self.undo_stack.isClean()
+
+    def mark_dirty(self) -> None:
+        """Unsaved content that is not an edit (e.g. the save format changed)."""
+        if not self.dirty and self.annotation is not None:
+            self._dirty_without_history = True
+            self.dirty_changed.emit(True)
 
     def mark_saved(self) -> None:
         was = self.dirty

@@ -1,7 +1,11 @@
 """The main window: a thin shell that builds the canvas, panels and actions and wires them.
 
-Attributes other parts rely on: ``window.document`` (:class:`app.document.AnnotationDocument`),
-``window.canvas`` (:class:`app.canvas.Canvas`), ``window.actions`` (:class:`app.actions.Actions`).
+Attributes other parts rely on: ``window.document`` (:class:`app.document.AnnotationDocument`,
+with ``undo_stack``), ``window.canvas`` (:class:`app.canvas.Canvas`; ``canvas.scene()``),
+``window.workspace`` (:class:`app.workspace.Workspace`), ``window.actions``
+(:class:`app.actions.Actions`), ``window.menus`` (name -> QMenu: file, edit, view, go, help),
+``window.message_bar`` and ``window.settings``. Behaviour lives in those objects; this class only
+forwards user intent to them.
 """
 
 from __future__ import annotations
@@ -9,31 +13,442 @@ from __future__ import annotations
 from collections.abc import Sequence
 from pathlib import Path
 
-from PySide6.QtWidgets import QMainWindow, QWidget
+from PySide6.QtCore import Qt
+from PySide6.QtGui import QCloseEvent
+from PySide6.QtWidgets import (
+    QDockWidget,
+    QFileDialog,
+    QLabel,
+    QMainWindow,
+    QMenu,
+    QMessageBox,
+    QPlainTextEdit,
+    QToolBar,
+    QUndoView,
+    QVBoxLayout,
+    QWidget,
+)
 
+from app import help_text
+from app.actions import Actions, create_actions
+from app.box_list import BoxListPanel
 from app.canvas import Canvas
+from app.class_panel import ClassPanel
+from app.commands import (
+    DeleteBoxesCommand,
+    RelabelBoxesCommand,
+    SetDifficultCommand,
+    SetVerifiedCommand,
+    duplicate_command,
+)
 from app.document import AnnotationDocument
-from rpn_core.annotations import ImageAnnotation
-from rpn_core.imageio import ImageReadError, load_image
+from app.file_list import FileListPanel
+from app.icons import icon
+from app.message_bar import MessageBar
+from app.settings import AppSettings
+from app.workspace import Workspace
+from rpn_core.imageio import IMAGE_SUFFIXES
 
 __all__ = ["MainWindow"]
 
 
 class MainWindow(QMainWindow):
-    def __init__(self, parent: QWidget | None = None) -> None:
+    def __init__(self, settings: AppSettings | None = None, parent: QWidget | None = None) -> None:
         super().__init__(parent)
+        self.settings = settings if settings is not None else AppSettings()
         self.document = AnnotationDocument(self)
-        self.canvas = Canvas(self.document, self)
-        self.setCentralWidget(self.canvas)
-        self.resize(1280, 820)
-        self.setWindowTitle("RPN Studio")
+        self.workspace = Workspace(self.document, self.settings, self)
+        self.setWindowIcon(icon("app"))
+        self.setAcceptDrops(True)
+        self._setup_central()
+        self._setup_actions()
+        self._setup_menus()
+        self._setup_toolbar()
+        self._setup_docks()
+        self._setup_statusbar()
+        self._connect()
+        self._restore_state()
+        self._update_title()
 
-    def open_paths(self, paths: Sequence[str | Path], *, recursive: bool = False) -> None:
-        path = Path(paths[0])
-        try:
-            loaded = load_image(path)
-        except ImageReadError as exc:
-            self.document.set_image(None, None, error=str(exc))
+    # -- set-up --------------------------------------------------------------------------------
+    def _setup_central(self) -> None:
+        self.canvas = Canvas(self.document, self)
+        self.canvas.create_sticky = self.settings.create_sticky
+        self.message_bar = MessageBar(self)
+        central = QWidget(self)
+        layout = QVBoxLayout(central)
+        layout.setContentsMargins(0, 0, 0, 0)
+        layout.setSpacing(0)
+        layout.addWidget(self.message_bar)
+        layout.addWidget(self.canvas, 1)
+        self.setCentralWidget(central)
+
+    def _setup_actions(self) -> None:
+        self.actions: Actions = create_actions(self, self.document.undo_stack)
+        a = self.actions
+        a.autosave.setChecked(self.settings.autosave)
+        a.keep_previous.setChecked(self.settings.keep_previous)
+        a.recursive.setChecked(self.settings.recursive)
+        a.save_formats[self.settings.save_format].setChecked(True)
+        a.voc_conventions[self.settings.voc_convention].setChecked(True)
+
+    def _setup_menus(self) -> None:
+        a, bar = self.actions, self.menuBar()
+        self.menus: dict[str, QMenu] = {}
+        file_menu = self.menus["file"] = bar.addMenu("&File")
+        file_menu.addActions([a.open_file, a.open_folder])
+        self.recent_menu = file_menu.addMenu("Open &Recent")
+        self.recent_menu.aboutToShow.connect(self._fill_recent_menu)
+        file_menu.addAction(a.recursive)
+        file_menu.addSeparator()
+        file_menu.addActions([a.save, a.autosave])
+        fmt_menu = file_menu.addMenu("Save &Format")
+        fmt_menu.addActions(list(a.save_formats.values()))
+        conv_menu = file_menu.addMenu("&VOC Coordinates")
+        conv_menu.addActions(list(a.voc_conventions.values()))
+        file_menu.addSeparator()
+        file_menu.addAction(a.quit)
+        edit = self.menus["edit"] = bar.addMenu("&Edit")
+        edit.addActions([a.undo, a.redo])
+        edit.addSeparator()
+        edit.addActions([a.create_box, a.edit_mode])
+        edit.addSeparator()
+        edit.addActions([a.copy, a.paste, a.duplicate, a.delete, a.select_all])
+        edit.addSeparator()
+        edit.addActions([a.copy_previous, a.keep_previous])
+        edit.addSeparator()
+        edit.addActions([a.toggle_difficult, a.toggle_verified])
+        classes = edit.addMenu("&Class of Selection")
+        classes.addActions(a.class_keys)
+        view = self.menus["view"] = bar.addMenu("&View")
+        view.addActions([a.zoom_in, a.zoom_out, a.zoom_fit, a.zoom_actual])
+        view.addSeparator()
+        go = self.menus["go"] = bar.addMenu("&Go")
+        go.addActions([a.next_image, a.prev_image])
+        help_menu = self.menus["help"] = bar.addMenu("&Help")
+        help_menu.addActions([a.shortcuts, a.messages, a.about])
+
+    def _setup_toolbar(self) -> None:
+        a = self.actions
+        tb = QToolBar("Tools", self)
+        tb.setObjectName("tools")
+        tb.setToolButtonStyle(Qt.ToolButtonStyle.ToolButtonIconOnly)
+        tb.setMovable(False)
+        for action in (
+            a.open_file,
+            a.open_folder,
+            a.save,
+            None,
+            a.prev_image,
+            a.next_image,
+            None,
+            a.edit_mode,
+            a.create_box,
+            a.duplicate,
+            a.delete,
+            a.copy_previous,
+            a.toggle_verified,
+            None,
+            a.undo,
+            a.redo,
+            None,
+            a.zoom_in,
+            a.zoom_out,
+            a.zoom_fit,
+            a.zoom_actual,
+        ):
+            tb.addSeparator() if action is None else tb.addAction(action)
+        self.addToolBar(Qt.ToolBarArea.TopToolBarArea, tb)
+        self.toolbar = tb
+
+    def _dock(self, title: str, name: str, widget: QWidget, area: Qt.DockWidgetArea) -> QDockWidget:
+        dock = QDockWidget(title, self)
+        dock.setObjectName(name)
+        dock.setWidget(widget)
+        self.addDockWidget(area, dock)
+        self.menus["view"].addAction(dock.toggleViewAction())
+        return dock
+
+    def _setup_docks(self) -> None:
+        left, right = Qt.DockWidgetArea.LeftDockWidgetArea, Qt.DockWidgetArea.RightDockWidgetArea
+        self.file_list = FileListPanel(self)
+        self.class_panel = ClassPanel(self.workspace.classes, self)
+        self.box_list = BoxListPanel(self.document, self)
+        self.undo_view = QUndoView(self.document.undo_stack, self)
+        self.undo_view.setEmptyLabel("<opened>")
+        self.docks = {
+            "files": self._dock("Files", "files_dock", self.file_list, left),
+            "classes": self._dock("Classes", "classes_dock", self.class_panel, right),
+            "boxes": self._dock("Boxes", "boxes_dock", self.box_list, right),
+            "history": self._dock("History", "history_dock", self.undo_view, right),
+        }
+        self.tabifyDockWidget(self.docks["boxes"], self.docks["history"])
+        self.docks["boxes"].raise_()
+
+    def _setup_statusbar(self) -> None:
+        sb = self.statusBar()
+        self.coord_label, self.pixel_label = QLabel(), QLabel()
+        self.zoom_label, self.mode_label, self.format_label = QLabel(), QLabel(), QLabel()
+        for w in (
+            self.mode_label,
+            self.coord_label,
+            self.pixel_label,
+            self.zoom_label,
+            self.format_label,
+        ):
+            w.setMinimumWidth(70)
+            sb.addPermanentWidget(w)
+        self.mode_label.setText("Edit")
+
+    def _connect(self) -> None:
+        a, ws, doc, c = self.actions, self.workspace, self.document, self.canvas
+        a.open_file.triggered.connect(self._ask_open_file)
+        a.open_folder.triggered.connect(self._ask_open_folder)
+        a.save.triggered.connect(ws.save_all)
+        a.autosave.toggled.connect(self._set_autosave)
+        a.keep_previous.toggled.connect(lambda on: setattr(self.settings, "keep_previous", on))
+        a.recursive.toggled.connect(lambda on: setattr(self.settings, "recursive", on))
+        a.quit.triggered.connect(self.close)
+        a.create_box.triggered.connect(lambda: c.set_mode("create"))
+        a.edit_mode.triggered.connect(lambda: c.set_mode("edit"))
+        a.delete.triggered.connect(self._delete)
+        a.duplicate.triggered.connect(self._duplicate)
+        a.copy.triggered.connect(self._copy)
+        a.paste.triggered.connect(lambda: ws.paste_boxes(ws.clipboard))
+        a.copy_previous.triggered.connect(
+            lambda: ws.paste_boxes(ws.previous_boxes, "Copy boxes from previous image")
+        )
+        a.select_all.triggered.connect(lambda: doc.select(range(len(doc.boxes))))
+        a.toggle_difficult.triggered.connect(self._toggle_difficult)
+        a.toggle_verified.triggered.connect(lambda: self._set_verified(not doc.verified))
+        a.zoom_in.triggered.connect(c.zoom_in)
+        a.zoom_out.triggered.connect(c.zoom_out)
+        a.zoom_fit.triggered.connect(c.zoom_fit)
+        a.zoom_actual.triggered.connect(c.zoom_actual)
+        a.next_image.triggered.connect(self._next)
+        a.prev_image.triggered.connect(self._prev)
+        a.shortcuts.triggered.connect(lambda: help_text.show_shortcuts(self))
+        a.about.triggered.connect(lambda: help_text.show_about(self))
+        a.messages.triggered.connect(self._show_messages)
+        for n, action in enumerate(a.class_keys, start=1):
+            action.triggered.connect(lambda _=False, n=n: self.use_class_key(n))
+        for fmt, action in a.save_formats.items():
+            action.triggered.connect(lambda _=False, f=fmt: self._set_format(f))
+        for conv, action in a.voc_conventions.items():
+            action.triggered.connect(lambda _=False, v=conv: self._set_format(None, v))
+        c.cursor_moved.connect(self._show_cursor)
+        c.zoom_changed.connect(lambda z: self.zoom_label.setText(f"{z * 100:.0f}%"))
+        c.mode_changed.connect(lambda m: self.mode_label.setText(m.capitalize()))
+        c.verify_requested.connect(lambda: self._set_verified(not doc.verified))
+        c.files_dropped.connect(lambda paths: self.open_paths(paths))
+        doc.dirty_changed.connect(lambda _d: self._update_title())
+        doc.image_changed.connect(self._update_title)
+        doc.image_changed.connect(self._update_flags)
+        doc.selection_changed.connect(lambda _s: self._update_flags())
+        doc.boxes_updated.connect(lambda _s: self._update_flags())
+        doc.verified_changed.connect(lambda _v: self._update_flags())
+        ws.message.connect(self._show_message)
+        ws.images_listed.connect(lambda: self.file_list.set_images(ws.images, ws.root, ws.states))
+        ws.state_changed.connect(lambda p: self.file_list.set_state(p, *ws.states[p]))
+        ws.current_changed.connect(self.file_list.set_current)
+        ws.current_changed.connect(lambda _i: self._update_title())
+        ws.store_changed.connect(self._show_format)
+        ws.classes.default_changed.connect(lambda name: setattr(c, "default_label", name))
+        self.file_list.image_activated.connect(ws.go_to)
+        self.class_panel.class_chosen.connect(self._relabel_selection)
+        self.class_panel.rename_requested.connect(self.rename_class)
+        self.class_panel.difficult_toggled.connect(self._set_difficult)
+        self.class_panel.verified_toggled.connect(self._set_verified)
+
+    def _restore_state(self) -> None:
+        geometry, state = self.settings.window_state()
+        if geometry is not None:
+            self.restoreGeometry(geometry)
+        else:
+            self.resize(1400, 880)
+        if state is not None:
+            self.restoreState(state)
+
+    # -- opening -------------------------------------------------------------------------------
+    def open_paths(self, paths: Sequence[str | Path], *, recursive: bool | None = None) -> bool:
+        """Open images and/or folders (``recursive`` defaults to the File menu option)."""
+        rec = self.settings.recursive if recursive is None else recursive
+        ok = self.workspace.open_paths(paths, recursive=rec)
+        if ok:
+            for p in paths:
+                self.settings.add_recent(p)
+        return ok
+
+    def _ask_open_file(self) -> None:
+        patterns = " ".join(f"*{s}" for s in IMAGE_SUFFIXES)
+        paths, _ = QFileDialog.getOpenFileNames(
+            self, "Open images", self.settings.last_dir, f"Images ({patterns});;All files (*)"
+        )
+        if paths:
+            self.settings.last_dir = str(Path(paths[0]).parent)
+            self.open_paths(paths)
+
+    def _ask_open_folder(self) -> None:
+        folder = QFileDialog.getExistingDirectory(self, "Open folder", self.settings.last_dir)
+        if folder:
+            self.settings.last_dir = folder
+            self.open_paths([folder])
+
+    def _fill_recent_menu(self) -> None:
+        self.recent_menu.clear()
+        for p in self.settings.recent_paths:
+            self.recent_menu.addAction(p, lambda p=p: self.open_paths([p]))
+        if not self.settings.recent_paths:
+            self.recent_menu.addAction("(none)").setEnabled(False)
+        else:
+            self.recent_menu.addSeparator()
+            self.recent_menu.addAction("Clear", self.settings.clear_recent)
+
+    def dragEnterEvent(self, event) -> None:  # noqa: N802
+        if event.mimeData().hasUrls():
+            event.acceptProposedAction()
+
+    def dropEvent(self, event) -> None:  # noqa: N802
+        paths = [u.toLocalFile() for u in event.mimeData().urls() if u.isLocalFile()]
+        if paths:
+            self.open_paths(paths)
+
+    # -- edits ---------------------------------------------------------------------------------
+    def _push(self, command) -> None:
+        self.document.undo_stack.push(command)
+
+    def _delete(self) -> None:
+        if self.document.selection:
+            self._push(DeleteBoxesCommand(self.document, self.document.selection))
+
+    def _duplicate(self) -> None:
+        if self.document.selection:
+            self._push(duplicate_command(self.document, self.document.selection))
+
+    def _copy(self) -> None:
+        n = self.workspace.copy_selection()
+        self.statusBar().showMessage(f"Copied {n} box(es)", 3000)
+
+    def use_class_key(self, number: int) -> None:
+        """Key 1-9: make class #number the default and give it to the selected boxes."""
+        name = self.workspace.classes.by_key(number)
+        if name is None:
+            self.statusBar().showMessage(
+                f"No class #{number}: add classes in the Classes panel", 4000
+            )
             return
-        ann = ImageAnnotation(path, loaded.width, loaded.height)
-        self.document.set_image(loaded, ann)
+        self.workspace.classes.set_default(name)
+        self._relabel_selection(name)
+
+    def _relabel_selection(self, name: str) -> None:
+        sel = [i for i in self.document.selection if self.document.boxes[i].label != name]
+        if sel:
+            self._push(RelabelBoxesCommand(self.document, sel, name))
+
+    def rename_class(self, old: str, new: str) -> None:
+        """Rename a project class and, as one undo step, the current image's boxes of it."""
+        try:
+            self.workspace.classes.rename(old, new)
+        except (KeyError, ValueError) as exc:
+            self._show_message("warning", f"Cannot rename class: {exc}")
+            return
+        hits = [i for i, b in enumerate(self.document.boxes) if b.label == old]
+        if hits:
+            self._push(RelabelBoxesCommand(self.document, hits, new))
+
+    def _toggle_difficult(self) -> None:
+        sel = self.document.selection
+        if sel:
+            self._set_difficult(not all(self.document.boxes[i].difficult for i in sel))
+
+    def _set_difficult(self, on: bool) -> None:
+        sel = [i for i in self.document.selection if self.document.boxes[i].difficult != on]
+        if sel:
+            self._push(SetDifficultCommand(self.document, sel, on))
+
+    def _set_verified(self, on: bool) -> None:
+        if self.document.annotation is not None and self.document.verified != on:
+            self._push(SetVerifiedCommand(self.document, on))
+
+    # -- navigation and saving -------------------------------------------------------------------
+    def _next(self) -> None:
+        if not self.workspace.next_image():
+            self.statusBar().showMessage("Last image", 2000)
+
+    def _prev(self) -> None:
+        if not self.workspace.prev_image():
+            self.statusBar().showMessage("First image", 2000)
+
+    def _set_autosave(self, on: bool) -> None:
+        self.settings.autosave = on
+        if on:
+            self.workspace.autosave_now()
+
+    def _set_format(self, fmt: str | None, convention: str | None = None) -> None:
+        self.workspace.set_save_format(fmt or self.settings.save_format, convention)
+
+    # -- feedback --------------------------------------------------------------------------------
+    def _show_message(self, level: str, text: str) -> None:
+        self.message_bar.show_message(level, text)
+        self.statusBar().showMessage(text, 8000)
+
+    def _show_messages(self) -> None:
+        box = QMessageBox(self)
+        box.setWindowTitle("Messages of this session")
+        text = QPlainTextEdit(
+            "\n".join(f"[{lv}] {t}" for lv, t in self.message_bar.messages) or "No messages."
+        )
+        text.setReadOnly(True)
+        box.layout().addWidget(text)
+        box.exec()
+
+    def _show_cursor(self, x: float, y: float) -> None:
+        w, h = self.document.size
+        inside = 0 <= x < w and 0 <= y < h
+        self.coord_label.setText(f"x {x:.1f}  y {y:.1f}" if inside else "")
+        rgb = self.document.pixel_at(x, y) if inside else None
+        self.pixel_label.setText("RGB {} {} {}".format(*rgb) if rgb else "")
+
+    def _show_format(self) -> None:
+        store = self.workspace.store
+        conv = f" ({self.settings.voc_convention})" if store and store.fmt == "voc" else ""
+        self.format_label.setText(f"Save: {store.fmt.upper()}{conv}" if store else "")
+
+    def _update_flags(self) -> None:
+        doc = self.document
+        sel = doc.selection
+        difficult = all(doc.boxes[i].difficult for i in sel) if sel else None
+        verified = doc.verified if doc.annotation is not None else None
+        self.class_panel.show_flags(difficult, verified)
+        self.actions.toggle_verified.setChecked(bool(verified))
+
+    def _update_title(self) -> None:
+        ws, doc = self.workspace, self.document
+        path = doc.image_path or ws.current_path
+        if path is None:
+            self.setWindowTitle("RPN Studio")
+            return
+        star = "*" if doc.dirty else ""
+        where = f" [{ws.index + 1}/{len(ws.images)}]" if ws.images else ""
+        self.setWindowTitle(f"{star}{path.name}{where} — RPN Studio")
+
+    # -- closing ---------------------------------------------------------------------------------
+    def closeEvent(self, event: QCloseEvent) -> None:  # noqa: N802
+        self.workspace.leave_current()
+        left = self.workspace.save_all() if self.settings.autosave or self.document.dirty else []
+        left = list(self.workspace.unsaved)
+        if left:
+            answer = QMessageBox.warning(
+                self,
+                "Unsaved changes",
+                f"{len(left)} image(s) could not be saved (see Help ▸ Messages):\n"
+                + "\n".join(str(p) for p in left[:10])
+                + "\n\nQuit and discard these changes?",
+                QMessageBox.StandardButton.Discard | QMessageBox.StandardButton.Cancel,
+            )
+            if answer != QMessageBox.StandardButton.Discard:
+                event.ignore()
+                return
+        self.settings.set_window_state(self.saveGeometry(), self.saveState())
+        self.workspace.cache.wait(2000)
+        event.accept()

@@ -115,9 +115,7 @@ class Document:
         return self.replace_boxes({i: replace(self.boxes[i], label=label) for i in indices})
 
     def set_difficult(self, indices: Iterable[int], difficult: bool) -> dict[int, Box]:
-        return self.replace_boxes(
-            {i: replace(self.boxes[i], difficult=difficult) for i in indices}
-        )
+        return self.replace_boxes({i: replace(self.boxes[i], difficult=difficult) for i in indices})
 
     def set_verified(self, verified: bool) -> bool:
         """Set the verified flag; returns the previous value."""
@@ -129,5 +127,9 @@ class Document:
         """A snapshot that later edits do not change (boxes are immutable values)."""
         if self.annotation is None:
             return None
-        return replace(self.annotation, boxes=list(self.annotation.boxes),
-                       extra=dict(self.annotation.extra), warnings=list(self.annotation.warnings))
+        return replace(
+            self.annotation,
+            boxes=list(self.annotation.boxes),
+            extra=dict(self.annotation.extra),
+            warnings=list(self.annotation.warnings),
+        )

@@ -1,0 +1,42 @@
+"""Help ▸ Keyboard Shortcuts and Help ▸ About."""
+
+from __future__ import annotations
+
+from PySide6.QtWidgets import QMessageBox, QWidget
+
+from rpn_core import __version__
+
+__all__ = ["SHORTCUTS", "show_about", "show_shortcuts"]
+
+SHORTCUTS = [
+    ("W or R, then drag", "draw a box (Esc cancels)"),
+    ("E", "edit mode: click to select, drag to move, drag a handle to resize"),
+    ("Ctrl+click", "add to / remove from the selection"),
+    ("Arrow keys / Shift+arrows", "nudge selected boxes by 1 / 10 pixels"),
+    ("1 … 9", "class of the selected boxes and of the next new box"),
+    ("Delete, Ctrl+D", "delete / duplicate selected boxes"),
+    ("Ctrl+C, Ctrl+V", "copy / paste boxes, also into another image"),
+    ("Ctrl+Shift+V", "copy the boxes of the previous image"),
+    ("Ctrl+Shift+D", "toggle 'difficult' on the selected boxes"),
+    ("Space", "mark the image verified (hold Space and drag to pan)"),
+    ("D / A, PageDown / PageUp", "next / previous image (saves first when autosave is on)"),
+    ("Ctrl+Z, Ctrl+Shift+Z or Ctrl+Y", "undo, redo (History panel lists every step)"),
+    ("Ctrl+wheel, Ctrl+= / Ctrl+-", "zoom about the cursor / in / out"),
+    ("Ctrl+F, Ctrl+0", "fit the image / 100 %"),
+    ("Middle drag", "pan"),
+    ("Ctrl+S", "save now"),
+]
+
+
+def show_shortcuts(parent: QWidget) -> None:
+    rows = "".join(f"<tr><td><b>{k}</b></td><td>&nbsp;&nbsp;{v}</td></tr>" for k, v in SHORTCUTS)
+    QMessageBox.information(parent, "Keyboard shortcuts", f"<table>{rows}</table>")
+
+
+def show_about(parent: QWidget) -> None:
+    QMessageBox.about(
+        parent,
+        "About RPN Studio",
+        f"<b>RPN Studio {__version__}</b><p>Annotate ground-truth boxes, see the anchors and "
+        "proposals of a Region Proposal Network, and shape them.</p>",
+    )
