@@ -24,12 +24,14 @@ __all__ = ["Dataset", "DatasetItem", "load_dataset"]
 
 @dataclass(frozen=True)
 class DatasetItem:
-    """One readable image and its annotation (empty if it has none)."""
+    """One readable image and its annotation (empty if it has none or it could not be read,
+    in which case ``annotation_error`` says why)."""
 
     image_path: Path
     width: int
     height: int
     annotation: ImageAnnotation
+    annotation_error: str | None = None
 
     @property
     def boxes(self) -> np.ndarray:
@@ -108,16 +110,17 @@ def load_dataset(
         except ImageReadError as exc:
             data.unreadable.append((image_path, exc.reason))
             continue
-        ann = ImageAnnotation(image_path, width, height)
+        ann, error = ImageAnnotation(image_path, width, height), None
         if store is not None:
             try:
                 ann = store.load(image_path, width=width, height=height)
             except AnnotationReadError as exc:
-                data.problems.append((exc.path, str(exc)))
+                error = str(exc)
+                data.problems.append((exc.path, error))
             else:
                 path = store.annotation_path(image_path)
                 data.problems.extend((path, w) for w in ann.warnings)
-        data.items.append(DatasetItem(image_path, width, height, ann))
+        data.items.append(DatasetItem(image_path, width, height, ann, error))
     if store is not None:
         data.classes = store.classes
     data.problems = list(dict.fromkeys(data.problems))  # a broken COCO file is named once

@@ -1,9 +1,11 @@
 """``rpn-studio convert SRC --from FMT --to FMT --out DEST``: annotations between formats.
 
-Every image of ``SRC`` (its upright size read from the header, so YOLO can be converted both
-ways) is paired with its ``--from`` annotation and written as ``--to`` into ``DEST``, which
-mirrors ``SRC``'s sub-folders; images themselves are not copied. Progress goes to stderr,
-then a summary of what was written and what was skipped and why. Exit status: 0 when
+Every image of ``SRC`` (or of ``--images DIR`` when the annotations live apart from the
+images; its upright size is read from the header, so YOLO can be converted both ways) is
+paired with its ``--from`` annotation and written as ``--to`` into ``DEST``, which mirrors the
+image folder's sub-folders; images themselves are not copied. An image whose annotation
+cannot be read is reported and not written, so a damaged file never becomes an empty one.
+Progress goes to stderr, then a summary of what was written and what was skipped and why. Exit status: 0 when
 everything converted, 1 when something was skipped, 2 for bad arguments.
 """
 
@@ -24,15 +26,33 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("src", type=Path, metavar="SRC", help="folder with images + annotations")
     parser.add_argument("--from", dest="src_fmt", choices=FORMATS, required=True)
     parser.add_argument("--to", dest="dst_fmt", choices=FORMATS, required=True)
-    parser.add_argument("--out", type=Path, required=True, metavar="DEST",
-                        help="folder for the converted annotations (created if needed)")
-    parser.add_argument("--recursive", action="store_true", help="include sub-folders of SRC")
-    parser.add_argument("--voc-in", choices=CONVENTIONS, default="devkit",
-                        help="coordinate convention of VOC input (default: devkit)")
-    parser.add_argument("--voc-out", choices=CONVENTIONS, default="devkit",
-                        help="coordinate convention of VOC output (default: devkit)")
-    parser.add_argument("--include-empty", action="store_true",
-                        help="also write (empty) files for images that have no annotation")
+    parser.add_argument(
+        "--out",
+        type=Path,
+        required=True,
+        metavar="DEST",
+        help="folder for the converted annotations (created if needed)",
+    )
+    parser.add_argument("--images", type=Path, metavar="DIR",
+                        help="folder of the images when they are not in SRC itself")
+    parser.add_argument("--recursive", action="store_true", help="include sub-folders")
+    parser.add_argument(
+        "--voc-in",
+        choices=CONVENTIONS,
+        default="devkit",
+        help="coordinate convention of VOC input (default: devkit)",
+    )
+    parser.add_argument(
+        "--voc-out",
+        choices=CONVENTIONS,
+        default="devkit",
+        help="coordinate convention of VOC output (default: devkit)",
+    )
+    parser.add_argument(
+        "--include-empty",
+        action="store_true",
+        help="also write (empty) files for images that have no annotation",
+    )
     parser.add_argument("--quiet", action="store_true", help="no per-image progress")
 
 
@@ -46,25 +66,29 @@ def run(args: argparse.Namespace) -> int:
     from rpn_core.imageio import ImageReadError
 
     src, out = Path(args.src), Path(args.out)
-    if not src.is_dir():
-        _say(f"error: {src} is not a folder")
-        return 2
+    images = Path(args.images) if args.images else src
+    for folder in (src, images):
+        if not folder.is_dir():
+            _say(f"error: {folder} is not a folder")
+            return 2
     same_place = out.resolve() == src.resolve()
     if same_place and args.src_fmt == args.dst_fmt and args.voc_in == args.voc_out:
         _say("error: source and destination are the same folder and format")
         return 2
     try:
-        source = open_store(src, args.src_fmt, voc_convention=args.voc_in)
-        data = load_dataset(src, recursive=args.recursive, store=source)
+        source = open_store(src, args.src_fmt, voc_convention=args.voc_in, image_root=images)
+        data = load_dataset(images, recursive=args.recursive, store=source)
     except ImageReadError as exc:
         _say(f"error: {exc}")
         return 2
-    target = open_store(out, args.dst_fmt, voc_convention=args.voc_out, image_root=src)
+    target = open_store(out, args.dst_fmt, voc_convention=args.voc_out, image_root=images)
     for name in source.classes:  # keep the source's class ids/order where the target allows
         target.add_class(name)
     written, boxes, failed = 0, 0, []
     total = len(data.items)
     for k, item in enumerate(data.items, start=1):
+        if item.annotation_error is not None:
+            continue  # unreadable source: reported in the summary, never written as empty
         annotated = bool(item.annotation.boxes) or source.has_annotation(item.image_path)
         if not annotated and not args.include_empty:
             continue
@@ -88,7 +112,10 @@ def _summary(data, written: int, boxes: int, failed: list, args: argparse.Namesp
         f"converted {written} of {len(data.items)} images ({boxes} boxes) "
         f"from {args.src_fmt} to {args.dst_fmt} into {args.out}"
     )
-    skipped = len(data.items) - written - len(failed)
+    bad = sum(1 for it in data.items if it.annotation_error is not None)
+    if bad:
+        _say(f"skipped {bad} images whose annotation could not be read")
+    skipped = len(data.items) - written - len(failed) - bad
     if skipped and not args.include_empty:
         _say(f"skipped {skipped} images without annotations (--include-empty writes them)")
     if data.unreadable:
