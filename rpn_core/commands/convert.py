@@ -5,8 +5,8 @@ images; its upright size is read from the header, so YOLO can be converted both 
 paired with its ``--from`` annotation and written as ``--to`` into ``DEST``, which mirrors the
 image folder's sub-folders; images themselves are not copied. An image whose annotation
 cannot be read is reported and not written, so a damaged file never becomes an empty one.
-Progress goes to stderr, then a summary of what was written and what was skipped and why. Exit status: 0 when
-everything converted, 1 when something was skipped, 2 for bad arguments.
+Progress goes to stderr, then a summary of what was written and what was skipped and why.
+Exit status: 0 when everything converted, 1 when something was skipped, 2 for bad arguments.
 """
 
 from __future__ import annotations
