@@ -1,0 +1,126 @@
+"""Fixtures for the hostile-input corpus (issue 7), generated at test time: no binaries committed.
+
+Import the fixtures into a test module with
+``from corpus_fixtures import corpus, corpus_weights, readonly_folder  # noqa: F401``.
+
+* ``corpus``: the images and annotations of ``scripts/make_corpus.py`` (session-wide, read
+  only: copy a sub-folder with :func:`fresh_copy` before saving into it).
+* ``corpus_weights``: its ``weights/`` folder (imports torch, ~2 s, only where used).
+* ``readonly_folder``: a folder with an image and a VOC file that really refuses writes --
+  ``chmod 555`` for a normal user; for root (who ignores modes) a read-only tmpfs mount, or a
+  skip when mounting is not allowed.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import hashlib
+import importlib.util
+import os
+import shutil
+import subprocess
+import sys
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def _load_make_corpus():
+    spec = importlib.util.spec_from_file_location("make_corpus", ROOT / "scripts" / "make_corpus.py")
+    module = importlib.util.module_from_spec(spec)
+    sys.modules.setdefault("make_corpus", module)
+    spec.loader.exec_module(module)
+    return module
+
+
+make_corpus = _load_make_corpus()
+
+
+def snapshot(folder: Path) -> dict[str, tuple[str, int]]:
+    """``{relative path: (sha256, mtime_ns)}`` of every file under ``folder`` (links not followed)."""
+    out = {}
+    for dirpath, _dirs, files in os.walk(folder):
+        for name in files:
+            p = Path(dirpath) / name
+            if p.is_symlink():
+                continue
+            out[str(p.relative_to(folder))] = (
+                hashlib.sha256(p.read_bytes()).hexdigest(),
+                p.stat().st_mtime_ns,
+            )
+    return out
+
+
+def fresh_copy(src: Path, dst: Path) -> Path:
+    """A writable copy of a corpus folder (the session corpus itself stays untouched)."""
+    shutil.copytree(src, dst)
+    return dst
+
+
+@pytest.fixture(scope="session")
+def corpus(tmp_path_factory) -> Path:
+    root = tmp_path_factory.mktemp("corpus")
+    make_corpus.make_corpus(root, weights=False)
+    return root
+
+
+@pytest.fixture(scope="session")
+def corpus_weights(tmp_path_factory) -> Path:
+    folder = tmp_path_factory.mktemp("corpus_weights") / "weights"
+    make_corpus.make_weights(folder)
+    return folder
+
+
+def _mount(*args: str) -> bool:
+    try:
+        done = subprocess.run(["mount", *args], capture_output=True, timeout=20)
+    except (OSError, subprocess.SubprocessError):
+        return False
+    return done.returncode == 0
+
+
+@contextlib.contextmanager
+def _readonly(folder: Path) -> Iterator[Path]:
+    if os.geteuid() != 0:
+        os.chmod(folder, 0o555)
+        for p in folder.iterdir():
+            os.chmod(p, 0o444)
+        try:
+            yield folder
+        finally:
+            os.chmod(folder, 0o755)
+        return
+    staged = folder.with_name(folder.name + "-staged")
+    folder.rename(staged)
+    folder.mkdir()
+    if not _mount("-t", "tmpfs", "-o", "size=1m", "tmpfs", str(folder)):
+        pytest.skip("running as root and cannot mount a read-only tmpfs: no real read-only folder")
+    try:
+        for p in staged.iterdir():
+            shutil.copy2(p, folder / p.name)
+        if not _mount("-o", "remount,ro", str(folder)):
+            pytest.skip("cannot remount the tmpfs read-only")
+        yield folder
+    finally:
+        subprocess.run(["umount", str(folder)], capture_output=True, timeout=20)
+
+
+@pytest.fixture
+def readonly_folder(tmp_path) -> Iterator[Path]:
+    """``tmp_path/ro`` holding ``img.png`` (100 x 80) and ``img.xml`` (one box), read-only."""
+    folder = tmp_path / "ro"
+    folder.mkdir()
+    make_corpus._case_image(folder / "img.png")
+    (folder / "img.xml").write_bytes(
+        make_corpus.voc_xml("img.png", make_corpus.CASE_SIZE, [make_corpus.GOOD_VOC])
+    )
+    with _readonly(folder) as ro:
+        probe = ro / ".probe"
+        with contextlib.suppress(OSError):
+            probe.write_bytes(b"x")
+            probe.unlink()
+            pytest.skip("the read-only folder accepted a write (unexpected privileges)")
+        yield ro
