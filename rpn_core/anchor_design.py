@@ -33,6 +33,7 @@ __all__ = [
     "kmeans_curve",
     "kmeans_iou",
     "shape_iou",
+    "suggest_k",
 ]
 
 
@@ -232,3 +233,12 @@ def grid_mean_iou(wh: np.ndarray, config: AnchorConfig) -> float:
     if len(wh) == 0:
         return math.nan
     return float(shape_iou(wh, grid_shapes(config)).max(axis=1).mean())
+
+
+def suggest_k(mean_ious: list[float], min_gain: float = 0.01) -> int:
+    """Where the curve flattens: the smallest ``k`` (1-based) after which adding a cluster
+    gains less than ``min_gain`` mean IoU; the last ``k`` if every step gains more."""
+    for k in range(1, len(mean_ious)):
+        if mean_ious[k] - mean_ious[k - 1] < min_gain:
+            return k
+    return len(mean_ious)

@@ -14,6 +14,7 @@ from rpn_core.anchor_design import (
     kmeans_curve,
     kmeans_iou,
     shape_iou,
+    suggest_k,
 )
 from rpn_core.anchors import AnchorConfig
 
@@ -119,3 +120,10 @@ def test_grid_covers_clusters():
     # The sizes x ratios grid contains every cluster's shape up to rounding, so it scores
     # at least about as well as the clusters themselves.
     assert grid_mean_iou(wh, config) >= result.mean_iou - 0.02
+
+
+def test_suggest_k_golden():
+    # Gains: 0.2, 0.1, 0.005 -> flattens after k = 3 (the step 3 -> 4 gains < 0.01).
+    assert suggest_k([0.4, 0.6, 0.7, 0.705]) == 3
+    assert suggest_k([0.4, 0.6]) == 2
+    assert suggest_k([0.5]) == 1

@@ -1,0 +1,252 @@
+"""The anchor lab controller: the overlay, its panels, and live relabelling.
+
+``install_anchor_lab(window)`` adds an :class:`~app.anchor_overlay.AnchorOverlay` to the
+canvas scene and docks the settings, inspector, statistics and design panels. torch is
+imported by a background :class:`~app.workers.Worker`, so the window appears first and the
+overlay says "Loading..." until the labels can be computed.
+
+Labels always come from :func:`rpn_core.labelling.label_image` with the lab's
+``AnchorConfig`` / ``LabelConfig`` (STYLE.md #7): on every document change and on every
+``box_preview`` (one per mouse move while a GT box is dragged), where the dragged box's live
+geometry replaces its stored one. Box convention: :mod:`rpn_core.boxes`.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import time
+from collections.abc import Iterator
+
+import numpy as np
+from PySide6.QtCore import QObject, QSettings, Qt, Signal
+from PySide6.QtWidgets import QDockWidget, QMainWindow, QWidget
+
+from app.anchor_overlay import AnchorOverlay
+from app.anchor_settings import AnchorSettingsPanel, load_configs, save_configs
+from app.workers import Worker
+from rpn_core.anchor_view import DisplayMode, ViewOptions, categorize
+from rpn_core.anchors import AnchorConfig, anchor_metadata
+from rpn_core.labelling import LabelConfig
+
+__all__ = ["AnchorLab", "install_anchor_lab"]
+
+LOADING = "Loading torch... anchors appear in a moment"
+
+
+def _warm_up() -> None:
+    """Import torch and run the labelling once (first calls are slow) -- off the GUI thread."""
+    from rpn_core.labelling import label_image
+
+    label_image((64, 64), AnchorConfig(), np.array([[0.0, 0.0, 32.0, 32.0]], np.float32))
+
+
+@contextlib.contextmanager
+def _one_thread() -> Iterator[None]:
+    """Run torch on the calling (GUI) thread with one intra-op thread. Labelling a grid is a
+    few small ops: two OpenMP threads on a busy 2-core machine made it 10x slower (waits at
+    each op's barrier). The setting is per thread in torch, and is restored on exit."""
+    import torch
+
+    before = torch.get_num_threads()
+    if before != 1:
+        torch.set_num_threads(1)
+    try:
+        yield
+    finally:
+        if before != 1:
+            torch.set_num_threads(before)
+
+
+class AnchorLab(QObject):
+    """State and wiring of the anchor lab. Signals: ``labels_updated()`` after each relabel;
+    ``ready_changed(bool)``; ``anchor_config_applied(object)`` with the AnchorConfig the user
+    applied (for the model; it is also stored in QSettings, see ``app.anchor_settings``)."""
+
+    labels_updated = Signal()
+    ready_changed = Signal(bool)
+    anchor_config_applied = Signal(object)
+    failed = Signal(str)
+
+    def __init__(self, window: QMainWindow, settings: QSettings | None = None) -> None:
+        super().__init__(window)
+        self.window = window
+        self.document = window.document
+        self.canvas = window.canvas
+        self.qsettings = settings if settings is not None else QSettings()
+        self.anchor_config, self.label_config = load_configs(self.qsettings)
+        self.overlay = AnchorOverlay()
+        self.canvas.scene().addItem(self.overlay)
+        self.overlay.set_message(LOADING)
+        self.ready = False
+        self.image_size: tuple[int, int] | None = None  # (H, W)
+        self.anchors = np.zeros((0, 4))
+        self.meta = None
+        self.gt = np.zeros((0, 4), dtype=np.float32)
+        self.labels = None  # rpn_core.labelling.AnchorLabels of the last relabel
+        self.categories = np.zeros(0, dtype=np.int8)
+        self.error: str | None = None
+        self.last_relabel_ms = float("nan")
+        self._preview: tuple[int, tuple[float, float, float, float]] | None = None
+        self._worker: Worker | None = None
+        d = self.document
+        d.image_changed.connect(self._on_image_changed)
+        d.boxes_changed.connect(self._on_boxes_changed)
+        d.box_preview.connect(self._on_box_preview)
+
+    # -- start-up --------------------------------------------------------------------------
+    def start(self) -> None:
+        """Import torch in the background; the overlay fills in when it is done."""
+        self._worker = Worker(_warm_up)
+        self._worker.signals.finished.connect(self._on_ready)
+        self._worker.signals.failed.connect(self._on_failed)
+        self._worker.start()
+
+    def _on_ready(self, _result: object = None) -> None:
+        self.ready = True
+        self.overlay.set_message("")
+        self._rebuild()
+        self.ready_changed.emit(True)
+
+    def _on_failed(self, message: str) -> None:
+        self.error = message
+        self.overlay.set_message(f"Anchors unavailable: {message}")
+        self.failed.emit(message)
+
+    # -- configuration ---------------------------------------------------------------------
+    def set_configs(self, anchor: AnchorConfig, label: LabelConfig) -> None:
+        """Apply and persist configs; rebuilds the anchors when the anchor set changed."""
+        anchor_changed = anchor != self.anchor_config
+        self.anchor_config, self.label_config = anchor, label
+        save_configs(self.qsettings, anchor, label)
+        if anchor_changed:
+            self.anchor_config_applied.emit(anchor)
+            self._rebuild()
+        else:
+            self.relabel()
+
+    def set_view_options(self, options: ViewOptions) -> None:
+        self.overlay.set_options(options)
+        if options.mode is DisplayMode.MINIBATCH:
+            self.relabel()  # the minibatch is sampled with the options' seed
+
+    # -- document --------------------------------------------------------------------------
+    def _on_image_changed(self) -> None:
+        self._preview = None
+        self._rebuild()
+
+    def _on_boxes_changed(self) -> None:
+        self._preview = None
+        self.relabel()
+
+    def _on_box_preview(self, index: int, xyxy: object) -> None:
+        self._preview = (int(index), tuple(float(v) for v in xyxy))
+        self.relabel()
+
+    def current_gt(self) -> np.ndarray:
+        """The GT boxes ``(G, 4)`` float32 as labelled now (with a dragged box's live
+        geometry); invalid boxes (zero area mid-drag) are dropped, as the model would."""
+        gt = np.asarray(self.document.boxes_array(), dtype=np.float32).reshape(-1, 4)
+        if self._preview is not None and 0 <= self._preview[0] < len(gt):
+            gt = gt.copy()
+            gt[self._preview[0]] = self._preview[1]
+        w, h = gt[:, 2] - gt[:, 0], gt[:, 3] - gt[:, 1]
+        return gt[np.isfinite(gt).all(axis=1) & (w > 0) & (h > 0)]
+
+    # -- computing -------------------------------------------------------------------------
+    def _rebuild(self) -> None:
+        """New anchor geometry for the current image size and anchor config."""
+        w, h = self.document.size
+        if not self.ready or w < 1 or h < 1:
+            self.image_size = None
+            self.overlay.set_anchors(np.zeros((0, 4)), np.zeros(0), np.zeros(0), 1, 1)
+            self.labels = None
+            self.labels_updated.emit()
+            return
+        from rpn_core.anchors import generate_anchors
+
+        self.image_size = (int(h), int(w))
+        cfg = self.anchor_config
+        self.anchors = generate_anchors(self.image_size, cfg).numpy()
+        self.meta = anchor_metadata(self.image_size, cfg, self.anchors)
+        self.overlay.set_anchors(
+            self.anchors, self.meta.size_index, self.meta.ratio_index,
+            cfg.num_anchors_per_location, cfg.stride,
+        )
+        self.relabel()
+
+    def relabel(self) -> None:
+        """Label the anchors against the current GT and push the result to the overlay."""
+        if not self.ready or self.image_size is None:
+            return
+        from rpn_core.labelling import label_image
+
+        t0 = time.perf_counter()
+        self.gt = self.current_gt()
+        with _one_thread():
+            labels = label_image(self.image_size, self.anchor_config, self.gt, self.label_config)
+            minibatch = self._minibatch(labels)
+        self.labels = labels
+        self.categories = categorize(
+            labels.labels.numpy(), labels.low_quality.numpy(), labels.cross_boundary.numpy()
+        )
+        self.overlay.set_labels(self.categories, minibatch)
+        self.last_relabel_ms = (time.perf_counter() - t0) * 1000
+        self.labels_updated.emit()
+
+    def _minibatch(self, labels: object) -> np.ndarray | None:
+        options = self.overlay.options
+        if options.mode is not DisplayMode.MINIBATCH:
+            return None
+        import torch
+
+        from rpn_core.labelling import sample_minibatch
+
+        generator = torch.Generator().manual_seed(options.seed)
+        pos, neg = sample_minibatch(
+            labels.labels,
+            batch_size=self.label_config.batch_size_per_image,
+            positive_fraction=self.label_config.positive_fraction,
+            generator=generator,
+        )
+        return torch.cat([pos, neg]).numpy()
+
+
+def _dock(window: QMainWindow, title: str, widget: QWidget, area: Qt.DockWidgetArea) -> QDockWidget:
+    dock = QDockWidget(title, window)
+    dock.setObjectName(f"anchor_lab_{title.lower().replace(' ', '_')}")
+    dock.setWidget(widget)
+    window.addDockWidget(area, dock)
+    return dock
+
+
+def install_anchor_lab(window: QMainWindow, settings: QSettings | None = None) -> AnchorLab:
+    """Add the anchor lab to a main window that has ``document`` and ``canvas``; returns the
+    controller (kept alive as the window's child). torch loads in the background."""
+    from app.anchor_design_panel import AnchorDesignPanel
+    from app.anchor_inspector import AnchorInspector
+    from app.anchor_stats import AnchorStatsPanel
+
+    lab = AnchorLab(window, settings)
+    panel = AnchorSettingsPanel(lab.anchor_config, lab.label_config)
+    panel.configs_changed.connect(lab.set_configs)
+    panel.view_changed.connect(lab.set_view_options)
+    lab.overlay.set_options(panel.view_options)
+    lab.settings_panel = panel
+    lab.inspector = AnchorInspector(lab)
+    lab.stats = AnchorStatsPanel(lab)
+    lab.design = AnchorDesignPanel(lab)
+    right = Qt.DockWidgetArea.RightDockWidgetArea
+    lab.docks = [
+        _dock(window, "Anchor settings", panel, right),
+        _dock(window, "Anchor statistics", lab.stats, right),
+        _dock(window, "Anchor inspector", lab.inspector, right),
+        _dock(window, "Anchor design", lab.design, right),
+    ]
+    window.tabifyDockWidget(lab.docks[0], lab.docks[3])
+    window.tabifyDockWidget(lab.docks[1], lab.docks[2])
+    lab.docks[0].raise_()
+    lab.docks[1].raise_()
+    lab.anchor_config_applied.connect(
+        lambda cfg: panel.set_configs(cfg, lab.label_config))
+    lab.start()
+    return lab
