@@ -194,6 +194,9 @@ class TaskRunner(QObject):
         """Cancel and block until every run of this runner has ended (for shutdown/tests)."""
         for w in list(self._alive):
             w.cancel()
+        if self._current is not None:  # late signals of cancelled runs are dropped
+            self._current = None
+            self.busy_changed.emit(False)
         return self._pool.waitForDone(msecs)
 
     def _forward(self, worker: Worker, signal: Signal, *value: Any) -> None:
