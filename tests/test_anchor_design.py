@@ -127,3 +127,53 @@ def test_suggest_k_golden():
     assert suggest_k([0.4, 0.6, 0.7, 0.705]) == 3
     assert suggest_k([0.4, 0.6]) == 2
     assert suggest_k([0.5]) == 1
+
+
+# -- rpn-studio anchors ------------------------------------------------------------------------
+@pytest.fixture
+def voc_folder(tmp_path):
+    from PIL import Image
+
+    from rpn_core.annotations import Box, ImageAnnotation
+    from rpn_core.formats import open_store
+
+    store = open_store(tmp_path, "voc")
+    shapes = [(20, 20), (120, 50), (40, 170)]
+    for i in range(6):
+        path = tmp_path / f"img{i}.png"
+        Image.new("RGB", (400, 300)).save(path)
+        boxes = []
+        for j, (w, h) in enumerate(shapes):
+            x, y = 10 + 5 * i + j, 10 + 3 * i
+            boxes.append(Box(x, y, x + w + i, y + h + i, "obj"))
+        store.save(ImageAnnotation(path, 400, 300, boxes))
+    return tmp_path
+
+
+def test_anchors_cli_json(voc_folder, capsys):
+    import json
+
+    from rpn_core.cli import main
+
+    assert main(["anchors", str(voc_folder), "--k-max", "3", "--json", "--restarts", "2"]) == 0
+    out = json.loads(capsys.readouterr().out)
+    assert set(out) == {"k", "mean_iou", "anchors"} and out["k"] == [1, 2, 3]
+    assert out["mean_iou"] == sorted(out["mean_iou"])
+    assert [len(a) for a in out["anchors"]] == [1, 2, 3]
+    # Three tight clusters (each shape + 0..5 px): k = 3 finds their mean shapes, sorted by
+    # area: 22.5 x 22.5 (plus VOC's integer corners), 122.5 x 52.5, 42.5 x 172.5.
+    np.testing.assert_allclose(out["anchors"][2], [[22.5, 22.5], [122.5, 52.5], [42.5, 172.5]],
+                               atol=1.0)
+    assert out["mean_iou"][2] > 0.9
+
+
+def test_anchors_cli_table_and_errors(voc_folder, tmp_path, capsys):
+    from rpn_core.cli import main
+
+    assert main(["anchors", str(voc_folder), "--k-max", "2", "--restarts", "1"]) == 0
+    out = capsys.readouterr().out
+    assert out.splitlines()[0].split()[:4] == ["k", "mean", "IoU", "gain"]
+    assert "sizes" in out and "flattens at k =" in out
+    assert main(["anchors", str(voc_folder), "--k-max", "40"]) == 1
+    assert "--k-max 40 needs at least 40" in capsys.readouterr().err
+    assert main(["anchors", str(tmp_path / "missing")]) == 2
