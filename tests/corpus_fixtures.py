@@ -1,7 +1,7 @@
 """Fixtures for the hostile-input corpus (issue 7), generated at test time: no binaries committed.
 
-Import the fixtures into a test module with
-``from corpus_fixtures import corpus, corpus_weights, readonly_folder  # noqa: F401``.
+Import them into a test module by name (``from corpus_fixtures import corpus``) and add
+``# ruff: noqa: F811`` (a fixture argument shadows the imported name).
 
 * ``corpus``: the images and annotations of ``scripts/make_corpus.py`` (session-wide, read
   only: copy a sub-folder with :func:`fresh_copy` before saving into it).
@@ -29,7 +29,8 @@ ROOT = Path(__file__).resolve().parents[1]
 
 
 def _load_make_corpus():
-    spec = importlib.util.spec_from_file_location("make_corpus", ROOT / "scripts" / "make_corpus.py")
+    script = ROOT / "scripts" / "make_corpus.py"
+    spec = importlib.util.spec_from_file_location("make_corpus", script)
     module = importlib.util.module_from_spec(spec)
     sys.modules.setdefault("make_corpus", module)
     spec.loader.exec_module(module)
@@ -40,7 +41,7 @@ make_corpus = _load_make_corpus()
 
 
 def snapshot(folder: Path) -> dict[str, tuple[str, int]]:
-    """``{relative path: (sha256, mtime_ns)}`` of every file under ``folder`` (links not followed)."""
+    """``{relative path: (sha256, mtime_ns)}`` of the files under ``folder`` (not via links)."""
     out = {}
     for dirpath, _dirs, files in os.walk(folder):
         for name in files:

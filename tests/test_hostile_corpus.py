@@ -5,6 +5,8 @@ unless a save was asked for. The app-level half lives in ``test_hostile_corpus_a
 Expected boxes follow :mod:`rpn_core.boxes`; the arithmetic is in the comments.
 """
 
+# ruff: noqa: F811 - pytest fixtures imported from corpus_fixtures are test arguments by name
+
 from __future__ import annotations
 
 import json
@@ -16,7 +18,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from corpus_fixtures import (  # noqa: F401 - fixtures
+from corpus_fixtures import (  # noqa: F401 - fixtures are used by name
     corpus,
     corpus_weights,
     fresh_copy,
@@ -78,7 +80,8 @@ def test_odd_but_valid_images_load_as_upright_rgb(corpus):
     r, g, b = cmyk.pixels[12, 16].astype(int)
     assert cmyk.mode == "CMYK" and r > 200 and g < 50 and b < 50
     pal = load_image(img / "palette-transparent.png")  # left transparent -> white; right blue
-    assert pal.pixels[5, 2].tolist() == [255, 255, 255] and pal.pixels[5, 15].tolist() == [0, 0, 255]
+    assert pal.pixels[5, 2].tolist() == [255, 255, 255]
+    assert pal.pixels[5, 15].tolist() == [0, 0, 255]
     one = load_image(img / "one-pixel.png")
     assert one.pixels.shape == (1, 1, 3) and one.pixels[0, 0].tolist() == [10, 200, 30]
     tall = load_image(img / "tall-1x5000.png")
