@@ -34,7 +34,6 @@ from __future__ import annotations
 import math
 import os
 import re
-import struct
 import warnings
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -58,11 +57,24 @@ __all__ = [
 MAX_PIXELS = 400_000_000
 DISPLAY_MAX_PIXELS = 50_000_000
 IMAGE_SUFFIXES = (
-    ".jpg", ".jpeg", ".png", ".bmp", ".tif", ".tiff", ".webp", ".gif", ".ppm", ".pgm", ".pbm",
+    ".jpg",
+    ".jpeg",
+    ".png",
+    ".bmp",
+    ".tif",
+    ".tiff",
+    ".webp",
+    ".gif",
+    ".ppm",
+    ".pgm",
+    ".pbm",
 )
 _ORIENTATION_TAG = 0x0112
-# Pillow warns above MAX_IMAGE_PIXELS and refuses above twice that; we refuse above it ourselves.
+# Pillow warns above MAX_IMAGE_PIXELS and refuses above twice that; we refuse above it
+# ourselves (with a clearer message), so its warning is noise. A module-level filter rather
+# than catch_warnings(), which is not thread-safe (the app prefetches in worker threads).
 Image.MAX_IMAGE_PIXELS = MAX_PIXELS
+warnings.filterwarnings("ignore", category=Image.DecompressionBombWarning)
 
 
 class ImageReadError(Exception):
@@ -112,15 +124,13 @@ def _open(path: Path) -> Image.Image:
     except OSError as exc:
         raise ImageReadError(path, f"cannot access file: {exc.strerror or exc}") from exc
     try:
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore", Image.DecompressionBombWarning)
-            im = Image.open(path)
+        im = Image.open(path)
     except Image.DecompressionBombError as exc:
         raise ImageReadError(path, f"refused as a decompression bomb: {exc}") from exc
     except Image.UnidentifiedImageError as exc:
         raise ImageReadError(path, "not an image (unknown or corrupt format)") from exc
-    except (OSError, ValueError, SyntaxError, struct.error) as exc:
-        raise ImageReadError(path, f"cannot read image header: {exc}") from exc
+    except Exception as exc:  # noqa: BLE001 - third-party parsers raise many types on bad bytes
+        raise ImageReadError(path, f"cannot read image header: {_why(exc)}") from exc
     w, h = im.size
     if w <= 0 or h <= 0:
         im.close()
@@ -133,6 +143,11 @@ def _open(path: Path) -> Image.Image:
             " (refused to protect memory; possible decompression bomb)",
         )
     return im
+
+
+def _why(exc: BaseException) -> str:
+    text = str(exc)
+    return f"{type(exc).__name__}: {text}" if text else type(exc).__name__
 
 
 def probe_image(path: str | Path) -> tuple[int, int]:
@@ -264,12 +279,12 @@ def load_image(path: str | Path) -> LoadedImage:
             # Pillow opened the header but cannot handle this mode/compression.
             try:
                 rgb = _fit(_cv2_fallback(path), target)
-            except ImageReadError:
-                raise ImageReadError(path, f"unsupported image data: {exc}") from exc
-        except (OSError, SyntaxError, EOFError, struct.error) as exc:
-            raise ImageReadError(path, f"truncated or corrupt image data: {exc}") from exc
+            except Exception:  # noqa: BLE001 - the fallback failing is the same verdict
+                raise ImageReadError(path, f"unsupported image data: {_why(exc)}") from exc
         except MemoryError as exc:
             raise ImageReadError(path, f"not enough memory to decode {w}x{h}") from exc
+        except Exception as exc:  # noqa: BLE001 - decoders raise OSError, SyntaxError, ...
+            raise ImageReadError(path, f"truncated or corrupt image data: {_why(exc)}") from exc
     finally:
         im.close()
     rgb = np.ascontiguousarray(_TRANSPOSE[orientation](rgb))

@@ -113,6 +113,9 @@ def test_yolo_class_map_is_append_only_across_saves(tmp_path):
     assert (tmp_path / "classes.txt").read_text() == "dog\ncat\nant\nbee\n"
     assert [line.split()[0] for line in (tmp_path / "a.txt").read_text().splitlines()] == ["1", "2"]
     assert store.classes == ["dog", "cat", "ant", "bee"]
+    store.add_class("eel")  # e.g. added in the app's class list, used by no box yet
+    store.save(ImageAnnotation(b, 10, 10, [Box(0, 0, 5, 5, "bee")]))
+    assert (tmp_path / "classes.txt").read_text() == "dog\ncat\nant\nbee\neel\n"
 
 
 def test_yolo_refuses_to_save_over_an_unreadable_class_map(tmp_path):

@@ -9,6 +9,8 @@ import zlib
 import cv2
 import numpy as np
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 from PIL import Image, ImageOps
 
 from rpn_core import imageio
@@ -259,3 +261,43 @@ def test_list_images_recursive_survives_symlink_loops_and_unreadable_folders(
 def test_list_images_of_a_missing_folder_raises(tmp_path):
     with pytest.raises(ImageReadError, match="cannot list"):
         list_images(tmp_path / "missing")
+
+
+def _seed_images() -> list[tuple[str, bytes]]:
+    import io
+
+    out = []
+    base = upright_scene().resize((12, 8))
+    for fmt, mode in (("PNG", "RGBA"), ("JPEG", "RGB"), ("GIF", "P"), ("BMP", "RGB"),
+                      ("TIFF", "CMYK"), ("WEBP", "RGB"), ("PNG", "I;16")):
+        buf = io.BytesIO()
+        im = base.convert("L").convert("I;16") if mode == "I;16" else base.convert(mode)
+        im.save(buf, format=fmt)
+        out.append((fmt.lower(), buf.getvalue()))
+    return out
+
+
+SEEDS = _seed_images()
+
+
+@given(
+    st.sampled_from(range(len(SEEDS))),
+    st.lists(st.tuples(st.integers(0, 10_000), st.integers(0, 255)), max_size=6),
+    st.integers(0, 10_000),
+)
+def test_damaged_image_bytes_load_or_raise_the_typed_error(tmp_path_factory, seed, edits, cut):
+    name, data = SEEDS[seed]
+    buf = bytearray(data)
+    for pos, value in edits:
+        buf[pos % len(buf)] = value
+    path = tmp_path_factory.mktemp("fuzz") / f"x.{name}"
+    path.write_bytes(bytes(buf[: max(1, len(buf) - cut % len(buf))]))
+    for fn in (probe_image, load_image):
+        try:
+            result = fn(path)
+        except ImageReadError as exc:
+            assert exc.path == path and exc.reason
+            continue
+        if fn is load_image:
+            assert result.pixels.dtype == np.uint8 and result.pixels.shape[2] == 3
+            assert result.pixels.shape[:2] == (result.height, result.width)

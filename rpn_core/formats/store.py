@@ -127,6 +127,7 @@ class PerImageStore(AnnotationStore):
         self.voc_convention = voc_convention
         self.suffix = {"voc": voc.SUFFIX, "yolo": yolo.SUFFIX, "labelme": labelme.SUFFIX}[fmt]
         self.classes_path = self.folder / yolo.CLASSES_FILE
+        self._classes_on_disk: list[str] | None = None
         if fmt == "yolo":
             self._read_classes()
 
@@ -140,6 +141,7 @@ class PerImageStore(AnnotationStore):
             self._damaged.add(self.classes_path)
             return
         self._classes = names
+        self._classes_on_disk = list(names)
         self.warnings.extend(warnings)
         self._mark(self.classes_path, ImageAnnotation(self.classes_path, warnings=warnings))
 
@@ -200,9 +202,10 @@ class PerImageStore(AnnotationStore):
                 self.classes_path, "unreadable class map; fix or remove it before saving YOLO"
             )
         data, classes = yolo.format_yolo(annotation, self._classes)
-        if classes != self._classes or not self.classes_path.exists():
+        if classes != self._classes_on_disk:  # new labels, add_class() or no file yet
             self._write(self.classes_path, yolo.format_classes(classes))
-            self._classes = classes
+            self._classes_on_disk = list(classes)
+        self._classes = classes
         return data
 
 
