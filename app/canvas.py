@@ -139,17 +139,19 @@ class Canvas(CanvasInputMixin, QGraphicsView):
     def zoom(self) -> float:
         return self._zoom
 
-    def set_zoom(self, zoom: float, *, about_cursor: bool = False) -> None:
+    def set_zoom(self, zoom: float, *, anchor: QPointF | None = None) -> None:
+        """Zoom to ``zoom`` screen px per image px, keeping the image point under viewport
+        position ``anchor`` (default: the viewport centre) where it is."""
         zoom = min(max(zoom, ZOOM_MIN), ZOOM_MAX)
         self._fit_mode = False
-        anchor = (
-            QGraphicsView.ViewportAnchor.AnchorUnderMouse
-            if about_cursor
-            else QGraphicsView.ViewportAnchor.AnchorViewCenter
-        )
-        self.setTransformationAnchor(anchor)
+        at = (anchor if anchor is not None else QPointF(self.viewport().rect().center())).toPoint()
+        fixed = self.mapToScene(at)
+        self.setTransformationAnchor(QGraphicsView.ViewportAnchor.NoAnchor)
         self.setTransform(QTransform.fromScale(zoom, zoom))
-        self.setTransformationAnchor(QGraphicsView.ViewportAnchor.AnchorUnderMouse)
+        delta = self.mapFromScene(fixed) - at
+        h, v = self.horizontalScrollBar(), self.verticalScrollBar()
+        h.setValue(h.value() + delta.x())
+        v.setValue(v.value() + delta.y())
         self._apply_zoom(zoom)
 
     def zoom_in(self) -> None:
@@ -301,7 +303,7 @@ class Canvas(CanvasInputMixin, QGraphicsView):
         if event.modifiers() & Qt.KeyboardModifier.ControlModifier:
             steps = event.angleDelta().y() / 120.0
             if steps:
-                self.set_zoom(self._zoom * ZOOM_STEP**steps, about_cursor=True)
+                self.set_zoom(self._zoom * ZOOM_STEP**steps, anchor=event.position())
             event.accept()
             return
         super().wheelEvent(event)

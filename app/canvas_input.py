@@ -77,10 +77,17 @@ class CanvasInputMixin:
         return None if best is None else self._items.index(best)
 
     def _handle_at(self, view_pos: QPointF) -> int | None:
+        """The handle under ``view_pos``. Inside a small box the reach of the handles shrinks
+        to a quarter of its smaller screen side, so its middle still moves it."""
         points = [(p.x(), p.y()) for p in self.handle_view_points()]
         if not points or self._mode != "edit":
             return None
-        return pick_handle(points, (view_pos.x(), view_pos.y()), HANDLE_SIZE_PX)
+        x, y = view_pos.x(), view_pos.y()
+        (left, top), (right, bottom) = points[0], points[4]
+        tolerance = HANDLE_SIZE_PX
+        if left < x < right and top < y < bottom:
+            tolerance = min(tolerance, max(2.0, 0.25 * min(right - left, bottom - top)))
+        return pick_handle(points, (x, y), tolerance)
 
     def _cancel_drag(self) -> None:
         drag, self._drag = self._drag, None

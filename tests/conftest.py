@@ -16,3 +16,18 @@ settings.register_profile(
     "fuzz", max_examples=10_000, deadline=None, suppress_health_check=list(HealthCheck)
 )
 settings.load_profile(os.environ.get("HYPOTHESIS_PROFILE", "ci"))
+
+
+# -- Qt app tests (tests/test_app_*.py) --------------------------------------------------------
+import pytest  # noqa: E402
+
+
+@pytest.fixture
+def app_settings(tmp_path, qapp):
+    """Preferences in a throw-away ini file; QStandardPaths in test mode (never the user's)."""
+    from PySide6.QtCore import QSettings, QStandardPaths
+
+    from app.settings import AppSettings
+
+    QStandardPaths.setTestModeEnabled(True)
+    return AppSettings(QSettings(str(tmp_path / "settings.ini"), QSettings.Format.IniFormat))
