@@ -61,8 +61,9 @@ def test_other_shapes_and_keys_are_written_back_untouched():
     assert box4["points"] == [[10, 10], [50, 40]]  # rewritten as labelme's two corners
     new = next(s for s in out["shapes"] if s["label"] == "new")
     assert new["difficult"] is True and new["points"] == [[1, 1], [5, 5]]
-    for key in ("version", "flags", "imagePath", "imageData", "lineColor"):
+    for key in ("version", "flags", "imageData", "lineColor"):
         assert out[key] == LABELME[key]
+    assert out["imagePath"] == "cat.jpg"  # recomputed relative to where the JSON is written
     assert out["rpn_studio"] == {"verified": True}
     again = read(json.dumps(out).encode())
     assert again.verified and again.same_content(ann)

@@ -136,15 +136,16 @@ def _points(points: object) -> list[tuple[float, float]] | None:
 
 
 def format_labelme(ann: ImageAnnotation, *, image_rel: str) -> bytes:
-    """labelme JSON for ``ann``; ``image_rel`` is the image path relative to the JSON file
-    (used when the annotation was not read from a labelme file)."""
+    """labelme JSON for ``ann``; ``image_rel`` is the image path relative to the JSON file,
+    written as ``imagePath`` (posix separators)."""
     kept = ann.extra.get("labelme", {})
     top = copy.deepcopy(kept.get("top", {}))
+    top.pop("imagePath", None)  # recomputed: the JSON may be written somewhere new
     doc: dict = {
         "version": top.pop("version", _VERSION),
         "flags": top.pop("flags", {}),
         "shapes": [],
-        "imagePath": top.pop("imagePath", image_rel),
+        "imagePath": image_rel,
         "imageData": top.pop("imageData", None),
         "imageHeight": ann.height,
         "imageWidth": ann.width,
