@@ -45,7 +45,9 @@ from app.document import AnnotationDocument
 from app.file_list import FileListPanel
 from app.icons import icon
 from app.message_bar import MessageBar
+from app.proposals_panel import ProposalsPanel
 from app.settings import AppSettings
+from app.workers import ModelLoader
 from app.workspace import Workspace
 from rpn_core.imageio import IMAGE_SUFFIXES
 
@@ -66,6 +68,7 @@ class MainWindow(QMainWindow):
         self._setup_toolbar()
         self._setup_docks()
         self._setup_statusbar()
+        self._setup_proposals()
         self._connect()
         self._restore_state()
         self._update_title()
@@ -184,6 +187,19 @@ class MainWindow(QMainWindow):
         }
         self.tabifyDockWidget(self.docks["boxes"], self.docks["history"])
         self.docks["boxes"].raise_()
+
+    def _setup_proposals(self) -> None:
+        """The embedded RPN's proposals: layer on the canvas, dock with controls and list.
+        ``model_loader`` is shared by every part that needs the model (loaded lazily)."""
+        self.model_loader = ModelLoader(parent=self)
+        self.proposals_panel = ProposalsPanel(self.document, self.canvas, self.model_loader, self)
+        left = Qt.DockWidgetArea.LeftDockWidgetArea
+        self.docks["proposals"] = self._dock(
+            "Proposals", "proposals_dock", self.proposals_panel, left
+        )
+        self.proposals_panel.status_message.connect(
+            lambda text: self.statusBar().showMessage(text, 8000)
+        )
 
     def _setup_statusbar(self) -> None:
         sb = self.statusBar()

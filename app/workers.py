@@ -30,6 +30,7 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
+import shiboken6
 from PySide6.QtCore import QObject, QRunnable, QThreadPool, Signal
 
 __all__ = [
@@ -200,12 +201,14 @@ class TaskRunner(QObject):
         return self._pool.waitForDone(msecs)
 
     def _forward(self, worker: Worker, signal: Signal, *value: Any) -> None:
-        if worker is self._current:  # a superseded run's signals are dropped here
+        # A superseded run's signals are dropped here, and so is everything arriving after
+        # the runner's owner (a panel, a window) has been deleted.
+        if worker is self._current and shiboken6.isValid(self):
             signal.emit(*value)
 
     def _on_done(self, worker: Worker) -> None:
         self._alive.discard(worker)
-        if worker is self._current:
+        if worker is self._current and shiboken6.isValid(self):
             self._current = None
             self.busy_changed.emit(False)
 

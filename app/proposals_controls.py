@@ -1,0 +1,197 @@
+"""The widgets of the Proposals dock (layout only; behaviour lives in
+:mod:`app.proposals_panel`). Defaults come from :class:`rpn_core.rpn_config.RPNConfig`
+(STYLE.md #6): top-N 300, NMS IoU 0.7, score threshold 0, min size 0."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+from PySide6.QtCore import QSortFilterProxyModel, Qt, Signal
+from PySide6.QtWidgets import (
+    QAbstractItemView,
+    QCheckBox,
+    QComboBox,
+    QDoubleSpinBox,
+    QGridLayout,
+    QHBoxLayout,
+    QHeaderView,
+    QLabel,
+    QPushButton,
+    QSpinBox,
+    QTableView,
+    QVBoxLayout,
+    QWidget,
+)
+
+from app.proposal_jobs import METHODS
+from rpn_core.rpn_config import RPNConfig
+
+__all__ = ["ProposalsControls", "Settings"]
+
+_DEFAULTS = RPNConfig()
+
+
+@dataclass(frozen=True)
+class Settings:
+    """What the selection controls say (sizes in original pixels)."""
+
+    top_n: int = _DEFAULTS.post_nms_top_n
+    score_threshold: float = _DEFAULTS.score_threshold
+    nms_iou: float = _DEFAULTS.nms_iou
+    min_size: float = _DEFAULTS.min_size
+
+
+def _spin(lo: float, hi: float, value: float, step: float, decimals: int) -> QDoubleSpinBox:
+    box = QDoubleSpinBox()
+    box.setRange(lo, hi)
+    box.setDecimals(decimals)
+    box.setSingleStep(step)
+    box.setValue(value)
+    box.setKeyboardTracking(False)  # typing "0.85" re-selects once, not for "0." and "0.8"
+    return box
+
+
+class ProposalsControls(QWidget):
+    """Source, run, weights, selection controls, status, table and accept buttons."""
+
+    settings_changed = Signal()
+    method_changed = Signal()
+
+    def __init__(self, proxy: QSortFilterProxyModel, parent: QWidget | None = None) -> None:
+        super().__init__(parent)
+        d = Settings()
+        self.method_combo = QComboBox()
+        for key, name in METHODS.items():
+            self.method_combo.addItem(name, key)
+        self.run_button = QPushButton("Run")
+        self.run_button.setToolTip("Run the selected source on the current image")
+        self.auto_box = QCheckBox("Auto-run on image change")
+        self.auto_box.setChecked(True)
+        self.weights_label = QLabel()
+        self.weights_button = QPushButton("Weights...")
+        self.embedded_button = QPushButton("Embedded")
+        self.set_weights_text(None)
+        self.top_n_spin = QSpinBox()
+        self.top_n_spin.setRange(1, 20000)
+        self.top_n_spin.setValue(d.top_n)
+        self.top_n_spin.setKeyboardTracking(False)
+        self.threshold_spin = _spin(0.0, 1.0, d.score_threshold, 0.05, 3)
+        self.nms_spin = _spin(0.05, 1.0, d.nms_iou, 0.05, 2)
+        self.min_size_spin = _spin(0.0, 10000.0, d.min_size, 4.0, 1)
+        self.show_box = QCheckBox("Show proposals")
+        self.show_box.setChecked(True)
+        self.arrows_box = QCheckBox("Arrows: anchor -> proposal (top 20)")
+        self.arrows_box.setToolTip("What the box regressor did to the 20 best proposals' anchors")
+        self.status_label = QLabel("Proposals appear here once an image is open.")
+        self.summary_label = QLabel()
+        self.count_label = QLabel()
+        for label in (self.status_label, self.summary_label, self.weights_label):
+            label.setWordWrap(True)
+            label.setTextInteractionFlags(Qt.TextInteractionFlag.TextSelectableByMouse)
+        self.table = self._make_table(proxy)
+        self.accept_selected_button = QPushButton("Accept selected")
+        self.accept_selected_button.setEnabled(False)
+        self.accept_all_button = QPushButton("Accept all above threshold")
+        self._layout()
+        self._connect()
+
+    def _make_table(self, proxy: QSortFilterProxyModel) -> QTableView:
+        table = QTableView()
+        table.setModel(proxy)
+        table.setSortingEnabled(True)
+        table.sortByColumn(0, Qt.SortOrder.AscendingOrder)
+        table.setSelectionBehavior(QAbstractItemView.SelectionBehavior.SelectRows)
+        table.setSelectionMode(QAbstractItemView.SelectionMode.ExtendedSelection)
+        table.verticalHeader().setVisible(False)
+        table.verticalHeader().setDefaultSectionSize(20)
+        table.horizontalHeader().setSectionResizeMode(QHeaderView.ResizeMode.ResizeToContents)
+        table.setAlternatingRowColors(True)
+        return table
+
+    def _layout(self) -> None:
+        top = QHBoxLayout()
+        top.addWidget(QLabel("Source"))
+        top.addWidget(self.method_combo, 1)
+        top.addWidget(self.run_button)
+        weights = QHBoxLayout()
+        weights.addWidget(self.weights_label, 1)
+        weights.addWidget(self.weights_button)
+        weights.addWidget(self.embedded_button)
+        grid = QGridLayout()
+        pairs = (("Top-N", self.top_n_spin), ("Score >=", self.threshold_spin),
+                 ("NMS IoU", self.nms_spin), ("Min size", self.min_size_spin))
+        for i, (text, spin) in enumerate(pairs):
+            grid.addWidget(QLabel(text), i // 2, 2 * (i % 2))
+            grid.addWidget(spin, i // 2, 2 * (i % 2) + 1)
+        grid.setColumnStretch(1, 1)
+        grid.setColumnStretch(3, 1)
+        checks = QHBoxLayout()
+        checks.addWidget(self.show_box)
+        checks.addWidget(self.arrows_box, 1)
+        accept = QHBoxLayout()
+        accept.addWidget(self.accept_selected_button)
+        accept.addWidget(self.accept_all_button)
+        col = QVBoxLayout(self)
+        col.setContentsMargins(0, 0, 0, 0)
+        col.addLayout(top)
+        col.addWidget(self.auto_box)
+        col.addLayout(weights)
+        col.addLayout(grid)
+        col.addLayout(checks)
+        col.addWidget(self.status_label)
+        col.addWidget(self.summary_label)
+        col.addWidget(self.count_label)
+        col.addWidget(self.table, 1)
+        col.addLayout(accept)
+
+    def _connect(self) -> None:
+        self.top_n_spin.valueChanged.connect(self.settings_changed)
+        for spin in (self.threshold_spin, self.nms_spin, self.min_size_spin):
+            spin.valueChanged.connect(self.settings_changed)
+        self.method_combo.currentIndexChanged.connect(self._on_method)
+
+    def _on_method(self) -> None:
+        rpn = self.method() == "rpn"
+        # Selective Search has no scores and its own ranking: only top-N and min size apply.
+        for w in (self.threshold_spin, self.nms_spin, self.arrows_box):
+            w.setEnabled(rpn)
+        self.method_changed.emit()
+
+    # -- queries / updates -------------------------------------------------------------------
+    def method(self) -> str:
+        return self.method_combo.currentData()
+
+    def set_method(self, method: str) -> None:
+        self.method_combo.setCurrentIndex(self.method_combo.findData(method))
+
+    def auto_run(self) -> bool:
+        return self.auto_box.isChecked()
+
+    def settings(self) -> Settings:
+        return Settings(
+            top_n=self.top_n_spin.value(),
+            score_threshold=self.threshold_spin.value(),
+            nms_iou=self.nms_spin.value(),
+            min_size=self.min_size_spin.value(),
+        )
+
+    def set_weights_text(self, path: str | Path | None) -> None:
+        name = "embedded" if path is None else Path(path).name
+        self.weights_label.setText(f"Weights: {name}")
+        self.weights_label.setToolTip("" if path is None else str(path))
+
+    def set_status(self, text: str, *, error: bool = False) -> None:
+        self.status_label.setText(text)
+        self.status_label.setStyleSheet("color: #d03030; font-weight: bold;" if error else "")
+
+    def set_summary(self, text: str) -> None:
+        self.summary_label.setText(text)
+        self.summary_label.setVisible(bool(text))
+
+    def set_counts(self, shown: int, has_run: bool) -> None:
+        self.count_label.setText(f"{shown} proposals shown" if has_run else "")
+        self.accept_all_button.setEnabled(shown > 0)
+
+    def set_busy(self, busy: bool) -> None:
+        self.run_button.setText("Running..." if busy else "Run")
