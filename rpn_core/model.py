@@ -20,7 +20,7 @@ Use: ``feats = model.compute_features(rgb)`` (the backbone, once), then
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 import numpy as np
@@ -227,9 +227,19 @@ class RPNModel(nn.Module):
         return obj, reg
 
     @torch.no_grad()
-    def compute_features(self, image_rgb_uint8: np.ndarray) -> FeatureResult:
-        """Run the backbone once on an RGB ``uint8 (H, W, 3)`` image (``ValueError`` if bad)."""
-        prep = prepare_image(image_rgb_uint8, self.config, self.device)
+    def compute_features(
+        self, image_rgb_uint8: np.ndarray, *, min_side: int | None = None
+    ) -> FeatureResult:
+        """Run the backbone once on an RGB ``uint8 (H, W, 3)`` image (``ValueError`` if bad).
+
+        ``min_side`` overrides the config's input size for this call (scale jitter in
+        training); ``max_side`` scales with it.
+        """
+        config = self.config
+        if min_side is not None and min_side != config.min_side:
+            max_side = round(min_side * config.max_side / config.min_side)
+            config = replace(config, min_side=min_side, max_side=max_side)
+        prep = prepare_image(image_rgb_uint8, config, self.device)
         feats = self.backbone(prep.tensor.contiguous(memory_format=torch.channels_last))
         padded = tuple(prep.tensor.shape[-2:])
         return FeatureResult(feats, prep.image_size, prep.input_size, padded, prep.scale)

@@ -13,11 +13,11 @@ from __future__ import annotations
 
 import hashlib
 import json
-import os
 import struct
-import tempfile
 from pathlib import Path
 from typing import TYPE_CHECKING
+
+from rpn_core.annotations import AnnotationWriteError
 
 if TYPE_CHECKING:  # pragma: no cover - typing only
     import torch
@@ -44,17 +44,9 @@ def sidecar_path(path: str | Path) -> Path:
 
 
 def _atomic_write(path: Path, data: bytes) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    try:
-        with os.fdopen(fd, "wb") as fh:
-            fh.write(data)
-            fh.flush()
-            os.fsync(fh.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+    from rpn_core.atomic import atomic_write_bytes
+
+    atomic_write_bytes(path, data)
 
 
 def write_weights(
@@ -81,7 +73,7 @@ def write_weights(
         }
         _atomic_write(path, data)
         _atomic_write(sidecar_path(path), (json.dumps(side, indent=2) + "\n").encode())
-    except (OSError, TypeError, ValueError) as exc:
+    except (AnnotationWriteError, OSError, TypeError, ValueError) as exc:
         raise WeightsError(path, f"cannot write weights: {exc}") from exc
     return digest
 

