@@ -12,7 +12,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 import numpy as np
-from PySide6.QtCore import QObject
+from PySide6.QtCore import QObject, Qt
 from PySide6.QtWidgets import (
     QComboBox,
     QFormLayout,
@@ -194,8 +194,8 @@ class AnchorDesignPanel(QWidget):
                                      name="gain over k-1"))
         plot.plot(ks, ious, pen=pg.mkPen("#0072B2", width=2), symbol="o",
                   symbolBrush="#0072B2", name="mean IoU (clusters)")
-        plot.plot(ks, self.run.grid_iou, pen=pg.mkPen("#009E73", width=2, style=2),
-                  name="mean IoU (sizes x ratios grid)")
+        dashed = pg.mkPen("#009E73", width=2, style=Qt.PenStyle.DashLine)
+        plot.plot(ks, self.run.grid_iou, pen=dashed, name="mean IoU (sizes x ratios grid)")
         plot.addItem(pg.InfiniteLine(best_k, angle=90, pen=pg.mkPen("#D55E00", width=2),
                                      label=f"k={best_k}", labelOpts={"position": 0.1}))
         plot.setYRange(0, 1)

@@ -18,7 +18,6 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
-from app.box_item import BoxItem
 from rpn_core.anchor_view import anchor_at
 from rpn_core.inspect import AnchorExplanation, explain_anchor, reaches_fg
 
@@ -84,7 +83,8 @@ class AnchorInspector(QWidget):
         elif kind == QEvent.Type.MouseButtonRelease and self._press is not None:
             moved = (event.position() - self._press).manhattanLength()
             self._press = None
-            on_box = isinstance(self.lab.canvas.itemAt(event.position().toPoint()), BoxItem)
+            canvas = self.lab.canvas
+            on_box = canvas.box_at(canvas.mapToScene(event.position().toPoint())) is not None
             if moved < 3 and not on_box:
                 index = self.anchor_under(event.position())
                 self.pinned = index is not None

@@ -1,0 +1,236 @@
+"""The anchor lab in a real canvas: loading state, live relabel while dragging a GT box with
+the mouse, settings applied and persisted, inspector, GT highlight, modes and design panel."""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import pytest
+from PIL import Image
+from PySide6.QtCore import QPoint, QPointF, QSettings, Qt
+from PySide6.QtGui import QColor
+from PySide6.QtWidgets import QMainWindow
+
+from app.anchor_lab import LOADING, install_anchor_lab
+from app.anchor_overlay import CATEGORY_STYLE
+from app.anchor_settings import ANCHOR_KEY, LABEL_KEY
+from app.canvas import Canvas
+from app.document import AnnotationDocument
+from rpn_core.anchor_view import Category, DisplayMode, ViewOptions, categorize
+from rpn_core.anchors import AnchorConfig
+from rpn_core.annotations import Box, ImageAnnotation
+from rpn_core.imageio import load_image
+from rpn_core.labelling import LabelConfig, label_image
+
+# 320x240 image; one 64x64 anchor per location at stride 128: centres x in {0, 128, 256},
+# y in {0, 128}; anchor index = row * 3 + col, e.g. index 4 = (96, 96, 160, 160).
+SPARSE = AnchorConfig(sizes=(64.0,), aspect_ratios=(1.0,), stride=128)
+
+
+class LabWindow(QMainWindow):
+    """The workspace's real document and canvas, without the rest of the main window."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.document = AnnotationDocument(self)
+        self.canvas = Canvas(self.document, self)
+        self.setCentralWidget(self.canvas)
+
+
+@pytest.fixture
+def settings(tmp_path):
+    return QSettings(str(tmp_path / "lab.ini"), QSettings.Format.IniFormat)
+
+
+def _open(window: LabWindow, folder, boxes: list[Box]) -> None:
+    path = folder / "img.png"
+    Image.new("RGB", (320, 240), (90, 90, 90)).save(path)
+    window.document.set_image(load_image(path), ImageAnnotation(path, 320, 240, boxes))
+
+
+@pytest.fixture
+def lab(qtbot, tmp_path, settings):
+    window = LabWindow()
+    qtbot.addWidget(window)
+    _open(window, tmp_path, [Box(100, 100, 160, 160)])
+    lab = install_anchor_lab(window, settings)
+    assert lab.overlay._message == LOADING and lab.labels is None  # the window comes first
+    window.resize(1200, 800)
+    window.show()
+    qtbot.waitExposed(window)
+    qtbot.waitUntil(lambda: lab.ready, timeout=60000)
+    window.canvas.set_zoom(2.0)
+    window.canvas.centerOn(QPointF(160, 120))
+    return lab
+
+
+def _vp(lab, x: float, y: float) -> QPoint:
+    return lab.canvas.mapFromScene(QPointF(x, y))
+
+
+def _expected(lab, gt) -> np.ndarray:
+    labels = label_image(lab.image_size, lab.anchor_config, np.array(gt, np.float32),
+                         lab.label_config)
+    return categorize(labels.labels.numpy(), labels.low_quality.numpy(),
+                      labels.cross_boundary.numpy())
+
+
+def test_overlay_draws_the_models_labels(lab):
+    assert lab.overlay._message == ""
+    assert len(lab.anchors) == 15 * 20 * 9  # ceil(240/16) x ceil(320/16) x 9 (default)
+    np.testing.assert_array_equal(lab.categories, _expected(lab, [[100, 100, 160, 160]]))
+    shown = lab.overlay.visible()
+    assert len(shown[Category.FOREGROUND]) + len(shown[Category.LOW_QUALITY]) > 0
+
+
+def test_dragging_a_gt_box_relabels_on_every_mouse_move(qtbot, lab):
+    lab.set_configs(SPARSE, LabelConfig.guide())  # fg IoU > 0.5, bg < 0.1, no best-anchor rule
+    # GT (100, 100, 160, 160) vs anchor 4 (96, 96, 160, 160): IoU 3600 / 4096 = 0.879 -> fg.
+    assert lab.categories[4] == Category.FOREGROUND
+    vp = lab.canvas.viewport()
+    qtbot.mousePress(vp, Qt.MouseButton.LeftButton, Qt.KeyboardModifier.NoModifier,
+                     _vp(lab, 130, 130))
+    seen = []
+    for step in range(1, 8):  # move the box right by 10 image px per step: 70 px in all
+        qtbot.mouseMove(vp, _vp(lab, 130 + 10 * step, 130))
+        seen.append(lab.categories[4])
+        np.testing.assert_array_equal(lab.categories, _expected(lab, lab.gt))
+    # Still dragging: the document is unchanged, the labels follow the live box.
+    assert lab.document.boxes[0].xyxy == (100, 100, 160, 160)
+    # Anchor 4 vs GT moved by d (x1 = 100 + d), overlap (60 - d) x 60, union 7696 - inter:
+    # d=10: 3000 / 4696 = 0.639 > 0.5 fg; d=40: 1200 / 6496 = 0.185 ignored; d=70: 0 bg.
+    assert seen[0] == Category.FOREGROUND
+    assert seen[3] == Category.IGNORED
+    assert seen[6] == Category.BACKGROUND
+    assert lab.labels.max_iou[4].item() == 0.0
+    qtbot.mouseRelease(vp, Qt.MouseButton.LeftButton, Qt.KeyboardModifier.NoModifier,
+                       _vp(lab, 200, 130))
+    assert lab.document.boxes[0].x1 == pytest.approx(170, abs=1)
+    np.testing.assert_array_equal(lab.categories, _expected(lab, lab.document.boxes_array()))
+
+
+def test_foreground_anchor_is_painted_yellow(qtbot, lab):
+    lab.set_configs(SPARSE, LabelConfig.faster_rcnn())
+    qtbot.wait(50)
+    image = lab.canvas.viewport().grab().toImage()
+    yellow = CATEGORY_STYLE[Category.FOREGROUND][0]
+    p = _vp(lab, 128, 96)  # the middle of anchor 4's top edge
+    colours = {QColor(image.pixel(p.x(), p.y() + dy)).name() for dy in range(-2, 3)}
+    assert yellow.name() in colours
+    lab.document.remove_boxes([0])  # no GT: everything background, no yellow
+    qtbot.wait(50)
+    image = lab.canvas.viewport().grab().toImage()
+    colours = {QColor(image.pixel(p.x(), p.y() + dy)).name() for dy in range(-2, 3)}
+    assert yellow.name() not in colours
+
+
+def test_preset_and_anchor_settings_apply_live_and_persist(qtbot, lab, settings):
+    panel = lab.settings_panel
+    panel.preset.setCurrentText("Guide (0.5 / 0.1)")
+    assert lab.label_config == LabelConfig.guide()
+    panel.sizes.selectAll()
+    qtbot.keyClicks(panel.sizes, "48, 96")
+    qtbot.keyClick(panel.sizes, Qt.Key.Key_Return)
+    assert lab.anchor_config.sizes == (48.0, 96.0)
+    assert len(lab.anchors) == 15 * 20 * 6
+    settings.sync()
+    assert "48" in settings.value(ANCHOR_KEY) and '"fg_iou": 0.5' in settings.value(LABEL_KEY)
+    # A bad value is marked and not applied.
+    panel.sizes.selectAll()
+    qtbot.keyClicks(panel.sizes, "48, -3")
+    qtbot.keyClick(panel.sizes, Qt.Key.Key_Return)
+    assert lab.anchor_config.sizes == (48.0, 96.0)
+    assert "not applied" in panel.status.text()
+
+
+def test_settings_are_restored_by_a_new_lab(qtbot, tmp_path, settings):
+    settings.setValue(ANCHOR_KEY, '{"sizes": [32], "aspect_ratios": [1, 2], "stride": 8}')
+    settings.setValue(LABEL_KEY, '{"fg_iou": 0.6, "bg_iou": 0.2}')
+    window = LabWindow()
+    qtbot.addWidget(window)
+    lab = install_anchor_lab(window, settings)
+    assert lab.anchor_config == AnchorConfig(sizes=(32,), aspect_ratios=(1, 2), stride=8)
+    assert (lab.label_config.fg_iou, lab.label_config.bg_iou) == (0.6, 0.2)
+    assert lab.settings_panel.preset.currentText() == "Custom"
+    qtbot.waitUntil(lambda: lab.ready, timeout=60000)
+
+
+def test_inspector_explains_the_hovered_anchor(qtbot, lab):
+    lab.set_configs(SPARSE, LabelConfig.faster_rcnn())
+    qtbot.mouseMove(lab.canvas.viewport(), _vp(lab, 128, 96.5))
+    inspector = lab.inspector
+    assert inspector.current == 4
+    text = inspector.text.text()
+    # Targets: GT centre 130, anchor centre 128, width 64 -> tx = ty = 2/64 = 0.031;
+    # tw = th = log(60 / 64) = -0.065.
+    assert "Anchor 4" in text and "foreground: IoU 0.879 with GT 0" in text
+    assert f"({2 / 64:.3f}, {2 / 64:.3f}, {math.log(60 / 64):.3f}, {math.log(60 / 64):.3f})" in text
+    assert inspector.ious.item(0, 1).text() == "0.879"
+    # Far from every anchor outline: nothing.
+    qtbot.mouseMove(lab.canvas.viewport(), _vp(lab, 40, 200))
+    assert inspector.current is None
+
+
+def test_selecting_a_gt_box_highlights_its_positives_and_flags_unlearnable(qtbot, lab):
+    lab.set_configs(SPARSE, LabelConfig.guide())
+    lab.document.insert_boxes([Box(10, 10, 20, 20)])  # best IoU 100 / 4096 < 0.5: no fg
+    qtbot.mouseClick(lab.canvas.viewport(), Qt.MouseButton.LeftButton,
+                     Qt.KeyboardModifier.NoModifier, _vp(lab, 130, 130))
+    assert lab.document.selection == [0]
+    assert len(lab.overlay._highlight) == 1  # anchor 4
+    assert "GT 0" in lab.inspector.gt_title.text()
+    table = lab.inspector.gt_table
+    assert table.rowCount() == 2 and table.item(1, 2).text() == "0"
+    assert "cannot be learned" in table.item(1, 0).toolTip()
+    lab.document.select([1])
+    assert len(lab.overlay._highlight) == 0
+    assert "no anchor learns this box" in lab.inspector.gt_title.text()
+
+
+def test_minibatch_mode_is_seeded_and_balanced(qtbot, lab):
+    panel = lab.settings_panel
+    panel.mode.setCurrentText("Training minibatch")
+    first = {c: v.copy() for c, v in lab.overlay.visible().items()}
+    n_pos = len(first[Category.FOREGROUND]) + len(first[Category.LOW_QUALITY])
+    n_all = sum(len(v) for v in first.values())
+    assert n_all == 256 and 0 < n_pos <= 128
+    assert len(first[Category.IGNORED]) == 0  # ignored anchors never enter the loss
+    lab.relabel()  # same seed -> same batch
+    np.testing.assert_array_equal(lab.overlay.visible()[Category.BACKGROUND],
+                                  first[Category.BACKGROUND])
+    qtbot.mouseClick(panel.reseed, Qt.MouseButton.LeftButton)
+    assert not np.array_equal(lab.overlay.visible()[Category.BACKGROUND],
+                              first[Category.BACKGROUND])
+
+
+def test_density_filters_and_legend(qtbot, lab):
+    overlay = lab.overlay
+    assert overlay.options.mode is DisplayMode.DENSITY
+    n_bg = int((lab.categories == Category.BACKGROUND).sum())
+    assert len(overlay.visible()[Category.BACKGROUND]) <= 800 < n_bg
+    n_ignored = int((lab.categories == Category.IGNORED).sum())
+    assert len(overlay.visible()[Category.IGNORED]) == n_ignored  # all of them
+    check = lab.stats.checks[Category.BACKGROUND]
+    qtbot.mouseClick(check, Qt.MouseButton.LeftButton, pos=QPoint(6, check.height() // 2))
+    assert Category.BACKGROUND not in overlay.visible()
+    assert lab.stats.counts[Category.BACKGROUND].text() == f"{n_bg:,}"
+    lab.settings_panel.set_view(ViewOptions(mode=DisplayMode.ALL, ratios=frozenset({1})))
+    idx = lab.overlay.visible_all()
+    assert len(idx) and (lab.meta.ratio_index[idx] == 1).all()
+
+
+def test_design_panel_clusters_and_applies(qtbot, lab):
+    lab.document.insert_boxes([Box(10, 10, 40, 100), Box(200, 20, 300, 60),
+                               Box(50, 150, 80, 230)])
+    design = lab.design
+    design.k_max.setValue(3)
+    with qtbot.waitSignal(lab.anchor_config_applied, timeout=60000) as blocker:
+        qtbot.mouseClick(design.compute_button, Qt.MouseButton.LeftButton)
+        qtbot.waitUntil(lambda: design.apply_button.isEnabled(), timeout=60000)
+        assert [r.k for r in design.run.curve] == [1, 2, 3]
+        design.k.setValue(3)
+        qtbot.mouseClick(design.apply_button, Qt.MouseButton.LeftButton)
+    applied = blocker.args[0]
+    assert applied == lab.anchor_config and applied.num_anchors_per_location > 1
+    assert lab.settings_panel.sizes.text() == ", ".join(f"{s:g}" for s in applied.sizes)
