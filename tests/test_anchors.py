@@ -90,7 +90,9 @@ def test_config_dict_round_trip():
 @settings(max_examples=60, deadline=None)
 @given(
     sizes=st.lists(st.integers(8, 512), min_size=1, max_size=4, unique=True),
-    ratios=st.lists(st.sampled_from([0.25, 0.33, 0.5, 1.0, 1.5, 2.0, 3.0]), min_size=1, max_size=4, unique=True),
+    ratios=st.lists(
+        st.sampled_from([0.25, 0.33, 0.5, 1.0, 1.5, 2.0, 3.0]), min_size=1, max_size=4, unique=True
+    ),
     stride=st.sampled_from([4, 8, 16, 32]),
     h=st.integers(1, 400),
     w=st.integers(1, 400),

@@ -70,7 +70,10 @@ box_strategy = st.tuples(
 ).map(lambda t: [t[0], t[1], t[0] + t[2], t[1] + t[3]])
 
 
-@given(st.lists(box_strategy, min_size=1, max_size=20), st.lists(box_strategy, min_size=1, max_size=20))
+box_lists = st.lists(box_strategy, min_size=1, max_size=20)
+
+
+@given(box_lists, box_lists)
 def test_numpy_iou_equals_torchvision(a, b):
     a32 = np.array(a, dtype=np.float32)
     b32 = np.array(b, dtype=np.float32)
@@ -78,4 +81,5 @@ def test_numpy_iou_equals_torchvision(a, b):
     theirs = tv_box_iou(torch.from_numpy(a32), torch.from_numpy(b32)).numpy()
     np.testing.assert_array_equal(ours, theirs)
     # Tensors go straight to torchvision.
-    assert torch.equal(B.box_iou(torch.from_numpy(a32), torch.from_numpy(b32)), torch.from_numpy(theirs))
+    direct = B.box_iou(torch.from_numpy(a32), torch.from_numpy(b32))
+    assert torch.equal(direct, torch.from_numpy(theirs))

@@ -177,7 +177,9 @@ def test_faster_rcnn_parity_with_torchvision_matcher(raw, duplicate, size):
 def test_grid_cross_boundary_matches_coordinates():
     cfg = AnchorConfig()
     anchors = generate_anchors((100, 130), cfg)
-    expected = (anchors[:, 0] < 0) | (anchors[:, 1] < 0) | (anchors[:, 2] > 130) | (anchors[:, 3] > 100)
+    expected = (
+        (anchors[:, 0] < 0) | (anchors[:, 1] < 0) | (anchors[:, 2] > 130) | (anchors[:, 3] > 100)
+    )
     assert torch.equal(anchor_grid_cross_boundary((100, 130), cfg), expected)
     gt = torch.tensor([[20.0, 20.0, 90.0, 80.0]])
     cfg_l = LabelConfig.guide(ignore_cross_boundary=True)
