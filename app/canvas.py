@@ -88,11 +88,12 @@ class Canvas(CanvasInputMixin, QGraphicsView):
         self.setVerticalScrollBarPolicy(Qt.ScrollBarPolicy.ScrollBarAlwaysOff)
         self.setFrameShape(QGraphicsView.Shape.NoFrame)
         self.setAcceptDrops(True)
+        self.viewport().setAcceptDrops(True)
         self.setFocusPolicy(Qt.FocusPolicy.StrongFocus)
-        self._pixmap_item = QGraphicsPixmapItem()
-        self._pixmap_item.setZValue(Z.IMAGE)
-        self._pixmap_item.setShapeMode(QGraphicsPixmapItem.ShapeMode.BoundingRectShape)
-        self.scene().addItem(self._pixmap_item)
+        self.image_item = QGraphicsPixmapItem()
+        self.image_item.setZValue(Z.IMAGE)
+        self.image_item.setShapeMode(QGraphicsPixmapItem.ShapeMode.BoundingRectShape)
+        self.scene().addItem(self.image_item)
         self._handles = [HandleItem(i) for i in range(8)]
         for h in self._handles:
             self.scene().addItem(h)
@@ -187,7 +188,7 @@ class Canvas(CanvasInputMixin, QGraphicsView):
             if zoom * self._display_scale() >= 2
             else Qt.TransformationMode.SmoothTransformation
         )
-        self._pixmap_item.setTransformationMode(mode)
+        self.image_item.setTransformationMode(mode)
         self.setRenderHint(
             QPainter.RenderHint.SmoothPixmapTransform,
             mode == Qt.TransformationMode.SmoothTransformation,
@@ -212,11 +213,11 @@ class Canvas(CanvasInputMixin, QGraphicsView):
         self._items = []
         qimage = self.document.qimage
         if qimage is None:
-            self._pixmap_item.setPixmap(QPixmap())
+            self.image_item.setPixmap(QPixmap())
         else:
-            self._pixmap_item.setPixmap(QPixmap.fromImage(qimage))
+            self.image_item.setPixmap(QPixmap.fromImage(qimage))
             s = self._display_scale()
-            self._pixmap_item.setTransform(QTransform.fromScale(1 / s, 1 / s))
+            self.image_item.setTransform(QTransform.fromScale(1 / s, 1 / s))
         rect = self.image_rect()
         self.scene().setSceneRect(
             rect.adjusted(-rect.width(), -rect.height(), rect.width(), rect.height())

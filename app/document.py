@@ -139,12 +139,15 @@ class AnnotationDocument(QObject):
     def _on_clean_changed(self, _clean: bool) -> None:
         try:
             self.dirty_changed.emit(self.dirty)
-        except RuntimeError:  # the stack is being destroyed with the window
+        except RuntimeError:  # this object is being destroyed with the window
             pass
 
     @property
     def dirty(self) -> bool:
-        return self._dirty_without_history or not self.undo_stack.isClean()
+        try:
+            return self._dirty_without_history or not self.undo_stack.isClean()
+        except RuntimeError:  # the stack is being destroyed with the window
+            return self._dirty_without_history
 
     def mark_dirty(self) -> None:
         """Unsaved content that is not an edit (e.g. the save format changed)."""

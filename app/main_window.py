@@ -31,6 +31,7 @@ from PySide6.QtWidgets import (
 
 from app import help_text
 from app.actions import Actions, create_actions
+from app.anchor_lab import install_anchor_lab
 from app.box_list import BoxListPanel
 from app.canvas import Canvas
 from app.class_panel import ClassPanel
@@ -69,6 +70,7 @@ class MainWindow(QMainWindow):
         self._setup_docks()
         self._setup_statusbar()
         self._setup_proposals()
+        self._setup_anchor_lab()
         self._connect()
         self._restore_state()
         self._update_title()
@@ -192,7 +194,9 @@ class MainWindow(QMainWindow):
         """The embedded RPN's proposals: layer on the canvas, dock with controls and list.
         ``model_loader`` is shared by every part that needs the model (loaded lazily)."""
         self.model_loader = ModelLoader(parent=self)
-        self.proposals_panel = ProposalsPanel(self.document, self.canvas, self.model_loader, self)
+        self.proposals_panel = ProposalsPanel(
+            self.document, self.canvas, self.model_loader, self, qsettings=self.settings.q
+        )
         left = Qt.DockWidgetArea.LeftDockWidgetArea
         self.docks["proposals"] = self._dock(
             "Proposals", "proposals_dock", self.proposals_panel, left
@@ -200,6 +204,11 @@ class MainWindow(QMainWindow):
         self.proposals_panel.status_message.connect(
             lambda text: self.statusBar().showMessage(text, 8000)
         )
+
+    def _setup_anchor_lab(self) -> None:
+        """Anchors coloured by their training label over the image, with the anchor lab's
+        docks (settings, statistics, inspector, design); torch loads in the background."""
+        self.anchor_lab = install_anchor_lab(self, self.settings.q)
 
     def _setup_statusbar(self) -> None:
         sb = self.statusBar()

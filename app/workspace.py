@@ -66,8 +66,8 @@ class Workspace(QObject):
         self._timer.setSingleShot(True)
         self._timer.setInterval(AUTOSAVE_DELAY_MS)
         self._timer.timeout.connect(self.autosave_now)
-        document.boxes_changed.connect(self._schedule_autosave)
-        document.verified_changed.connect(self._schedule_autosave)
+        # indexChanged follows every push/undo/redo (after the stack's clean state is updated).
+        document.undo_stack.indexChanged.connect(self._schedule_autosave)
         document.dirty_changed.connect(self._on_dirty_changed)
         document.boxes_inserted.connect(self._note_labels)
         document.boxes_updated.connect(self._note_labels)

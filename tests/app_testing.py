@@ -35,11 +35,13 @@ def make_folder(folder: Path, n: int = 3, size: tuple[int, int] = (320, 240)) ->
 
 def open_window(qtbot, settings, paths, *, fmt: str = "voc") -> MainWindow:
     settings.save_format = fmt
+    settings.q.setValue("proposals/auto_run", False)  # no model runs while we test annotation
     window = MainWindow(settings=settings)
     qtbot.addWidget(window)
     window.resize(1000, 700)
-    window.show()
-    qtbot.waitExposed(window)
+    with qtbot.waitActive(window):  # window-wide shortcuts (W, D, Ctrl+Z...) need it active
+        window.show()
+        window.activateWindow()
     assert window.open_paths([str(p) for p in paths])
     window.canvas.setFocus()
     return window
