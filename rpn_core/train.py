@@ -65,13 +65,19 @@ __all__ = ["Progress", "TrainConfig", "TrainResult", "TrainingError", "fine_tune
 class _Run:
     """State of one :func:`fine_tune` call (split out to keep each function short)."""
 
-    def __init__(self, model: RPNModel, items: Sequence[object], config: TrainConfig) -> None:
+    def __init__(
+        self,
+        model: RPNModel,
+        items: Sequence[object],
+        config: TrainConfig,
+        validation_items: Sequence[object] | None,
+    ) -> None:
         self.model = model
         self.config = config
         self.dist = DistContext.current()
         if config.device is not None:
             model.to(config.device)
-        self.samples, self.split = plan_split(items, config)
+        self.samples, self.split = plan_split(items, config, validation_items)
         self.first = first_trainable_block(config.mode)
         n_local = math.ceil(len(self.split.train) / self.dist.world_size)
         self.steps_per_epoch = math.ceil(n_local / config.batch_size)
@@ -80,6 +86,8 @@ class _Run:
         self.train_cache: list[list[CachedInput]] = []
         self.val_cache: list[CachedInput] = []
         self.generator = torch.Generator().manual_seed(config.seed * 7919 + self.dist.rank)
+        # (step, weights before that optimiser step): restored when a later value is not finite
+        self.snapshot: tuple[int, list[torch.Tensor]] = (-1, [])
         self.start = time.perf_counter()
 
     def build_cache(self, cancel: CancelFlag) -> Generator[Progress, None, bool]:
@@ -194,36 +202,50 @@ def _step(
     run: _Run, module: torch.nn.Module, optimizer: torch.optim.Optimizer, params: list,
     batch: list[tuple[CachedInput, np.ndarray]], step: int,
 ) -> dict[str, float]:  # fmt: skip
-    """One optimiser step; raises :class:`TrainingError` (weights untouched or restored)."""
+    """One optimiser step; on a non-finite value raise :class:`TrainingError` with the
+    weights restored to the last ones whose loss was finite (``TrainingError.step`` steps)."""
     losses = module([b[0] for b in batch], [b[1] for b in batch], run.generator)
     cls, reg = losses["loss_objectness"], losses["loss_rpn_box_reg"]
     total = cls + reg
     value = float(total.detach())
     where = f"at step {step + 1} (epoch {step // run.steps_per_epoch + 1})"
     if not _check_finite(run.dist, total.detach()):
+        kept = _restore(run, params, step - 1)
         raise TrainingError(
-            f"the loss became {value:g} {where}; training stopped and the weights of the "
-            "last good step are kept. Try a lower learning rate.", step=step,
-        )  # fmt: skip
+            f"the loss became {value:g} {where}; training stopped and the weights of step "
+            f"{kept} (the last with a finite loss) are kept. Try a lower learning rate.",
+            step=kept,
+        )
     optimizer.zero_grad(set_to_none=True)
     total.backward()
     norm = torch.nn.utils.clip_grad_norm_(params, run.config.grad_clip)
     if not _check_finite(run.dist, norm.detach()):
         raise TrainingError(
-            f"the gradients became non-finite {where}; the weights of the last good step "
-            "are kept. Try a lower learning rate.", step=step,
+            f"the gradients became non-finite {where}; the weights of step {step} are kept. "
+            "Try a lower learning rate.", step=step,
         )  # fmt: skip
-    snapshot = [p.detach().clone() for p in params]
+    run.snapshot = (step, [p.detach().clone() for p in params])
     optimizer.step()
-    if not all(bool(torch.isfinite(p).all()) for p in params):
-        with torch.no_grad():
-            for p, s in zip(params, snapshot, strict=True):
-                p.copy_(s)
+    finite = torch.tensor(float(all(bool(torch.isfinite(p).all()) for p in params)))
+    if not _check_finite(run.dist, torch.log(finite)):  # log(0) = -inf where not finite
+        kept = _restore(run, params, step)
         raise TrainingError(
             f"the weights became non-finite {where} (learning rate too high?); the weights "
-            "of the last good step were restored.", step=step,
+            f"of step {kept} were restored.", step=kept,
         )  # fmt: skip
-    return {"cls": float(cls.detach()), "reg": float(reg.detach()), "total": float(total.detach())}
+    return {"cls": float(cls.detach()), "reg": float(reg.detach()), "total": value}
+
+
+def _restore(run: _Run, params: list, step: int) -> int:
+    """Put back the weights from before optimiser step ``step`` (0-based), if kept; return
+    the number of steps whose result the model now holds."""
+    kept_step, saved = run.snapshot
+    if kept_step != step or step < 0:
+        return step + 1
+    with torch.no_grad():
+        for p, s in zip(params, saved, strict=True):
+            p.copy_(s)
+    return step
 
 
 def _wrap(run: _Run, params: list) -> tuple[torch.nn.Module, torch.optim.Optimizer]:
@@ -246,17 +268,19 @@ def fine_tune(
     dataset_items: Sequence[object],
     config: TrainConfig | None = None,
     *,
+    validation_items: Sequence[object] | None = None,
     cancel: CancelFlag = None,
 ) -> Generator[Progress, None, TrainResult]:
     """Fine-tune ``model`` in place on annotated images; yield :class:`Progress` records.
 
     ``dataset_items``: :class:`~rpn_core.train_data.TrainSample`, ``ImageAnnotation`` or
-    ``(image_or_path, boxes)`` items (images without boxes are skipped). Raises
+    ``(image_or_path, boxes)`` items (images without boxes are skipped); a seeded share
+    validates unless ``validation_items`` are given. Raises
     :class:`TrainingError` (non-finite values; weights of the last good step kept) and
     ``ValueError`` (no usable images). The model ends in eval mode with its backbone frozen.
     """
     config = config or TrainConfig()
-    run = _Run(model, dataset_items, config)
+    run = _Run(model, dataset_items, config, validation_items)
     try:
         completed = yield from run.build_cache(cancel)
         if not completed:

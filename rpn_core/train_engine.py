@@ -81,7 +81,8 @@ def cache_input(
     image, gt = apply_augment(pixels, boxes, augment)
     prep = prepare_image(image, model.config, model.device)
     padded = tuple(prep.tensor.shape[-2:])
-    data = image if first == 0 else model.backbone[:first](prep.tensor)
+    x = prep.tensor.contiguous(memory_format=torch.channels_last)  # faster convolutions
+    data = image if first == 0 else model.backbone[:first](x)
     return CachedInput(data, gt, prep.input_size, padded)
 
 
@@ -99,6 +100,7 @@ class LossModule(nn.Module):
         data = item.data
         if self.first == 0:
             data = prepare_image(data, self.model.config, self.model.device).tensor
+            data = data.contiguous(memory_format=torch.channels_last)
         if self.first < NUM_BLOCKS:
             data = self.model.backbone[self.first :](data)
         return FeatureResult(data, item.input_size, item.input_size, item.padded_size, (1.0, 1.0))

@@ -126,10 +126,24 @@ class TrainResult:
     data_summary: dict
 
 
-def plan_split(items: Sequence[object], config: TrainConfig) -> tuple[list[TrainSample], DataSplit]:
-    """The samples :func:`fine_tune` would use and their split (for showing it beforehand)."""
+def plan_split(
+    items: Sequence[object],
+    config: TrainConfig,
+    validation_items: Sequence[object] | None = None,
+) -> tuple[list[TrainSample], DataSplit]:
+    """The samples :func:`~rpn_core.train.fine_tune` would use and their split.
+
+    Without ``validation_items`` the split is seeded (``config.val_fraction``, ``seed``);
+    with them, ``items`` all train and ``validation_items`` all validate.
+    """
     samples = as_samples(items)
-    return samples, split_samples(len(samples), config.val_fraction, config.seed)
+    if validation_items is None:
+        return samples, split_samples(len(samples), config.val_fraction, config.seed)
+    if not samples:
+        raise ValueError("no annotated images to train on (every image needs at least one box)")
+    n = len(samples)
+    samples += as_samples(validation_items)
+    return samples, DataSplit(tuple(range(n)), tuple(range(n, len(samples))))
 
 
 def is_cancelled(cancel: CancelFlag) -> bool:
