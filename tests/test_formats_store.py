@@ -101,6 +101,10 @@ def test_unrepresentable_labels_are_typed_write_errors(tmp_path):
         open_store(tmp_path, "voc").save(ImageAnnotation(a, 9, 9, [Box(0, 0, 1, 1, "a\x00")]))
     with pytest.raises(AnnotationWriteError, match="line break"):
         open_store(tmp_path, "yolo").save(ImageAnnotation(a, 9, 9, [Box(0, 0, 1, 1, "a\nb")]))
+    nan_box = Box(float("nan"), 0, 1, 1, "x")
+    for fmt in FORMATS:
+        with pytest.raises(AnnotationWriteError, match="non-finite"):
+            open_store(tmp_path, fmt).save(ImageAnnotation(a, 9, 9, [nan_box]))
     assert os.listdir(tmp_path) == ["a.jpg"]
 
 

@@ -2,10 +2,11 @@
 
 from __future__ import annotations
 
+import json
 import math
 from pathlib import Path
 
-from rpn_core.annotations import AnnotationReadError, Box
+from rpn_core.annotations import AnnotationReadError, Box, ImageAnnotation
 
 # Boxes that overshoot the image by at most this many pixels are clamped without a warning
 # (other tools round outwards); larger overshoots are clamped and reported.
@@ -76,6 +77,24 @@ def box_key(box: Box) -> tuple:
     with defaults, an unedited one gets its data back untouched.
     """
     return (box.x1, box.y1, box.x2, box.y2, box.label)
+
+
+def require_finite(ann: ImageAnnotation) -> None:
+    """Raise ``ValueError`` if a box of ``ann`` has a non-finite corner (writers call it so
+    that no format ever stores NaN or infinity for a box)."""
+    for k, box in enumerate(ann.boxes):
+        if not all(math.isfinite(v) for v in box.xyxy):
+            raise ValueError(f"box #{k + 1} has a non-finite corner {box.xyxy}")
+
+
+def json_bytes(obj: object, indent: int) -> bytes:
+    """UTF-8 JSON, readable (non-ASCII kept) unless the data holds lone surrogates (possible
+    via ``\\ud800`` escapes in a foreign file): then ASCII escapes keep it writable and exact.
+    NaN/Infinity read from a foreign file are written back as they were."""
+    try:
+        return (json.dumps(obj, ensure_ascii=False, indent=indent) + "\n").encode("utf-8")
+    except UnicodeEncodeError:
+        return (json.dumps(obj, ensure_ascii=True, indent=indent) + "\n").encode("ascii")
 
 
 def read_bytes(path: Path) -> bytes:

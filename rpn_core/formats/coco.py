@@ -17,11 +17,16 @@ is unedited. Annotations that point to unknown images are reported and written b
 from __future__ import annotations
 
 import copy
-import json
 from pathlib import Path, PurePosixPath
 
 from rpn_core.annotations import AnnotationReadError, Box, ImageAnnotation
-from rpn_core.formats._common import box_key, checked_box, to_float
+from rpn_core.formats._common import (
+    box_key,
+    checked_box,
+    json_bytes,
+    require_finite,
+    to_float,
+)
 from rpn_core.formats.labelme import parse_json
 
 __all__ = ["CocoDocument", "parse_coco"]
@@ -172,7 +177,11 @@ class CocoDocument:
         return new_id
 
     def set_annotation(self, image_rel: str, ann: ImageAnnotation) -> None:
-        """Replace the boxes of ``image_rel`` (adding its image entry if needed)."""
+        """Replace the boxes of ``image_rel`` (adding its image entry if needed).
+
+        Raises ``ValueError`` (before changing anything) for a box with a non-finite corner.
+        """
+        require_finite(ann)
         entry = self.find_image(image_rel)
         if entry is None:
             entry = {"id": max((im["id"] for im in self.images), default=0) + 1}
@@ -206,13 +215,14 @@ class CocoDocument:
             self.annotations.append(raw)
 
     def to_bytes(self) -> bytes:
+        """The document as UTF-8 JSON (see :func:`~rpn_core.formats._common.json_bytes`)."""
         own = ("images", "annotations", "categories")
         out = {k: v for k, v in self.doc.items() if k not in own}
         out.setdefault("info", {"description": "written by RPN Studio"})
         out["images"] = self.images
         out["annotations"] = self.annotations
         out["categories"] = self.categories
-        return (json.dumps(out, ensure_ascii=False, indent=1, allow_nan=False) + "\n").encode()
+        return json_bytes(out, indent=1)
 
 
 def parse_coco(data: bytes, *, path: str | Path) -> CocoDocument:

@@ -19,7 +19,13 @@ import json
 from pathlib import Path
 
 from rpn_core.annotations import AnnotationReadError, Box, ImageAnnotation
-from rpn_core.formats._common import box_key, checked_box, to_float
+from rpn_core.formats._common import (
+    box_key,
+    checked_box,
+    json_bytes,
+    require_finite,
+    to_float,
+)
 
 __all__ = ["SUFFIX", "format_labelme", "parse_json", "parse_labelme"]
 
@@ -138,6 +144,7 @@ def _points(points: object) -> list[tuple[float, float]] | None:
 def format_labelme(ann: ImageAnnotation, *, image_rel: str) -> bytes:
     """labelme JSON for ``ann``; ``image_rel`` is the image path relative to the JSON file,
     written as ``imagePath`` (posix separators)."""
+    require_finite(ann)
     kept = ann.extra.get("labelme", {})
     top = copy.deepcopy(kept.get("top", {}))
     top.pop("imagePath", None)  # recomputed: the JSON may be written somewhere new
@@ -169,4 +176,4 @@ def format_labelme(ann: ImageAnnotation, *, image_rel: str) -> bytes:
     doc.update(top)
     if ann.verified:
         doc["rpn_studio"] = {"verified": True}
-    return (json.dumps(doc, ensure_ascii=False, indent=2, allow_nan=False) + "\n").encode("utf-8")
+    return json_bytes(doc, indent=2)

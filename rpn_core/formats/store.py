@@ -298,11 +298,11 @@ class CocoStore(AnnotationStore):
     def save(self, annotation: ImageAnnotation) -> None:
         self._refresh()
         assert self._doc is not None
-        self._doc.set_annotation(self._rel(annotation.image_path), annotation)
         try:
+            self._doc.set_annotation(self._rel(annotation.image_path), annotation)
             data = self._doc.to_bytes()
-        except ValueError as exc:  # NaN kept from a foreign file, unencodable text
-            raise AnnotationWriteError(self.path, f"cannot encode JSON: {exc}") from exc
+        except ValueError as exc:  # non-finite box, unencodable text
+            raise AnnotationWriteError(self.path, str(exc)) from exc
         self._write(self.path, data)
         self._stamp, self._error = self._file_stamp(), None
         self._note_labels(annotation)

@@ -33,7 +33,13 @@ import defusedxml
 import defusedxml.ElementTree as SafeET
 
 from rpn_core.annotations import AnnotationReadError, Box, ImageAnnotation
-from rpn_core.formats._common import box_key, checked_box, round_half_up, to_float
+from rpn_core.formats._common import (
+    box_key,
+    checked_box,
+    require_finite,
+    round_half_up,
+    to_float,
+)
 
 __all__ = ["CONVENTIONS", "SUFFIX", "format_voc", "parse_voc"]
 
@@ -186,9 +192,11 @@ def _sub(parent: ET.Element, tag: str, text: str) -> ET.Element:
 def format_voc(ann: ImageAnnotation, *, convention: str = "devkit") -> bytes:
     """Serialise ``ann`` as VOC XML (UTF-8) in ``convention`` (see the module docstring).
 
-    Raises ``ValueError`` for a label XML cannot hold (control characters).
+    Raises ``ValueError`` for a label XML cannot hold (control characters) or a box with a
+    non-finite corner.
     """
     shift = _check_convention(convention)
+    require_finite(ann)
     for label in ann.labels:
         if _NOT_XML.search(label):
             raise ValueError(f"label {label!r} has characters XML cannot hold")

@@ -22,7 +22,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from rpn_core.annotations import AnnotationReadError, Box, ImageAnnotation
-from rpn_core.formats._common import checked_box, to_float
+from rpn_core.formats._common import checked_box, require_finite, to_float
 
 __all__ = [
     "CLASSES_FILE",
@@ -171,6 +171,7 @@ def format_yolo(ann: ImageAnnotation, classes: list[str]) -> tuple[bytes, list[s
     """YOLO text for ``ann`` and the class list extended with its new labels (append-only)."""
     if ann.width <= 0 or ann.height <= 0:
         raise ValueError(f"{ann.image_path}: image size unknown; YOLO needs it")
+    require_finite(ann)
     index, classes = label_ids(ann.labels, classes)
     lines = []
     for box in ann.boxes:
