@@ -34,7 +34,17 @@ LOADING = "Loading torch... anchors appear in a moment"
 
 
 def _warm_up() -> None:
-    """Import torch and run the labelling once (first calls are slow) -- off the GUI thread."""
+    """Import torch and run the labelling once (first calls are slow) -- off the GUI thread.
+
+    torchvision is imported too, before any torch op runs: the model loader imports it on
+    another thread at the same time, and a torch op that lazily initialises torch internals
+    while torchvision's import (torch._dynamo) reads them failed with "'prims' object has no
+    attribute 'sum'". Importing the whole chain here first makes the other thread wait on
+    Python's module locks instead.
+    """
+    import torch  # noqa: F401
+    import torchvision  # noqa: F401
+
     from rpn_core.labelling import label_image
 
     label_image((64, 64), AnchorConfig(), np.array([[0.0, 0.0, 32.0, 32.0]], np.float32))
@@ -216,6 +226,9 @@ def _dock(window: QMainWindow, title: str, widget: QWidget, area: Qt.DockWidgetA
     dock.setObjectName(f"anchor_lab_{title.lower().replace(' ', '_')}")
     dock.setWidget(widget)
     window.addDockWidget(area, dock)
+    menus = getattr(window, "menus", None)
+    if isinstance(menus, dict) and "view" in menus:  # the main window's View menu
+        menus["view"].addAction(dock.toggleViewAction())
     return dock
 
 
@@ -242,10 +255,9 @@ def install_anchor_lab(window: QMainWindow, settings: QSettings | None = None) -
         _dock(window, "Anchor inspector", lab.inspector, right),
         _dock(window, "Anchor design", lab.design, right),
     ]
-    window.tabifyDockWidget(lab.docks[0], lab.docks[3])
-    window.tabifyDockWidget(lab.docks[1], lab.docks[2])
+    for dock in lab.docks[1:]:  # one tab group: the window keeps its height
+        window.tabifyDockWidget(lab.docks[0], dock)
     lab.docks[0].raise_()
-    lab.docks[1].raise_()
     lab.anchor_config_applied.connect(
         lambda cfg: panel.set_configs(cfg, lab.label_config))
     lab.start()

@@ -173,7 +173,7 @@ class AnchorStatsPanel(QWidget):
         import pyqtgraph as pg
 
         self.plot = pg.PlotWidget()
-        self.plot.setMinimumHeight(160)
+        self.plot.setMinimumHeight(140)
         self.plot.setLabel("bottom", "best anchor IoU per GT box")
         self.plot.setLabel("left", "GT boxes")
         self._plot_holder.addWidget(self.plot)
