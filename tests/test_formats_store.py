@@ -187,3 +187,22 @@ def test_detect_format_prefers_the_most_common_and_finds_cvat_coco(tmp_path):
     assert store.annotation_path(tmp_path / "a.jpg").name == "instances_default.json"
     with pytest.raises(ValueError, match="unknown annotation format"):
         open_store(tmp_path, "pascal")
+
+
+def test_cvat_yolo_export_with_obj_names_in_the_parent(tmp_path):
+    # CVAT "YOLO 1.1": obj.names and obj.data at the top, labels beside the frames in
+    # obj_train_data/, lines "%d %.6f %.6f %.6f %.6f".
+    (tmp_path / "obj.names").write_text("car\nperson\n")
+    (tmp_path / "obj.data").write_text("classes = 2\nnames = data/obj.names\n")
+    frames = tmp_path / "obj_train_data"
+    (frame,) = make_images(frames, ["frame_000000.jpg"])
+    (frames / "frame_000000.txt").write_text("1 0.250000 0.500000 0.100000 0.200000\n")
+    assert detect_format(frames) == "yolo"
+    store = open_store(frames, "yolo")
+    ann = store.load(frame, width=640, height=480)
+    # cx 0.25 * 640 = 160, w 0.1 * 640 = 64 -> x 128..192; cy 0.5 * 480 = 240, h 96 -> 192..288.
+    assert ann.labels == ["person"] and ann.boxes[0].xyxy == pytest.approx((128, 192, 192, 288))
+    ann.boxes.append(Box(0, 0, 10, 10, "bus"))
+    store.save(ann)
+    assert (tmp_path / "obj.names").read_text() == "car\nperson\nbus\n"  # appended in place
+    assert not (frames / "classes.txt").exists()

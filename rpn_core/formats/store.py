@@ -126,7 +126,7 @@ class PerImageStore(AnnotationStore):
         voc._check_convention(voc_convention)
         self.voc_convention = voc_convention
         self.suffix = {"voc": voc.SUFFIX, "yolo": yolo.SUFFIX, "labelme": labelme.SUFFIX}[fmt]
-        self.classes_path = self.folder / yolo.CLASSES_FILE
+        self.classes_path = yolo.find_class_file(self.folder)
         self._classes_on_disk: list[str] | None = None
         if fmt == "yolo":
             self._read_classes()

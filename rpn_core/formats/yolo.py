@@ -3,10 +3,12 @@
 A line is ``class_id cx cy w h``: the box centre and size divided by the image width/height
 (so every value lies in ``[0, 1]``). With ``W x H`` the upright image size and boxes as in
 :mod:`rpn_core.boxes`: reading ``x1 = (cx - w/2) W, x2 = (cx + w/2) W`` (same for y with
-``H``); writing ``cx = (x1 + x2) / 2W, w = (x2 - x1) / W``, six decimals (as labelImg and
-ultralytics write). The image size is therefore required to read or write.
+``H``); writing ``cx = (x1 + x2) / 2W, w = (x2 - x1) / W``, six decimals (as labelImg
+writes; ultralytics' ``%g`` files read the same). The image size is therefore required to
+read or write.
 
-``classes.txt`` lists one name per line; a box's id is its label's line index (0-based).
+``classes.txt`` (or CVAT's ``obj.names``, see :func:`find_class_file`) lists one name per
+line; a box's id is its label's line index (0-based).
 The map is **append-only**: a writer never reorders or removes names, it appends new labels.
 An id with no name in ``classes.txt`` is reported and its box kept with the id as label
 (``"7"``); writing such a numeric label that is not a class name keeps its id, padding the map
@@ -26,6 +28,7 @@ from rpn_core.formats._common import checked_box, require_finite, to_float
 
 __all__ = [
     "CLASSES_FILE",
+    "find_class_file",
     "SUFFIX",
     "format_classes",
     "format_yolo",
@@ -47,6 +50,17 @@ def _decode(data: bytes, path: Path) -> str:
         raise AnnotationReadError(
             path, f"not UTF-8 text ({exc.reason})", location=f"byte {exc.start}"
         ) from exc
+
+
+def find_class_file(folder: str | Path) -> Path:
+    """The class map of a YOLO label folder: ``classes.txt`` (labelImg), else ``obj.names`` in
+    the folder or its parent (CVAT's "YOLO 1.1" export keeps labels in ``obj_train_data/``
+    and the names beside it); ``folder/classes.txt`` when there is none yet."""
+    folder = Path(folder)
+    for candidate in (folder / CLASSES_FILE, folder / "obj.names", folder.parent / "obj.names"):
+        if candidate.is_file():
+            return candidate
+    return folder / CLASSES_FILE
 
 
 def parse_classes(data: bytes, path: str | Path) -> tuple[list[str], list[str]]:
