@@ -109,8 +109,18 @@ class LoadedImage:
 
 
 def _orientation(im: Image.Image) -> int:
+    """The EXIF orientation (1-8) from the header only: Pillow's ``getexif()`` on a PNG would
+    decode the whole image looking for a late eXIf chunk, so PNG uses the chunks read so far
+    (writers put eXIf before the pixel data). Probe and load therefore always agree."""
     try:
-        value = int(im.getexif().get(_ORIENTATION_TAG, 1))
+        if im.format == "PNG":
+            exif = Image.Exif()
+            raw = im.info.get("exif")
+            if raw:
+                exif.load(raw)
+        else:
+            exif = im.getexif()
+        value = int(exif.get(_ORIENTATION_TAG, 1))
     except Exception:  # a broken EXIF block is not a reason to refuse the image
         return 1
     return value if 1 <= value <= 8 else 1
@@ -207,6 +217,11 @@ def _decode(im: Image.Image, factor: int) -> Image.Image:
     if factor > 1 and im.format == "JPEG":
         im.draft(im.mode, (math.ceil(w / factor), math.ceil(h / factor)))
     im.load()
+    if factor > 1 and im.size == (w, h):
+        try:  # shrink inside Pillow before the (copying) conversion to numpy
+            return im.reduce(factor)
+        except ValueError:  # modes reduce() does not support; _fit() resizes later
+            pass
     return im
 
 
@@ -272,6 +287,8 @@ def load_image(path: str | Path) -> LoadedImage:
         mode = im.mode
         w, h = im.size
         factor = max(1, math.ceil(math.sqrt(w * h / DISPLAY_MAX_PIXELS)))
+        if 1 < factor <= 8 and im.format == "JPEG":
+            factor = 1 << (factor - 1).bit_length()  # JPEG decodes 1/2, 1/4, 1/8 for free
         target = (math.ceil(w / factor), math.ceil(h / factor))
         try:
             rgb = _fit(_to_rgb(_decode(im, factor)), target)

@@ -195,10 +195,19 @@ def test_decompression_bomb_is_refused_before_decoding(tmp_path, size):
         assert "400 MP" in info.value.reason or "decompression bomb" in info.value.reason
 
 
-@pytest.mark.parametrize("name", ["big.jpg", "big.png"])
-def test_large_image_gets_a_downscaled_copy_in_original_coordinates(tmp_path, monkeypatch, name):
-    # A 300 x 200 image under a 10,000-pixel display budget: 60,000 / 10,000 = 6 -> factor
-    # ceil(sqrt(6)) = 3, so the display copy is 100 x 67 and scale = 100 / 300 = 1/3.
+@pytest.mark.parametrize(
+    "name, factor, size",
+    [
+        # A 300 x 200 image under a 10,000-pixel display budget: 60,000 / 10,000 = 6 ->
+        # factor ceil(sqrt(6)) = 3: display ceil(300/3) x ceil(200/3) = 100 x 67, scale 1/3.
+        ("big.png", 3, (100, 67)),
+        # JPEG rounds the factor up to a power of two (free in the decoder): 4 -> 75 x 50.
+        ("big.jpg", 4, (75, 50)),
+    ],
+)
+def test_large_image_gets_a_downscaled_copy_in_original_coordinates(
+    tmp_path, monkeypatch, name, factor, size
+):
     monkeypatch.setattr(imageio, "DISPLAY_MAX_PIXELS", 10_000)
     arr = np.full((200, 300, 3), GREY, np.uint8)
     arr[30:90, 150:240] = RED  # object (150, 30, 240, 90) in original pixels
@@ -206,8 +215,8 @@ def test_large_image_gets_a_downscaled_copy_in_original_coordinates(tmp_path, mo
     Image.fromarray(arr).save(path, quality=95)
     img = load_image(path)
     assert (img.width, img.height) == (300, 200) and img.downscaled
-    assert img.pixels.shape[1] == 100 and img.pixels.shape[0] in (66, 67)
-    assert img.scale == pytest.approx(1 / 3)
+    assert (img.pixels.shape[1], img.pixels.shape[0]) == size
+    assert img.scale == pytest.approx(size[0] / 300) and f"1/{factor} scale" in img.message
     assert "300x200" in img.message and "original pixels" in img.message
     x1, y1, x2, y2 = (v / img.scale for v in red_bbox(img.pixels))
     assert (x1, y1, x2, y2) == pytest.approx((150, 30, 240, 90), abs=3)
