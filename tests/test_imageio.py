@@ -51,15 +51,21 @@ def red_bbox(pixels: np.ndarray) -> tuple[int, int, int, int]:
     return int(xs.min()), int(ys.min()), int(xs.max()) + 1, int(ys.max()) + 1
 
 
+@pytest.mark.parametrize("suffix", [".jpg", ".png"])
 @pytest.mark.parametrize("orientation", range(1, 9))
-def test_exif_orientation_puts_the_object_in_the_same_upright_place(tmp_path, orientation):
+def test_exif_orientation_puts_the_object_in_the_same_upright_place(
+    tmp_path, orientation, suffix
+):
     stored = upright_scene()
     if INVERSE[orientation] is not None:
         stored = stored.transpose(INVERSE[orientation])
     exif = Image.Exif()
     exif[0x0112] = orientation
-    path = tmp_path / f"o{orientation}.jpg"
-    stored.save(path, quality=100, subsampling=0, exif=exif)  # 4:4:4 keeps edges sharp
+    path = tmp_path / f"o{orientation}{suffix}"
+    if suffix == ".jpg":
+        stored.save(path, quality=100, subsampling=0, exif=exif)  # 4:4:4 keeps edges sharp
+    else:
+        stored.save(path, exif=exif)
 
     assert probe_image(path) == (W, H)
     img = load_image(path)
