@@ -13,7 +13,7 @@ from PySide6.QtWidgets import (
     QCheckBox,
     QComboBox,
     QDoubleSpinBox,
-    QGridLayout,
+    QFormLayout,
     QHBoxLayout,
     QHeaderView,
     QLabel,
@@ -66,7 +66,7 @@ class ProposalsControls(QWidget):
             self.method_combo.addItem(name, key)
         self.run_button = QPushButton("Run")
         self.run_button.setToolTip("Run the selected source on the current image")
-        self.auto_box = QCheckBox("Auto-run on image change")
+        self.auto_box = QCheckBox("Auto-run on new image")
         self.auto_box.setChecked(True)
         self.weights_label = QLabel()
         self.weights_button = QPushButton("Weights...")
@@ -79,10 +79,14 @@ class ProposalsControls(QWidget):
         self.threshold_spin = _spin(0.0, 1.0, d.score_threshold, 0.05, 3)
         self.nms_spin = _spin(0.05, 1.0, d.nms_iou, 0.05, 2)
         self.min_size_spin = _spin(0.0, 10000.0, d.min_size, 4.0, 1)
+        self.min_size_spin.setSuffix(" px")
         self.show_box = QCheckBox("Show proposals")
         self.show_box.setChecked(True)
-        self.arrows_box = QCheckBox("Arrows: anchor -> proposal (top 20)")
-        self.arrows_box.setToolTip("What the box regressor did to the 20 best proposals' anchors")
+        self.arrows_box = QCheckBox("Regression arrows (top 20)")
+        self.arrows_box.setToolTip(
+            "Arrows from the anchors of the 20 best proposals to the refined boxes:\n"
+            "what the box regressor did"
+        )
         self.status_label = QLabel("Proposals appear here once an image is open.")
         self.summary_label = QLabel()
         self.count_label = QLabel()
@@ -91,8 +95,14 @@ class ProposalsControls(QWidget):
             label.setTextInteractionFlags(Qt.TextInteractionFlag.TextSelectableByMouse)
         self.table = self._make_table(proxy)
         self.accept_selected_button = QPushButton("Accept selected")
+        self.accept_selected_button.setToolTip(
+            "Add the selected proposals as GT boxes (one undo step)"
+        )
         self.accept_selected_button.setEnabled(False)
-        self.accept_all_button = QPushButton("Accept all above threshold")
+        self.accept_all_button = QPushButton("Accept all >= thr.")
+        self.accept_all_button.setToolTip(
+            "Accept every shown proposal scoring at least the threshold (one undo step)"
+        )
         self._layout()
         self._connect()
 
@@ -110,38 +120,30 @@ class ProposalsControls(QWidget):
         return table
 
     def _layout(self) -> None:
+        # Narrow on purpose (one control per row): the dock shares its column with Files and
+        # must not squeeze the canvas.
         top = QHBoxLayout()
-        top.addWidget(QLabel("Source"))
         top.addWidget(self.method_combo, 1)
         top.addWidget(self.run_button)
         weights = QHBoxLayout()
-        weights.addWidget(self.weights_label, 1)
         weights.addWidget(self.weights_button)
         weights.addWidget(self.embedded_button)
-        grid = QGridLayout()
-        pairs = (("Top-N", self.top_n_spin), ("Score >=", self.threshold_spin),
-                 ("NMS IoU", self.nms_spin), ("Min size", self.min_size_spin))
-        for i, (text, spin) in enumerate(pairs):
-            grid.addWidget(QLabel(text), i // 2, 2 * (i % 2))
-            grid.addWidget(spin, i // 2, 2 * (i % 2) + 1)
-        grid.setColumnStretch(1, 1)
-        grid.setColumnStretch(3, 1)
-        checks = QHBoxLayout()
-        checks.addWidget(self.show_box)
-        checks.addWidget(self.arrows_box, 1)
+        form = QFormLayout()
+        form.addRow("Top-N", self.top_n_spin)
+        form.addRow("Score >=", self.threshold_spin)
+        form.addRow("NMS IoU", self.nms_spin)
+        form.addRow("Min size", self.min_size_spin)
         accept = QHBoxLayout()
         accept.addWidget(self.accept_selected_button)
         accept.addWidget(self.accept_all_button)
         col = QVBoxLayout(self)
         col.setContentsMargins(0, 0, 0, 0)
-        col.addLayout(top)
-        col.addWidget(self.auto_box)
-        col.addLayout(weights)
-        col.addLayout(grid)
-        col.addLayout(checks)
-        col.addWidget(self.status_label)
-        col.addWidget(self.summary_label)
-        col.addWidget(self.count_label)
+        for item in (top, self.auto_box, self.weights_label, weights, form, self.show_box,
+                     self.arrows_box, self.status_label, self.summary_label, self.count_label):
+            if isinstance(item, QWidget):
+                col.addWidget(item)
+            else:
+                col.addLayout(item)
         col.addWidget(self.table, 1)
         col.addLayout(accept)
 

@@ -185,6 +185,11 @@ class ProposalsLayer(QGraphicsItem):
             self._show_arrows = on
             self.update()
 
+    @property
+    def batch_count(self) -> int:
+        """How many ``drawPath`` batches paint the proposals (at most :data:`N_BINS`)."""
+        return len(self._bin_paths)
+
     def has_anchors(self) -> bool:
         return self._anchors is not None
 

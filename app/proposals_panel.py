@@ -15,7 +15,15 @@ from __future__ import annotations
 import time
 
 import numpy as np
-from PySide6.QtCore import QEvent, QItemSelection, QItemSelectionModel, QObject, Qt, Signal
+from PySide6.QtCore import (
+    QEvent,
+    QItemSelection,
+    QItemSelectionModel,
+    QObject,
+    QSettings,
+    Qt,
+    Signal,
+)
 from PySide6.QtWidgets import QAbstractItemView, QApplication, QFileDialog, QVBoxLayout, QWidget
 
 from app.box_item import HANDLE_SIZE_PX
@@ -32,6 +40,7 @@ from rpn_core.box_edit import pick_handle
 
 __all__ = ["ProposalsPanel"]
 
+AUTO_RUN_KEY = "proposals/auto_run"  # QSettings key; default on
 SS_DISPLAY_SCORE = 0.6  # Selective Search has no scores: one mid-ramp colour for all boxes
 
 
@@ -50,8 +59,10 @@ class ProposalsPanel(QWidget):
         canvas: Canvas,
         loader: ModelLoader | None = None,
         parent: QWidget | None = None,
+        qsettings: QSettings | None = None,
     ) -> None:
         super().__init__(parent)
+        self._qsettings = qsettings
         self.document, self.canvas = document, canvas
         self.loader = loader or ModelLoader(parent=self)
         self.runner = TaskRunner(self)
@@ -68,6 +79,9 @@ class ProposalsPanel(QWidget):
         self.timings: dict[str, float] = {}  # last measured: first_result_s, select_ms, ...
         self._clicks = _CanvasClicks(self)
         canvas.viewport().installEventFilter(self._clicks)
+        if qsettings is not None:
+            auto = qsettings.value(AUTO_RUN_KEY, True, type=bool)
+            self.ui.auto_box.setChecked(bool(auto))
         self._connect()
         app = QApplication.instance()
         if app is not None:
@@ -79,6 +93,7 @@ class ProposalsPanel(QWidget):
         ui.settings_changed.connect(self.reselect)
         ui.method_changed.connect(self._on_method_changed)
         ui.run_button.clicked.connect(self.run)
+        ui.auto_box.toggled.connect(self._remember_auto_run)
         ui.weights_button.clicked.connect(self._choose_weights)
         ui.embedded_button.clicked.connect(lambda: self.set_weights(None))
         ui.show_box.toggled.connect(self.layer.setVisible)
@@ -93,6 +108,10 @@ class ProposalsPanel(QWidget):
         self.loader.state_changed.connect(self._on_model_state)
         self.document.image_changed.connect(self._on_image_changed)
         self.document.boxes_changed.connect(self._update_summary)
+
+    def _remember_auto_run(self, on: bool) -> None:
+        if self._qsettings is not None:
+            self._qsettings.setValue(AUTO_RUN_KEY, bool(on))
 
     def shutdown(self, msecs: int = 30000) -> bool:
         """Cancel and wait for background work (call before the window goes away)."""

@@ -25,6 +25,7 @@ from __future__ import annotations
 import enum
 import inspect
 import logging
+import sys
 import threading
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -98,7 +99,7 @@ class Worker(QRunnable):
         self._running.set()
         try:
             if self.is_cancelled:
-                self.signals.cancelled.emit()
+                self._emit("cancelled")
                 return
             result = self.fn(*self.args, **self.kwargs)
             if inspect.isgenerator(result):
@@ -106,16 +107,26 @@ class Worker(QRunnable):
             else:
                 outcome, value = ("cancelled" if self.is_cancelled else "finished"), result
             if outcome == "cancelled":
-                self.signals.cancelled.emit()
+                self._emit("cancelled")
             else:
-                self.signals.finished.emit(value)
+                self._emit("finished", value)
         except BaseException as exc:  # noqa: BLE001 - every failure must reach the user
             self.exception = exc
-            log.error("background job %s failed", _name(self.fn), exc_info=exc)
-            self.signals.error.emit(exc)
-            self.signals.failed.emit(describe_exception(exc))
+            if not _shutting_down():
+                log.error("background job %s failed", _name(self.fn), exc_info=exc)
+            self._emit("error", exc)
+            self._emit("failed", describe_exception(exc))
         finally:
-            self.signals.done.emit()
+            self._emit("done")
+
+    def _emit(self, name: str, *args: Any) -> None:
+        """Emit unless the signals' QObject is gone (app teardown): nobody is listening then,
+        and an exception escaping ``QRunnable.run`` would only print noise."""
+        try:
+            getattr(self.signals, name).emit(*args)
+        except RuntimeError:
+            if shiboken6.isValid(self.signals):
+                raise
 
     def _drive(self, gen: Iterator[Any]) -> tuple[str, Any]:
         """Step a generator, emitting each value; check the cancel flag before every step."""
@@ -128,7 +139,12 @@ class Worker(QRunnable):
                 last = next(gen)
             except StopIteration as stop:
                 return "finished", (stop.value if stop.value is not None else last)
-            self.signals.progress.emit(last)
+            self._emit("progress", last)
+
+
+def _shutting_down() -> bool:
+    """The interpreter is exiting (a job still running then fails on imports; stay quiet)."""
+    return sys.is_finalizing() or not threading.main_thread().is_alive()
 
 
 def _name(fn: Callable[..., Any]) -> str:
