@@ -295,6 +295,7 @@ def _seed_images() -> list[tuple[str, bytes]]:
 SEEDS = _seed_images()
 
 
+@pytest.mark.filterwarnings("ignore::UserWarning")  # Pillow's notes on corrupt TIFF/EXIF tags
 @given(
     st.sampled_from(range(len(SEEDS))),
     st.lists(st.tuples(st.integers(0, 10_000), st.integers(0, 255)), max_size=6),
