@@ -115,8 +115,17 @@ class AnchorDesignPanel(QWidget):
         self.apply_button = QPushButton("Apply to anchors")
         self.apply_button.setEnabled(False)
         self.apply_button.clicked.connect(self.apply)
+        self.n_sizes = QSpinBox(minimum=0, maximum=30, value=3, specialValueText="all")
+        self.n_ratios = QSpinBox(minimum=0, maximum=30, value=3, specialValueText="all")
+        for w in (self.n_sizes, self.n_ratios):
+            w.setToolTip("Merge the clusters' sizes / ratios into this many (all: keep each)")
+            w.valueChanged.connect(lambda _v: self._show_k(self.k.value()))
         row.addWidget(QLabel("k"))
         row.addWidget(self.k)
+        row.addWidget(QLabel("sizes"))
+        row.addWidget(self.n_sizes)
+        row.addWidget(QLabel("x ratios"))
+        row.addWidget(self.n_ratios)
         row.addWidget(self.apply_button)
         layout.addLayout(row)
         self.k_text = QLabel()
@@ -205,7 +214,7 @@ class AnchorDesignPanel(QWidget):
             return
         import pyqtgraph as pg
 
-        result, config = self.run.curve[k - 1], self.run.configs[k - 1]
+        result, config = self.run.curve[k - 1], self.chosen_config()
         plot = self.scatter_plot
         plot.clear()
         brushes = [pg.mkBrush(CLUSTER_COLOURS[a % len(CLUSTER_COLOURS)]) for a in result.assignment]
@@ -219,14 +228,22 @@ class AnchorDesignPanel(QWidget):
             f"as AnchorConfig: sizes {', '.join(f'{s:g}' for s in config.sizes)}; ratios "
             f"{', '.join(f'{r:g}' for r in config.aspect_ratios)}; "
             f"{config.num_anchors_per_location} anchors/location; grid mean IoU "
-            f"{self.run.grid_iou[k - 1]:.3f}"
+            f"{grid_mean_iou(self.run.wh, config):.3f} (one size/ratio per cluster: "
+            f"{self.run.configs[k - 1].num_anchors_per_location} anchors, "
+            f"{self.run.grid_iou[k - 1]:.3f})"
+        )
+
+    def chosen_config(self) -> AnchorConfig:
+        """The chosen k's clusters as an AnchorConfig: sizes and ratios merged to the chosen
+        counts (:func:`design_config`), with the lab's current stride."""
+        result = self.run.curve[self.k.value() - 1]
+        return design_config(
+            result.centres, stride=self.lab.anchor_config.stride,
+            n_sizes=self.n_sizes.value() or None, n_ratios=self.n_ratios.value() or None,
         )
 
     def apply(self) -> None:
         """Use the chosen k's config (with the lab's current stride) for the overlay."""
         if self.run is None:
             return
-        chosen = self.run.configs[self.k.value() - 1]
-        config = AnchorConfig(sizes=chosen.sizes, aspect_ratios=chosen.aspect_ratios,
-                              stride=self.lab.anchor_config.stride)
-        self.lab.set_configs(config, self.lab.label_config)
+        self.lab.set_configs(self.chosen_config(), self.lab.label_config)

@@ -10,7 +10,7 @@ category drawn with one ``drawLines`` call and one pen.
 Style: the Okabe-Ito colour-blind-safe palette, and each category also has its own line
 style, so labels stay apart without colour: foreground yellow, solid and thick on a dark
 halo; low-quality (best-anchor rule) positives purple, solid and thick, an x at the centre;
-ignored orange, dashed; cross-boundary grey, dash-dot-dot; background sky blue, dotted
+ignored orange, dashed; cross-boundary grey, dash-dot-dot; background sky blue, sparse dots
 (GT boxes are green in the canvas, so no anchor is). Masses are drawn opaque and 1 px
 wide: on Qt's raster engine alpha-blended or wide dashed outlines cost 10x more, and the
 cost follows the pixels stroked -- hence the merged segments (see ``bench/overlay.py``).
@@ -54,11 +54,17 @@ HIGHLIGHT_COLOUR = QColor(255, 255, 255)
 HALO = QColor(0, 0, 0)
 
 
+# Sparse patterns (dash, gap in pixels) let the photo show through the masses.
+DASH_PATTERNS = {Category.BACKGROUND: [1.0, 4.0], Category.IGNORED: [3.0, 3.0]}
+
+
 def category_pen(category: Category) -> QPen:
     """The cosmetic pen (constant screen width at any zoom) of a category."""
     colour, style, width, _ = CATEGORY_STYLE[category]
     pen = QPen(colour, width, style)
     pen.setCosmetic(True)
+    if category in DASH_PATTERNS:
+        pen.setDashPattern(DASH_PATTERNS[category])
     return pen
 
 

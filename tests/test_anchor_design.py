@@ -174,6 +174,13 @@ def test_anchors_cli_table_and_errors(voc_folder, tmp_path, capsys):
     out = capsys.readouterr().out
     assert out.splitlines()[0].split()[:4] == ["k", "mean", "IoU", "gain"]
     assert "sizes" in out and "flattens at k =" in out
+    # Merged to one size and one ratio, every k's config line lists a single value each.
+    assert main(["anchors", str(voc_folder), "--k-max", "3", "--restarts", "1",
+                 "--n-sizes", "1", "--n-ratios", "1"]) == 0
+    rows = capsys.readouterr().out.splitlines()[1:4]
+    for row in rows:
+        config = row.split("[")[1]
+        assert "," not in config, row
     assert main(["anchors", str(voc_folder), "--k-max", "40"]) == 1
     assert "--k-max 40 needs at least 40" in capsys.readouterr().err
     assert main(["anchors", str(tmp_path / "missing")]) == 2

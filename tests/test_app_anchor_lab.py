@@ -234,3 +234,21 @@ def test_design_panel_clusters_and_applies(qtbot, lab):
     applied = blocker.args[0]
     assert applied == lab.anchor_config and applied.num_anchors_per_location > 1
     assert lab.settings_panel.sizes.text() == ", ".join(f"{s:g}" for s in applied.sizes)
+
+
+def test_main_window_shows_the_sample_with_default_anchors(qtbot, app_settings):
+    import resources
+    from app.main_window import MainWindow
+
+    window = MainWindow(settings=app_settings)
+    qtbot.addWidget(window)
+    lab = window.anchor_lab
+    assert lab.overlay.scene() is window.canvas.scene()
+    assert window.open_paths([str(resources.path_of(resources.SAMPLE_IMAGE))])
+    window.show()
+    qtbot.waitExposed(window)
+    qtbot.waitUntil(lambda: lab.labels is not None, timeout=60000)
+    assert lab.anchor_config == AnchorConfig()  # nothing stored in the fresh settings
+    w, h = window.document.size
+    assert len(lab.anchors) == math.ceil(h / 16) * math.ceil(w / 16) * 9
+    assert len(lab.overlay.visible_all()) > 0  # a sample of background anchors at least

@@ -34,6 +34,11 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--seed", type=int, default=0, help="random seed (default: 0)")
     parser.add_argument("--stride", type=int, default=16,
                         help="stride of the suggested AnchorConfig (default: 16)")
+    parser.add_argument("--n-sizes", type=int, default=None, metavar="N",
+                        help="merge each k's sizes into N for the AnchorConfig (default: one "
+                        "per cluster)")
+    parser.add_argument("--n-ratios", type=int, default=None, metavar="N",
+                        help="merge each k's ratios into N (default: one per cluster)")
 
 
 def _say(text: str) -> None:
@@ -99,7 +104,11 @@ def run(args: argparse.Namespace) -> int:
                         for r in curve],
         }))
         return 0
-    configs = [design_config(r.centres, stride=args.stride) for r in curve]
+    configs = [
+        design_config(r.centres, stride=args.stride, n_sizes=args.n_sizes,
+                      n_ratios=args.n_ratios)
+        for r in curve
+    ]
     grid = [grid_mean_iou(shapes.wh, c) for c in configs]
     print(_table(curve, grid, configs))
     print(f"\nthe curve flattens at k = {suggest_k([r.mean_iou for r in curve])} "
