@@ -93,7 +93,7 @@ def load_dataset(
     """
     folder = Path(folder)
     if store is None:
-        fmt = fmt or detect_format(folder)
+        fmt = fmt or detect_format(folder, recursive=recursive)
         if fmt is not None:
             store = open_store(folder, fmt, voc_convention=voc_convention)
     else:

@@ -51,6 +51,13 @@ def test_dataset_without_annotations_and_recursive(tmp_path):
     deep = load_dataset(tmp_path, recursive=True)
     assert [it.image_path.name for it in deep] == ["x.png", "y.png"]
     assert deep.num_boxes == 0 and deep.all_boxes().shape == (0, 4)
+    # Annotations only in the sub-folder: the recursive scan finds their format.
+    open_store(tmp_path, "labelme").save(
+        ImageAnnotation(tmp_path / "sub" / "x.png", 4, 3, [Box(0, 0, 2, 2, "k")])
+    )
+    deep = load_dataset(tmp_path, recursive=True)
+    assert deep.fmt == "labelme" and deep.num_boxes == 1
+    assert load_dataset(tmp_path).fmt is None
 
 
 def test_yolo_dataset_uses_probed_sizes(tmp_path):

@@ -20,7 +20,9 @@ from rpn_core.formats.store import AnnotationStore, CocoStore, PerImageStore, co
 __all__ = ["FORMATS", "AnnotationStore", "detect_format", "open_store"]
 
 FORMATS = ("voc", "yolo", "coco", "labelme")
-_SCAN_LIMIT = 5000  # directory entries looked at by detect_format
+_SCAN_LIMIT = 5000  # directory entries looked at by detect_format, per folder
+_HEADS_LIMIT = 200  # XML/JSON files whose first bytes it reads, per folder
+_SCAN_DIRS = 200  # sub-folders it visits when recursive
 _IMAGE_SUFFIXES = {".jpg", ".jpeg", ".png", ".bmp", ".tif", ".tiff", ".webp", ".gif"}
 
 
@@ -51,32 +53,51 @@ def _head(path: str, size: int = 4096) -> bytes:
         return b""
 
 
-def detect_format(folder: str | Path) -> str | None:
-    """Guess the annotation format of ``folder`` from the files in it (not recursive).
+def detect_format(folder: str | Path, recursive: bool = False) -> str | None:
+    """Guess the annotation format of ``folder`` from the files in it.
 
     Counts VOC XML files (``<annotation``), labelme JSON files (``"shapes"``) and YOLO
     ``.txt`` files named like an image (a ``classes.txt`` counts as one); a COCO file
     (see :func:`~rpn_core.formats.store.coco_file_in`) counts as one per image. The largest
-    count wins, ties in :data:`FORMATS` order; ``None`` when nothing matches.
+    count wins, ties in :data:`FORMATS` order; ``None`` when nothing matches. With
+    ``recursive``, a folder without annotations of its own takes the format of its first
+    sub-folder (in sorted order) that has some.
     """
-    folder = Path(folder)
+    found = _detect_here(Path(folder))
+    if found is not None or not recursive:
+        return found
+    for visited, (root, dirs, _files) in enumerate(os.walk(folder)):
+        dirs[:] = sorted(d for d in dirs if not d.startswith("."))
+        if visited > _SCAN_DIRS:
+            break
+        found = _detect_here(Path(root)) if visited else None
+        if found is not None:
+            return found
+    return None
+
+
+def _detect_here(folder: Path) -> str | None:
     try:
-        entries = [e for _, e in zip(range(_SCAN_LIMIT), os.scandir(folder), strict=False)]
+        with os.scandir(folder) as it:
+            entries = [e for _, e in zip(range(_SCAN_LIMIT), it, strict=False)]
     except OSError:
         return None
-    stems_of_images = set()
+    stems_of_images = {
+        os.path.splitext(e.name)[0]
+        for e in entries
+        if os.path.splitext(e.name)[1].lower() in _IMAGE_SUFFIXES
+    }
     score = dict.fromkeys(FORMATS, 0)
-    for entry in entries:
-        stem, ext = os.path.splitext(entry.name)
-        if ext.lower() in _IMAGE_SUFFIXES:
-            stems_of_images.add(stem)
+    heads_read = 0
     for entry in entries:
         stem, ext = os.path.splitext(entry.name)
         ext = ext.lower()
-        if ext == ".xml" and b"<annotation" in _head(entry.path):
-            score["voc"] += 1
-        elif ext == ".json" and b'"shapes"' in _head(entry.path, 1 << 16):
-            score["labelme"] += 1
+        if ext in (".xml", ".json") and heads_read < _HEADS_LIMIT:
+            heads_read += 1
+            if ext == ".xml" and b"<annotation" in _head(entry.path):
+                score["voc"] += 1
+            elif ext == ".json" and b'"shapes"' in _head(entry.path, 1 << 16):
+                score["labelme"] += 1
         elif ext == ".txt" and (stem in stems_of_images or entry.name == "classes.txt"):
             score["yolo"] += 1
     if coco_file_in(folder) is not None:
