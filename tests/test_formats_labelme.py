@@ -99,7 +99,8 @@ def test_bad_shapes_are_skipped_with_their_index():
 @pytest.mark.parametrize(
     "data, reason",
     [(b"", "invalid JSON"), (b'{"shapes": [}', "invalid JSON"), (b"[]", "JSON list"),
-     (b'{"shapes": {}}', "'shapes' is not a list"), (b"\xff\xfe\xfa", "invalid JSON")],
+     (b'{"shapes": {}}', "'shapes' is not a list"), (b"\xff\xfe\xfa", "invalid JSON"),
+     (b'{"shapes": [], "x": ' + b"[" * 500 + b"]" * 500 + b"}", "nested deeper than 64")],
 )
 def test_unparseable_files_raise_read_errors(data, reason):
     with pytest.raises(AnnotationReadError) as info:

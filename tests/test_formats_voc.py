@@ -172,6 +172,16 @@ def test_unparseable_or_hostile_xml_raises_read_error(data, reason):
     assert reason in info.value.reason and info.value.path.name == "a.xml"
 
 
+def test_deeply_nested_xml_is_refused_not_a_crash():
+    # 200,000 nested elements: copying such a tree overflows the C stack (a segfault), so the
+    # reader refuses anything deeper than 64 levels before touching it.
+    n = 200_000
+    nested = b"<a>" * n + b"</a>" * n
+    deep = b"<annotation><object><pose>" + nested + b"</pose></object></annotation>"
+    with pytest.raises(AnnotationReadError, match="nested deeper than 64"):
+        read(deep)
+
+
 def test_broken_xml_error_names_the_line():
     with pytest.raises(AnnotationReadError) as info:
         read(b"<annotation>\n<object>\n<name>x</nam>\n</annotation>")

@@ -87,6 +87,36 @@ def require_finite(ann: ImageAnnotation) -> None:
             raise ValueError(f"box #{k + 1} has a non-finite corner {box.xyxy}")
 
 
+MAX_DEPTH = 64  # deeper XML/JSON is refused: annotation files are < 10 levels deep, and
+# copying or writing a 100,000-level tree overflows the C stack (a crash, not an exception).
+
+
+def xml_depth(root: object) -> int:
+    """Nesting depth of an ElementTree element, computed without recursion."""
+    deepest, stack = 0, [(root, 1)]
+    while stack:
+        el, depth = stack.pop()
+        deepest = max(deepest, depth)
+        if depth <= MAX_DEPTH:
+            stack.extend((child, depth + 1) for child in el)  # type: ignore[attr-defined]
+    return deepest
+
+
+def json_depth(value: object) -> int:
+    """Nesting depth of a parsed JSON value, computed without recursion."""
+    deepest, stack = 0, [(value, 1)]
+    while stack:
+        item, depth = stack.pop()
+        deepest = max(deepest, depth)
+        if depth > MAX_DEPTH:
+            continue
+        if isinstance(item, dict):
+            stack.extend((v, depth + 1) for v in item.values())
+        elif isinstance(item, list):
+            stack.extend((v, depth + 1) for v in item)
+    return deepest
+
+
 def json_bytes(obj: object, indent: int) -> bytes:
     """UTF-8 JSON, readable (non-ASCII kept) unless the data holds lone surrogates (possible
     via ``\\ud800`` escapes in a foreign file): then ASCII escapes keep it writable and exact.

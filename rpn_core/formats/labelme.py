@@ -20,9 +20,11 @@ from pathlib import Path
 
 from rpn_core.annotations import AnnotationReadError, Box, ImageAnnotation
 from rpn_core.formats._common import (
+    MAX_DEPTH,
     box_key,
     checked_box,
     json_bytes,
+    json_depth,
     require_finite,
     to_float,
 )
@@ -38,13 +40,16 @@ _VERSION = "5.5.0"  # the labelme file version we write for new files
 def parse_json(data: bytes, path: Path) -> object:
     """JSON bytes -> Python value, or :class:`AnnotationReadError` with line and column."""
     try:
-        return json.loads(data)
+        value = json.loads(data)
     except json.JSONDecodeError as exc:
         raise AnnotationReadError(
             path, f"invalid JSON: {exc.msg}", location=f"line {exc.lineno}, column {exc.colno}"
         ) from exc
     except (ValueError, RecursionError) as exc:  # bad encoding, huge ints, deep nesting
         raise AnnotationReadError(path, f"invalid JSON: {exc}") from exc
+    if json_depth(value) > MAX_DEPTH:
+        raise AnnotationReadError(path, f"JSON nested deeper than {MAX_DEPTH} levels")
+    return value
 
 
 def _size(doc: dict, width: int, height: int, path: Path, warnings: list[str]) -> tuple[int, int]:

@@ -34,11 +34,13 @@ import defusedxml.ElementTree as SafeET
 
 from rpn_core.annotations import AnnotationReadError, Box, ImageAnnotation
 from rpn_core.formats._common import (
+    MAX_DEPTH,
     box_key,
     checked_box,
     require_finite,
     round_half_up,
     to_float,
+    xml_depth,
 )
 
 __all__ = ["CONVENTIONS", "SUFFIX", "format_voc", "parse_voc"]
@@ -69,6 +71,8 @@ def _parse_root(data: bytes, path: Path) -> ET.Element:
         raise AnnotationReadError(path, f"refused unsafe XML ({type(exc).__name__})") from exc
     except (ValueError, RecursionError, LookupError) as exc:  # bad encoding declarations etc.
         raise AnnotationReadError(path, f"unreadable XML: {exc}") from exc
+    if xml_depth(root) > MAX_DEPTH:
+        raise AnnotationReadError(path, f"XML nested deeper than {MAX_DEPTH} levels")
     if root.tag != "annotation":
         raise AnnotationReadError(
             path, f"root element is <{root.tag}>, expected <annotation>", location="line 1"
