@@ -51,6 +51,11 @@ class CocoDocument:
         self.categories: list[dict] = []
         self.annotations: list[dict] = []
         self._image_warnings: dict[int, list[str]] = {}
+        # Lazy indexes (a COCO file may hold 10^5 annotations): rebuilt after each change.
+        self._origin: list[int] | None = None  # file index of each kept annotation
+        self._by_image: dict[int, list[tuple[int, dict]]] | None = None
+        self._by_name: dict[str, dict] | None = None
+        self._by_base: dict[str, list[dict]] = {}
 
     # -- reading ---------------------------------------------------------------------------
     def _load(self) -> None:
@@ -64,12 +69,14 @@ class CocoDocument:
         self.images = self._clean("images", ("id", "file_name"), str)
         image_ids = {im["id"] for im in self.images}
         seen: set[int] = set()
+        self._origin = []
         for k, ann in enumerate(doc.get("annotations", [])):
             where = f"{self.path.name}: annotations[{k}]"
             if not isinstance(ann, dict):
                 self.warnings.append(f"{where}: not an object; dropped")
                 continue
             self.annotations.append(ann)
+            self._origin.append(k)
             image_id = _int_id(ann.get("image_id"))
             if image_id is None or image_id not in image_ids:
                 self.warnings.append(
@@ -108,13 +115,32 @@ class CocoDocument:
         return out
 
     # -- per-image access ------------------------------------------------------------------
+    def _index(self) -> None:
+        if self._by_name is not None and self._by_image is not None:
+            return
+        self._by_name, self._by_base, self._by_image = {}, {}, {}
+        for im in self.images:
+            rel = _norm(im["file_name"])
+            self._by_name.setdefault(rel, im)
+            self._by_base.setdefault(PurePosixPath(rel).name, []).append(im)
+        origin = self._origin or range(len(self.annotations))
+        for k, raw in zip(origin, self.annotations, strict=False):
+            image_id = _int_id(raw.get("image_id"))
+            if image_id is not None:
+                self._by_image.setdefault(image_id, []).append((k, raw))
+
+    def _changed(self) -> None:
+        self._by_name = self._by_image = None
+        self._origin = None  # positions now refer to the in-memory list
+
     def find_image(self, image_rel: str) -> dict | None:
         """The image entry whose ``file_name`` is ``image_rel`` (or its unique bare name)."""
-        rel = PurePosixPath(image_rel.replace("\\", "/"))
-        for im in self.images:
-            if PurePosixPath(im["file_name"].replace("\\", "/")) == rel:
-                return im
-        same = [im for im in self.images if PurePosixPath(im["file_name"]).name == rel.name]
+        self._index()
+        assert self._by_name is not None
+        rel = _norm(image_rel)
+        if rel in self._by_name:
+            return self._by_name[rel]
+        same = self._by_base.get(PurePosixPath(rel).name, [])
         return same[0] if len(same) == 1 else None
 
     def annotation_for(
@@ -136,9 +162,8 @@ class CocoDocument:
         ann.warnings.extend(self._image_warnings.get(entry["id"], []))
         names = {c["id"]: c["name"] for c in self.categories}
         per_box: dict[tuple, dict] = {}
-        for k, raw in enumerate(self.annotations):
-            if _int_id(raw.get("image_id")) != entry["id"]:
-                continue
+        assert self._by_image is not None
+        for k, raw in self._by_image.get(entry["id"], []):
             box = self._box(raw, f"{self.path.name}: annotations[{k}]", names, ann)
             if box is not None:
                 ann.boxes.append(box)
@@ -187,6 +212,7 @@ class CocoDocument:
             entry = {"id": max((im["id"] for im in self.images), default=0) + 1}
             entry["file_name"] = image_rel
             self.images.append(entry)
+        self._changed()
         if ann.width and ann.height:
             entry["width"], entry["height"] = ann.width, ann.height
         self.annotations = [
@@ -223,6 +249,10 @@ class CocoDocument:
         out["annotations"] = self.annotations
         out["categories"] = self.categories
         return json_bytes(out, indent=1)
+
+
+def _norm(file_name: str) -> str:
+    return PurePosixPath(file_name.replace("\\", "/")).as_posix()
 
 
 def parse_coco(data: bytes, *, path: str | Path) -> CocoDocument:
