@@ -74,6 +74,8 @@ class ProposalsPanel(QWidget):
         layout.setContentsMargins(4, 4, 4, 4)
         layout.addWidget(self.ui)
         self._runs: dict[str, ProposalRun] = {}
+        # method -> (run, filters, full selection): see _selected.
+        self._selection_cache: dict[str, tuple] = {}
         self._token = 0
         self._run_started: float | None = None
         self.timings: dict[str, float] = {}  # last measured: first_result_s, select_ms, ...
@@ -210,19 +212,35 @@ class ProposalsPanel(QWidget):
 
     # -- selection from cached output --------------------------------------------------------
     def _selected(self, method: str, s: Settings) -> tuple[np.ndarray, np.ndarray, object]:
-        """``(boxes, scores, anchors or None)`` of ``method`` under the settings ``s``."""
+        """``(boxes, scores, anchors or None)`` of ``method`` under the settings ``s``.
+
+        NMS keeps proposals in score order, so the top-N of a selection is the first N of the
+        same selection with no top-N limit: that full selection is kept per source (for the
+        last threshold / NMS IoU / min size), and a top-N change is a slice, not a new NMS.
+        """
         run = self._runs.get(method)
         if run is None:
             return np.zeros((0, 4)), np.zeros((0,)), None
-        if method == "rpn":
+        filters = (s.score_threshold, s.nms_iou, s.min_size)
+        cached = self._selection_cache.get(method)
+        if cached is None or cached[0] is not run or cached[1] != filters:
+            cached = (run, filters, self._select_all(run, s))
+            self._selection_cache[method] = cached
+        boxes, scores, anchors = cached[2]
+        n = s.top_n
+        return boxes[:n], scores[:n], (None if anchors is None else anchors[:n])
+
+    @staticmethod
+    def _select_all(run: ProposalRun, s: Settings) -> tuple[np.ndarray, np.ndarray, object]:
+        if run.method == "rpn":
             from rpn_core.model import select_proposals  # torch is loaded once a run finished
 
-            p = select_proposals(run.raw, top_n=s.top_n, score_threshold=s.score_threshold,
+            p = select_proposals(run.raw, top_n=len(run.raw), score_threshold=s.score_threshold,
                                  nms_iou=s.nms_iou, min_size=s.min_size)
             return p.boxes, p.scores, run.raw.anchors[p.anchor_index]
         b = run.boxes
         wh = b[:, 2:] - b[:, :2]
-        b = b[(wh >= max(s.min_size, 1e-3)).all(axis=1)][: s.top_n]
+        b = b[(wh >= max(s.min_size, 1e-3)).all(axis=1)]
         return b, np.full(len(b), SS_DISPLAY_SCORE), None
 
     def reselect(self) -> None:
