@@ -40,6 +40,8 @@ def checked_box(
         return None
     if width <= 0 or height <= 0:
         return box
+    if box.x1 >= 0 and box.y1 >= 0 and box.x2 <= width and box.y2 <= height:
+        return box  # the common case, without building a new Box
     clamped = box.clamped(width, height)
     if clamped.x2 <= clamped.x1 or clamped.y2 <= clamped.y1:
         warnings.append(
@@ -103,21 +105,21 @@ def xml_depth(root: object) -> int:
 
 
 def json_depth(value: object) -> int:
-    """Nesting depth of a parsed JSON value, computed without recursion."""
-    deepest, stack = 0, [(value, 1)]
+    """Nesting depth of a parsed JSON value (containers only), computed without recursion."""
+    containers = (dict, list)
+    deepest, stack = 0, [(value, 1)] if isinstance(value, containers) else []
     while stack:
         item, depth = stack.pop()
-        deepest = max(deepest, depth)
-        if depth > MAX_DEPTH:
-            continue
-        if isinstance(item, dict):
-            stack.extend((v, depth + 1) for v in item.values())
-        elif isinstance(item, list):
-            stack.extend((v, depth + 1) for v in item)
+        if depth > deepest:
+            deepest = depth
+            if depth > MAX_DEPTH:
+                break
+        values = item.values() if isinstance(item, dict) else item
+        stack.extend((v, depth + 1) for v in values if isinstance(v, containers))
     return deepest
 
 
-def json_bytes(obj: object, indent: int) -> bytes:
+def json_bytes(obj: object, indent: int | None) -> bytes:
     """UTF-8 JSON, readable (non-ASCII kept) unless the data holds lone surrogates (possible
     via ``\\ud800`` escapes in a foreign file): then ASCII escapes keep it writable and exact.
     NaN/Infinity read from a foreign file are written back as they were."""
