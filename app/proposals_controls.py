@@ -8,6 +8,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from PySide6.QtCore import QSortFilterProxyModel, Qt, Signal
+from PySide6.QtGui import QColor, QPainter, QPixmap
 from PySide6.QtWidgets import (
     QAbstractItemView,
     QCheckBox,
@@ -25,6 +26,7 @@ from PySide6.QtWidgets import (
 )
 
 from app.proposal_jobs import METHODS
+from app.proposals_layer import ramp_colour
 from rpn_core.rpn_config import RPNConfig
 
 __all__ = ["ProposalsControls", "Settings"]
@@ -40,6 +42,18 @@ class Settings:
     score_threshold: float = _DEFAULTS.score_threshold
     nms_iou: float = _DEFAULTS.nms_iou
     min_size: float = _DEFAULTS.min_size
+
+
+def ramp_pixmap(width: int = 120, height: int = 10) -> QPixmap:
+    """The layer's score ramp (score 0 at the left, 1 at the right) over the canvas grey."""
+    pixmap = QPixmap(width, height)
+    pixmap.fill(QColor(48, 48, 52))
+    painter = QPainter(pixmap)
+    for x in range(width):
+        painter.setPen(QColor(*ramp_colour(x / max(width - 1, 1))))
+        painter.drawLine(x, 0, x, height - 1)
+    painter.end()
+    return pixmap
 
 
 def _spin(lo: float, hi: float, value: float, step: float, decimals: int) -> QDoubleSpinBox:
@@ -87,6 +101,16 @@ class ProposalsControls(QWidget):
             "Arrows from the anchors of the 20 best proposals to the refined boxes:\n"
             "what the box regressor did"
         )
+        self.legend = QWidget()
+        legend = QHBoxLayout(self.legend)
+        legend.setContentsMargins(0, 0, 0, 0)
+        ramp = QLabel()
+        ramp.setPixmap(ramp_pixmap())
+        ramp.setToolTip("Outline colour and opacity by objectness score (viridis)")
+        legend.addWidget(QLabel("score 0"))
+        legend.addWidget(ramp)
+        legend.addWidget(QLabel("1"))
+        legend.addStretch(1)
         self.status_label = QLabel("Proposals appear here once an image is open.")
         self.summary_label = QLabel()
         self.count_label = QLabel()
@@ -138,8 +162,10 @@ class ProposalsControls(QWidget):
         accept.addWidget(self.accept_all_button)
         col = QVBoxLayout(self)
         col.setContentsMargins(0, 0, 0, 0)
-        for item in (top, self.auto_box, self.weights_label, weights, form, self.show_box,
-                     self.arrows_box, self.status_label, self.summary_label, self.count_label):
+        rows = (top, self.auto_box, self.weights_label, weights, form, self.show_box,
+                self.legend, self.arrows_box, self.status_label, self.summary_label,
+                self.count_label)
+        for item in rows:
             if isinstance(item, QWidget):
                 col.addWidget(item)
             else:
@@ -156,7 +182,7 @@ class ProposalsControls(QWidget):
     def _on_method(self) -> None:
         rpn = self.method() == "rpn"
         # Selective Search has no scores and its own ranking: only top-N and min size apply.
-        for w in (self.threshold_spin, self.nms_spin, self.arrows_box):
+        for w in (self.threshold_spin, self.nms_spin, self.arrows_box, self.legend):
             w.setEnabled(rpn)
         self.method_changed.emit()
 

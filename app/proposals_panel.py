@@ -24,6 +24,7 @@ from PySide6.QtCore import (
     Qt,
     Signal,
 )
+from PySide6.QtGui import QKeySequence, QShortcut
 from PySide6.QtWidgets import QAbstractItemView, QApplication, QFileDialog, QVBoxLayout, QWidget
 
 from app.box_item import HANDLE_SIZE_PX
@@ -103,6 +104,8 @@ class ProposalsPanel(QWidget):
         ui.accept_selected_button.clicked.connect(self.accept_selected)
         ui.accept_all_button.clicked.connect(self.accept_all)
         ui.table.selectionModel().selectionChanged.connect(self._on_table_selection)
+        accept = QShortcut(QKeySequence(Qt.Key.Key_Return), ui.table, self.accept_selected)
+        accept.setContext(Qt.ShortcutContext.WidgetShortcut)  # Return in the list accepts
         self.runner.progress.connect(self._on_progress)
         self.runner.finished.connect(self._on_finished)
         self.runner.failed.connect(self._on_failed)

@@ -220,6 +220,11 @@ def test_accept_selected_and_all_are_one_undo_step_each(qtbot, window, tmp_path)
     qtbot.keyClick(window.canvas, Qt.Key.Key_Z, Qt.KeyboardModifier.ControlModifier)
     assert doc.boxes == []
 
+    # Return in the list accepts the selected proposal.
+    click_row(qtbot, table, 1)
+    qtbot.keyClick(table, Qt.Key.Key_Return)
+    np.testing.assert_allclose([b.xyxy for b in doc.boxes], panel.layer.boxes[[1]], atol=1e-4)
+
 
 def test_bad_weights_file_gives_a_message_and_annotation_still_works(qtbot, window, tmp_path):
     panel = window.proposals_panel
