@@ -18,8 +18,10 @@ Size policy
   claims a huge size never allocates memory. Pillow's own ``Image.MAX_IMAGE_PIXELS`` is set to
   the same limit when this module is imported.
 * An image of more than :data:`DISPLAY_MAX_PIXELS` (50 MP) is decoded to a **downscaled display
-  copy** that fits the budget (JPEGs are reduced while decoding, so a 20000 x 15000 JPEG never
-  needs its full 900 MB). :class:`LoadedImage` then carries ``scale`` (display pixels per
+  copy** that fits the budget, reduced by the integer factor ``ceil(sqrt(pixels / 50 MP))``
+  (for JPEG rounded up to 2, 4 or 8, which the decoder does for free: a 20000 x 15000 JPEG
+  loads as 5000 x 3750 in about 1 s and 200 MB, never needing its full 900 MB).
+  :class:`LoadedImage` then carries ``scale`` (display pixels per
   original pixel, < 1) and a ``message`` for the user; ``width``/``height`` stay those of the
   original upright image and **box coordinates always stay in original pixels**: the viewer
   multiplies by ``scale`` to draw.

@@ -125,8 +125,15 @@ def parse_voc(
     warnings: list[str] = []
     file_w, file_h = _size(root, warnings)
     if width and height and file_w and file_h and (file_w, file_h) != (width, height):
+        hint = ""
+        if (file_w, file_h) == (height, width):
+            hint = (
+                " (axes swapped: the file was probably written by a tool that ignores EXIF"
+                " orientation, e.g. labelImg; its boxes may be misplaced)"
+            )
         warnings.append(
-            f"<size> says {file_w}x{file_h} but the image is {width}x{height}; using the image"
+            f"<size> says {file_w}x{file_h} but the upright image is {width}x{height};"
+            f" using the image{hint}"
         )
     width, height = (width, height) if width and height else (file_w, file_h)
     ann = ImageAnnotation(image_path, width, height, warnings=warnings)
