@@ -8,7 +8,7 @@ anchors. The explanation is :func:`rpn_core.inspect.explain_anchor` of the lab's
 from __future__ import annotations
 
 import numpy as np
-from PySide6.QtCore import QEvent, QObject, QPointF, Qt
+from PySide6.QtCore import QEvent, QObject, QPointF, Qt, QTimer
 from PySide6.QtGui import QColor
 from PySide6.QtWidgets import (
     QLabel,
@@ -69,6 +69,10 @@ class AnchorInspector(QWidget):
         self.gt_table.cellClicked.connect(lambda row, _col: lab.document.select([row]))
         for w in (self.text, self.ious, self.gt_title, self.gt_table):
             layout.addWidget(w)
+        self._table_timer = QTimer(self)
+        self._table_timer.setSingleShot(True)
+        self._table_timer.setInterval(150)
+        self._table_timer.timeout.connect(self._fill_table)
         lab.canvas.viewport().installEventFilter(self)
         lab.labels_updated.connect(self.refresh)
         lab.document.selection_changed.connect(lambda _sel: self.refresh())
@@ -139,6 +143,18 @@ class AnchorInspector(QWidget):
         self._show_anchor()
         best = lab.labels.gt_best_iou.numpy()
         positives = lab.labels.gt_num_positive.numpy()
+        self._show_selected_gt(best, positives)
+        if lab.dragging:  # the table follows at the end of the drag (it costs ~ms per frame)
+            self._table_timer.start()
+        else:
+            self._fill_table()
+
+    def _fill_table(self) -> None:
+        labels = self.lab.labels
+        if labels is None:
+            return
+        best = labels.gt_best_iou.numpy()
+        positives = labels.gt_num_positive.numpy()
         self.gt_table.setRowCount(len(best))
         for g in range(len(best)):
             cells = (str(g), f"{best[g]:.3f}", str(int(positives[g])))
@@ -148,7 +164,6 @@ class AnchorInspector(QWidget):
                     item.setForeground(FLAG)
                     item.setToolTip("No anchor is foreground for this box: it cannot be learned")
                 self.gt_table.setItem(g, col, item)
-        self._show_selected_gt(best, positives)
 
     def _show_selected_gt(self, best: np.ndarray, positives: np.ndarray) -> None:
         lab = self.lab

@@ -152,6 +152,11 @@ class AnchorLab(QObject):
         self._preview = (int(index), tuple(float(v) for v in xyxy))
         self.relabel()
 
+    @property
+    def dragging(self) -> bool:
+        """A GT box is being dragged (labels follow its live geometry)."""
+        return self._preview is not None
+
     def current_gt(self) -> np.ndarray:
         """The GT boxes ``(G, 4)`` float32 as labelled now (with a dragged box's live
         geometry); invalid boxes (zero area mid-drag) are dropped, as the model would."""

@@ -5,7 +5,7 @@ Anchors are those of :func:`rpn_core.anchors.generate_anchors` and labels those 
 pixels (:mod:`rpn_core.boxes`). What is drawn is decided by the pure functions of
 :mod:`rpn_core.anchor_view`; per label update this item caches, per category, the visible
 outlines merged into few segments (:func:`rpn_core.anchor_view.merged_edges`), each
-category drawn with one ``drawLines`` call and one pen.
+category drawn as one ``QPainterPath`` with one pen.
 
 Style: the Okabe-Ito colour-blind-safe palette, and each category also has its own line
 style, so labels stay apart without colour: foreground yellow, solid and thick on a dark
@@ -19,8 +19,8 @@ cost follows the pixels stroked -- hence the merged segments (see ``bench/overla
 from __future__ import annotations
 
 import numpy as np
-from PySide6.QtCore import QLineF, QPointF, QRectF, Qt
-from PySide6.QtGui import QColor, QFont, QPainter, QPen
+from PySide6.QtCore import QByteArray, QDataStream, QPointF, QRectF, Qt
+from PySide6.QtGui import QColor, QFont, QPainter, QPainterPath, QPen
 from PySide6.QtWidgets import QGraphicsItem, QStyleOptionGraphicsItem, QWidget
 
 from app.zorder import Z
@@ -35,7 +35,13 @@ from rpn_core.anchor_view import (
     visible_indices,
 )
 
-__all__ = ["AnchorOverlay", "CATEGORY_STYLE", "HIGHLIGHT_COLOUR", "category_pen"]
+__all__ = [
+    "AnchorOverlay",
+    "CATEGORY_STYLE",
+    "HIGHLIGHT_COLOUR",
+    "category_pen",
+    "segments_path",
+]
 
 # Okabe & Ito (2008) colour-blind-safe palette.
 CATEGORY_STYLE: dict[Category, tuple[QColor, Qt.PenStyle, float, str]] = {
@@ -97,7 +103,7 @@ class AnchorOverlay(QGraphicsItem):
         self._sample: np.ndarray | None = None
         self._visible: dict[Category, np.ndarray] = {}
         self._location_cat = np.zeros(0, dtype=np.int16)
-        self._draw_cache: dict[Category, list[QLineF]] = {}
+        self._draw_cache: dict[Category, QPainterPath] = {}
         self._highlight: list[QRectF] = []
         self._hover: QRectF | None = None
         self._message = ""
@@ -225,12 +231,13 @@ class AnchorOverlay(QGraphicsItem):
         if self._message:
             self._paint_message(painter)
 
-    def _lines_for(self, category: Category, exposed: QRectF) -> list[QLineF]:
-        """The category's visible outlines as merged segments (``anchor_view.merged_edges``);
-        cached while the whole overlay is exposed, cut to the exposed area when zoomed in."""
+    def _path_for(self, category: Category, exposed: QRectF) -> QPainterPath | None:
+        """The category's visible outlines as one path of merged segments
+        (``anchor_view.merged_edges``); cached while the whole overlay is exposed, cut to the
+        exposed area when zoomed in."""
         idx = self._visible.get(category)
         if idx is None or idx.size == 0:
-            return []
+            return None
         whole = exposed.contains(self._bounds)
         if whole and category in self._draw_cache:
             return self._draw_cache[category]
@@ -241,34 +248,31 @@ class AnchorOverlay(QGraphicsItem):
                 & (b[:, 3] >= exposed.top()) & (b[:, 1] <= exposed.bottom())
             )
             idx = idx[hit]
-        segments = merged_edges(self._boxes[idx], idx % self._per_location)
-        lines = [QLineF(x1, y1, x2, y2) for x1, y1, x2, y2 in segments.tolist()]
+        path = segments_path(merged_edges(self._boxes[idx]))
         if whole:
-            self._draw_cache[category] = lines
-        return lines
+            self._draw_cache[category] = path
+        return path
 
     def _paint_rects(self, painter: QPainter, exposed: QRectF) -> None:
         for category in Category:  # ascending: foreground ends on top
-            lines = self._lines_for(category, exposed)
-            if not lines:
+            path = self._path_for(category, exposed)
+            if path is None:
                 continue
             if category is Category.FOREGROUND:
                 painter.setPen(_halo_pen(4))
-                painter.drawLines(lines)
+                painter.drawPath(path)
             painter.setPen(self._pens[category])
-            painter.drawLines(lines)
+            painter.drawPath(path)
             if category is Category.LOW_QUALITY:
                 self._paint_crosses(painter, self._visible[category])
 
     def _paint_crosses(self, painter: QPainter, idx: np.ndarray) -> None:
         """A small x at the centre of each low-quality positive (its second style cue)."""
-        centre = (self._boxes[idx, :2] + self._boxes[idx, 2:]) / 2
+        c = (self._boxes[idx, :2] + self._boxes[idx, 2:]) / 2
         r = 4.0 / max(painter.worldTransform().m11(), 1e-6)  # 4 screen pixels
-        lines = []
-        for cx, cy in centre.tolist():
-            lines.append(QLineF(cx - r, cy - r, cx + r, cy + r))
-            lines.append(QLineF(cx - r, cy + r, cx + r, cy - r))
-        painter.drawLines(lines)
+        down = np.concatenate([c - r, c + r], axis=1)
+        up = np.stack([c[:, 0] - r, c[:, 1] + r, c[:, 0] + r, c[:, 1] - r], axis=1)
+        painter.drawPath(segments_path(np.concatenate([down, up])))
 
     def _paint_centres(self, painter: QPainter) -> None:
         cats = self._location_cat
@@ -292,6 +296,30 @@ class AnchorOverlay(QGraphicsItem):
         painter.setPen(QColor(255, 255, 255))
         painter.drawText(rect.adjusted(8, 0, 0, 0), Qt.AlignmentFlag.AlignVCenter, self._message)
         painter.restore()
+
+
+def segments_path(segments: np.ndarray) -> QPainterPath:
+    """One ``QPainterPath`` of separate line segments ``(S, 4)`` ``(x1, y1, x2, y2)``.
+
+    Built by reading Qt's documented ``QDataStream`` serialisation of a path (element
+    count; per element its type, x, y as big-endian int32, float64, float64; the current
+    subpath start and fill rule) from a numpy buffer: ~10x faster than one ``QLineF`` per
+    segment from Python, and ``drawPath`` strokes it at least as fast as ``drawLines``.
+    """
+    seg = np.asarray(segments, dtype=np.float64).reshape(-1, 4)
+    n = len(seg)
+    body = np.empty(2 * n, dtype=[("type", ">i4"), ("x", ">f8"), ("y", ">f8")])
+    body["type"][0::2] = 0  # QPainterPath.ElementType.MoveToElement
+    body["type"][1::2] = 1  # LineToElement
+    body["x"][0::2], body["y"][0::2] = seg[:, 0], seg[:, 1]
+    body["x"][1::2], body["y"][1::2] = seg[:, 2], seg[:, 3]
+    data = QByteArray(
+        np.array([2 * n], ">i4").tobytes() + body.tobytes() + np.zeros(2, ">i4").tobytes()
+    )
+    path = QPainterPath()
+    stream = QDataStream(data)  # keep ``data`` referenced while the stream reads it
+    stream >> path
+    return path
 
 
 def _pen(colour: QColor, width: float) -> QPen:

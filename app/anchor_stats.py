@@ -8,7 +8,7 @@ Numbers come from :mod:`rpn_core.inspect` over the lab's ``label_image`` labels.
 from __future__ import annotations
 
 import numpy as np
-from PySide6.QtCore import QObject, QRectF, Qt
+from PySide6.QtCore import QObject, QRectF, Qt, QTimer
 from PySide6.QtGui import QColor, QPainter, QPixmap
 from PySide6.QtWidgets import (
     QCheckBox,
@@ -94,6 +94,10 @@ class AnchorStatsPanel(QWidget):
         self._plot_holder = QVBoxLayout()
         layout.addLayout(self._plot_holder)
         layout.addStretch(1)
+        self._timer = QTimer(self)
+        self._timer.setSingleShot(True)
+        self._timer.setInterval(150)
+        self._timer.timeout.connect(self._refresh_image)
         lab.labels_updated.connect(self.refresh)
         lab.ready_changed.connect(lambda _ready: self._ensure_plot())
 
@@ -120,6 +124,15 @@ class AnchorStatsPanel(QWidget):
         cats = np.bincount(lab.categories.astype(np.int64), minlength=len(Category))
         for category, label in self.counts.items():
             label.setText(f"{int(cats[category]):,}")
+        if lab.dragging:  # text and histogram follow at the end of the drag
+            self._timer.start()
+            return
+        self._refresh_image()
+
+    def _refresh_image(self) -> None:
+        lab = self.lab
+        if lab.labels is None:
+            return
         stats = image_statistics(lab.labels, lab.label_config)
         n_gt = len(stats.best_iou)
         recall = "n/a" if n_gt == 0 else f"{stats.recall:.0%}"

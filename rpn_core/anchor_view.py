@@ -148,35 +148,38 @@ def anchor_at(
     return int(idx[best]) if dist[best] <= tolerance else None
 
 
-def merged_edges(boxes: np.ndarray, shape_index: np.ndarray) -> np.ndarray:
+def _union_runs(line: np.ndarray, lo: np.ndarray, hi: np.ndarray) -> np.ndarray:
+    """Union of intervals ``[lo, hi]`` lying on the same ``line``: ``(R, 3)`` rows
+    ``(line, start, end)``, one per maximal run of touching or overlapping intervals."""
+    order = np.lexsort((lo, line))
+    line, lo, hi = line[order], lo[order], hi[order]
+    group = np.r_[0, np.cumsum(line[1:] != line[:-1])]
+    # Running max of ``hi`` within each line: shift each line's values into its own band.
+    span = float(max(hi.max() - lo.min(), 1.0)) * 4 + 1
+    shift = group * span - lo.min()
+    reach = np.maximum.accumulate(hi + shift) - shift
+    new = np.ones(len(line), dtype=bool)
+    new[1:] = (group[1:] != group[:-1]) | (lo[1:] > reach[:-1])
+    starts = np.flatnonzero(new)
+    ends = np.r_[starts[1:] - 1, len(line) - 1]
+    return np.stack([line[starts], lo[starts], reach[ends]], axis=1)
+
+
+def merged_edges(boxes: np.ndarray) -> np.ndarray:
     """The outlines of ``boxes (N, 4)`` as few line segments ``(S, 4)`` of ``(x1, y1, x2,
     y2)``, covering exactly the same points.
 
-    Tiled anchors of one shape overlap their neighbours by most of their width (a 362 px wide
-    anchor every 16 px), so their top edges on one row form one long line drawn ~20 times
-    over. Edges of anchors with the same ``shape_index`` (``a`` in ``rpn_core.anchors``) on
-    the same line are merged where they touch or overlap. Painting cost follows the pixels
-    stroked, so this is what makes 10^4 anchors paint in milliseconds.
+    Tiled anchors overlap their neighbours by most of their width (a 362 px wide anchor
+    every 16 px), so the top edges of one row form one long line drawn ~20 times over, and
+    some shapes share rows (size 128 at ratio 0.5 and size 64 at ratio 2 have the same
+    height). All horizontal edges on the same ``y`` (vertical on the same ``x``) are merged
+    where they touch or overlap. Painting cost follows the pixels stroked, so this is what
+    makes 10^4 anchors paint in milliseconds.
     """
     b = np.asarray(boxes, dtype=np.float64).reshape(-1, 4)
     if len(b) == 0:
         return np.zeros((0, 4))
-    shape_index = np.asarray(shape_index)
-    parts = []
-    # Horizontal edges: same shape and row (y1), sorted by x1; vertical: same shape and
-    # column (x1), sorted by y1. Same shape -> extents grow with the position, so a run
-    # continues while the next start does not pass the previous end.
-    for lo, hi, along in ((0, 2, 1), (1, 3, 0)):
-        order = np.lexsort((b[:, lo], b[:, along], shape_index))
-        s, k = b[order], shape_index[order]
-        new = np.ones(len(s), dtype=bool)
-        new[1:] = (k[1:] != k[:-1]) | (s[1:, along] != s[:-1, along]) | (s[1:, lo] > s[:-1, hi])
-        starts = np.flatnonzero(new)
-        ends = np.r_[starts[1:] - 1, len(s) - 1]
-        a, z = s[starts, lo], s[ends, hi]
-        for edge in (s[starts, along], s[starts, along + 2]):
-            if along == 1:  # horizontal line at y = edge
-                parts.append(np.stack([a, edge, z, edge], axis=1))
-            else:  # vertical line at x = edge
-                parts.append(np.stack([edge, a, edge, z], axis=1))
-    return np.concatenate(parts)
+    x1, y1, x2, y2 = b.T
+    h = _union_runs(np.r_[y1, y2], np.r_[x1, x1], np.r_[x2, x2])
+    v = _union_runs(np.r_[x1, x2], np.r_[y1, y1], np.r_[y2, y2])
+    return np.concatenate([h[:, [1, 0, 2, 0]], v[:, [0, 1, 0, 2]]])

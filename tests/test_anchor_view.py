@@ -95,20 +95,24 @@ def test_merged_edges_cover_exactly_the_outlines():
     boxes = generate_anchors(size, config).numpy().astype(np.float64)
     rng = np.random.default_rng(0)
     idx = np.sort(rng.choice(len(boxes), size=len(boxes) // 3, replace=False))
-    segments = merged_edges(boxes[idx], idx % config.num_anchors_per_location)
+    segments = merged_edges(boxes[idx])
     assert len(segments) < 2 * len(idx)  # half the strokes of drawing 4 sides per anchor
     np.testing.assert_array_equal(_raster(segments, False), _raster(boxes[idx], True))
 
 
 def test_merged_edges_golden():
-    # Two same-shape boxes overlapping in x merge their top/bottom edges; a third, apart,
-    # does not: tops (0..14) and (20..30) at y = 0, bottoms the same at y = 10.
-    b = np.array([[0, 0, 10, 10], [4, 0, 14, 10], [20, 0, 30, 10]], dtype=float)
-    seg = merged_edges(b, np.zeros(3, dtype=int))
+    # Boxes overlapping in x merge their top/bottom edges; one apart does not: tops (0..14)
+    # and (20..30) at y = 0, bottoms the same at y = 10. A wide box (2, 10, 12, 30) shares
+    # y = 10 with those bottoms and extends (0..14) no further, so it merges into it; the
+    # running end must survive the short (4..14) interval: (0..10), (2..12), (4..14) -> 0..14.
+    b = np.array([[0, 0, 10, 10], [4, 0, 14, 10], [20, 0, 30, 10], [2, 10, 12, 30]], float)
+    seg = merged_edges(b)
     horizontal = sorted(map(tuple, seg[seg[:, 1] == seg[:, 3]].tolist()))
-    assert horizontal == [(0, 0, 14, 0), (0, 10, 14, 10), (20, 0, 30, 0), (20, 10, 30, 10)]
-    assert len(seg) == 4 + 6  # six vertical sides stay apart
-    assert merged_edges(np.zeros((0, 4)), np.zeros(0)).shape == (0, 4)
+    assert horizontal == [(0, 0, 14, 0), (0, 10, 14, 10), (2, 30, 12, 30), (20, 0, 30, 0),
+                          (20, 10, 30, 10)]
+    # Vertical: x = 0, 4, 10, 14, 20, 30 from y 0..10, and x = 2, 12 from 10..30.
+    assert len(seg) == 5 + 8
+    assert merged_edges(np.zeros((0, 4))).shape == (0, 4)
 
 
 def test_anchor_at_picks_the_nearest_outline():
@@ -132,3 +136,14 @@ def test_categories_from_label_image_agree_with_metadata():
     meta = anchor_metadata(size, config)
     # Every cross-boundary anchor (metadata) is drawn as CROSS_BOUNDARY under this rule.
     np.testing.assert_array_equal(cats == Category.CROSS_BOUNDARY, meta.cross_boundary)
+
+
+def test_merged_edges_running_end_and_touching():
+    # Same top line y = 0: [0, 100] contains [10, 20]; [50, 60] starts after 20 but before
+    # 100, so it must still merge (the run's end is the max so far, not the last one's);
+    # [100, 120] touches at 100 and merges; [130, 140] is apart.
+    b = np.array([[0, 0, 100, 5], [10, 0, 20, 7], [50, 0, 60, 9], [100, 0, 120, 11],
+                  [130, 0, 140, 13]], dtype=float)
+    top = merged_edges(b)
+    top = sorted(map(tuple, top[(top[:, 1] == 0) & (top[:, 3] == 0)].tolist()))
+    assert top == [(0, 0, 120, 0), (130, 0, 140, 0)]
