@@ -195,7 +195,7 @@ def annotations(draw) -> ImageAnnotation:
         # Choose w, h so that x1 + w lands exactly on a float that reads back as x2.
         bw, bh = draw(st.integers(1, w)), draw(st.integers(1, h))
         x2, y2 = min(x1 + bw, w), min(y1 + bh, h)
-        boxes.append(Box(x1, y1, x2, y2, draw(LABEL), draw(st.booleans())))
+        boxes.append(Box(x1, y1, x2, y2, draw(LABEL), draw(st.booleans()), draw(st.booleans())))
     return ImageAnnotation("img.jpg", w, h, boxes)
 
 
@@ -211,4 +211,4 @@ def test_write_read_round_trip(anns):
         for a, b in zip(ann.boxes, got.boxes, strict=True):
             # x2 is rebuilt as x + w, exact up to one rounding of the float sum.
             assert b.xyxy == pytest.approx(a.xyxy, abs=1e-9 * ann.width + 1e-9)
-            assert b.difficult == a.difficult
+            assert (b.difficult, b.truncated) == (a.difficult, a.truncated)

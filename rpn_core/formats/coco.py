@@ -4,7 +4,8 @@ COCO's ``[x, y, w, h]`` maps to :mod:`rpn_core.boxes` as ``x1 = x, y1 = y, x2 = 
 y2 = y + h`` (no shift: COCO's ``x, y`` is the continuous top-left corner). Images are matched
 by ``file_name`` relative to the image folder (posix separators), falling back to the bare
 name when that is unique (CVAT writes bare names). ``iscrowd = 1`` maps to ``difficult``
-(both mean "ignore when scoring") and back.
+(both mean "ignore when scoring") and back; ``truncated`` is kept as
+``attributes: {"truncated": true}`` (CVAT's place for per-box attributes).
 
 Category ids are stable: existing categories keep their ids, a new label gets ``max id + 1``
 (a numeric label that names an unknown id, as read from an annotation whose category is
@@ -185,7 +186,9 @@ class CocoDocument:
             label = "" if cat is None else str(cat)
             ann.warnings.append(f"{where}: unknown category_id {cat!r}; label {label!r}")
         crowd = raw.get("iscrowd") in (1, True)
-        box = Box(x, y, x + w, y + h, label=label, difficult=crowd)
+        attributes = raw.get("attributes")
+        truncated = isinstance(attributes, dict) and attributes.get("truncated") is True
+        box = Box(x, y, x + w, y + h, label=label, difficult=crowd, truncated=truncated)
         return checked_box(box, ann.width, ann.height, where, ann.warnings)
 
     # -- writing ---------------------------------------------------------------------------
@@ -238,6 +241,7 @@ class CocoDocument:
                 iscrowd=1 if box.difficult else 0,
             )
             raw.setdefault("segmentation", [])
+            _set_truncated(raw, box.truncated)
             self.annotations.append(raw)
 
     def to_bytes(self) -> bytes:
@@ -251,6 +255,16 @@ class CocoDocument:
         # No indent: json's C encoder only runs without it (10x faster on a 10^5-box file,
         # which autosave rewrites after each edit); COCO files are usually one line anyway.
         return json_bytes(out, indent=None)
+
+
+def _set_truncated(raw: dict, truncated: bool) -> None:
+    attributes = raw.get("attributes")
+    if truncated:
+        if not isinstance(attributes, dict):
+            attributes = raw["attributes"] = {}
+        attributes["truncated"] = True
+    elif isinstance(attributes, dict):
+        attributes.pop("truncated", None)
 
 
 def _norm(file_name: str) -> str:

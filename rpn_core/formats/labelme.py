@@ -7,9 +7,10 @@ as some exporters write it, four corners; the box is their bounding box. Every o
 (polygon, circle, line, point, linestrip, mask...) is reported and kept untouched in
 ``ImageAnnotation.extra["labelme"]["shapes"]`` and written back. Top-level keys (``version``,
 ``flags``, ``imagePath``, ``imageData``...) and per-rectangle keys (``group_id``,
-``description``, ``flags``...) are kept too. ``difficult`` is kept as a per-shape
-``"difficult"`` key and ``verified`` as a top-level ``"rpn_studio": {"verified": true}`` --
-labelme keeps unknown keys, so both survive a round trip through labelme.
+``description``, ``flags``...) are kept too. ``difficult``/``truncated`` are kept as
+per-shape ``"difficult"``/``"truncated"`` keys and ``verified`` as a top-level
+``"rpn_studio": {"verified": true}`` -- labelme keeps unknown keys, so they survive a round
+trip through labelme.
 """
 
 from __future__ import annotations
@@ -33,7 +34,7 @@ __all__ = ["SUFFIX", "format_labelme", "parse_json", "parse_labelme"]
 
 SUFFIX = ".json"
 _OWN_TOP = {"shapes", "imageWidth", "imageHeight", "rpn_studio"}
-_OWN_SHAPE = {"label", "points", "shape_type", "difficult"}
+_OWN_SHAPE = {"label", "points", "shape_type", "difficult", "truncated"}
 _VERSION = "5.5.0"  # the labelme file version we write for new files
 
 
@@ -129,7 +130,8 @@ def _rectangle(shape: object, where: str, warnings: list[str]) -> Box | None:
     if len(coords) == 4 and (len(set(xs)) > 2 or len(set(ys)) > 2):
         warnings.append(f"{where}: 4-point rectangle is not axis-aligned; using its bounds")
     difficult = shape.get("difficult") is True
-    return Box(min(xs), min(ys), max(xs), max(ys), label=label, difficult=difficult)
+    truncated = shape.get("truncated") is True
+    return Box(min(xs), min(ys), max(xs), max(ys), label, difficult, truncated)
 
 
 def _points(points: object) -> list[tuple[float, float]] | None:
@@ -176,6 +178,8 @@ def format_labelme(ann: ImageAnnotation, *, image_rel: str) -> bytes:
         shape.update(copy.deepcopy(per_box.get(box_key(box), {})))
         if box.difficult:
             shape["difficult"] = True
+        if box.truncated:
+            shape["truncated"] = True
         doc["shapes"].append(shape)
     doc["shapes"].extend(copy.deepcopy(kept.get("shapes", [])))
     doc.update(top)
