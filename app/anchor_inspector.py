@@ -67,6 +67,8 @@ class AnchorInspector(QWidget):
         self.gt_table = QTableWidget(0, 3)
         self.gt_table.setHorizontalHeaderLabels(["GT", "best anchor IoU", "positives"])
         self.gt_table.cellClicked.connect(lambda row, _col: lab.document.select([row]))
+        for table in (self.ious, self.gt_table):
+            table.verticalHeader().setVisible(False)  # the GT column is the index
         for w in (self.text, self.ious, self.gt_title, self.gt_table):
             layout.addWidget(w)
         self._table_timer = QTimer(self)
