@@ -216,6 +216,7 @@ class CocoDocument:
             entry["file_name"] = image_rel
             self.images.append(entry)
         self._changed()
+        self._image_warnings.pop(entry["id"], None)  # its entries are rewritten clean
         if ann.width and ann.height:
             entry["width"], entry["height"] = ann.width, ann.height
         self.annotations = [
