@@ -79,6 +79,8 @@ class ProposalsPanel(QWidget):
         self._selection_cache: dict[str, tuple] = {}
         self._token = 0
         self._run_started: float | None = None
+        self._running_method = "rpn"  # the source of the latest submitted run
+        self._last_error: object = None
         self.timings: dict[str, float] = {}  # last measured: first_result_s, select_ms, ...
         self._clicks = _CanvasClicks(self)
         canvas.viewport().installEventFilter(self._clicks)
@@ -108,6 +110,7 @@ class ProposalsPanel(QWidget):
         accept.setContext(Qt.ShortcutContext.WidgetShortcut)  # Return in the list accepts
         self.runner.progress.connect(self._on_progress)
         self.runner.finished.connect(self._on_finished)
+        self.runner.error.connect(self._on_error)  # emitted just before ``failed``
         self.runner.failed.connect(self._on_failed)
         self.runner.busy_changed.connect(ui.set_busy)
         self.loader.state_changed.connect(self._on_model_state)
@@ -142,6 +145,7 @@ class ProposalsPanel(QWidget):
         else:
             job, args, kwargs = selective_search_job, (loaded.pixels,), {}
         kwargs.update(token=self._token, scale=loaded.scale)
+        self._running_method = self.method
         self._show_status(f"{METHODS[self.method]}: running...")
         self.runner.submit(job, *args, **kwargs)
 
@@ -177,7 +181,7 @@ class ProposalsPanel(QWidget):
             self.run()  # switching source is an explicit request for that source
 
     def _on_progress(self, message: object) -> None:
-        self._show_status(f"{METHODS[self.method]}: {message}")
+        self._show_status(f"{METHODS[self._running_method]}: {message}")
 
     def _on_finished(self, run: object) -> None:
         if not isinstance(run, ProposalRun) or run.token != self._token:
@@ -194,13 +198,19 @@ class ProposalsPanel(QWidget):
         if run.method == self.method:
             self.reselect()
 
+    def _on_error(self, exc: object) -> None:
+        self._last_error = exc
+
     def _on_failed(self, message: str) -> None:
         self._run_started = None
-        if self.loader.state is ModelState.FAILED:
+        from rpn_core.weights import WeightsError  # torch-free
+
+        if isinstance(self._last_error, WeightsError):
             text = (f"Could not load the RPN weights -- {message}. Annotation still works; "
                     "pick another file with 'Weights...' or switch to Selective Search.")
         else:
-            text = f"{METHODS[self.method]} failed -- {message}"
+            text = f"{METHODS[self._running_method]} failed -- {message}"
+        self._last_error = None
         self._show_status(text, error=True)
 
     def _on_model_state(self, state: str, message: str) -> None:
