@@ -141,7 +141,7 @@ def parse_voc(
     head = [copy.deepcopy(el) for el in root if el.tag not in _HEAD_OWN]
     depth = root.findtext("size/depth")
     per_box: dict[tuple, list[ET.Element]] = {}
-    for k, obj in enumerate(root.iter("object"), start=1):
+    for k, obj in enumerate(root.findall("object"), start=1):
         where = f"{path.name}: object #{k}"
         box = _read_object(obj, shift, where, warnings)
         if box is None:
