@@ -265,5 +265,6 @@ def install_anchor_lab(window: QMainWindow, settings: QSettings | None = None) -
     lab.docks[0].raise_()
     lab.anchor_config_applied.connect(
         lambda cfg: panel.set_configs(cfg, lab.label_config))
+    lab.anchor_config_applied.connect(lambda _cfg: panel.refresh_view())
     lab.start()
     return lab

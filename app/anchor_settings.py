@@ -251,6 +251,10 @@ class AnchorSettingsPanel(QWidget):
         wanted = parse_numbers(text)
         return frozenset(i for i, v in enumerate(values) if any(abs(v - w) < 1e-6 for w in wanted))
 
+    def refresh_view(self) -> None:
+        """Re-read the view widgets (size/ratio filters name values of the current config)."""
+        self._on_view()
+
     def _on_view(self, *_args: object) -> None:
         try:
             sizes = self._indices(self.size_filter.text(), self._anchor.sizes)

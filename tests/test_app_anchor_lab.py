@@ -252,3 +252,46 @@ def test_main_window_shows_the_sample_with_default_anchors(qtbot, app_settings):
     w, h = window.document.size
     assert len(lab.anchors) == math.ceil(h / 16) * math.ceil(w / 16) * 9
     assert len(lab.overlay.visible_all()) > 0  # a sample of background anchors at least
+
+
+def test_click_pins_an_anchor_until_the_next_click(qtbot, lab):
+    lab.set_configs(SPARSE, LabelConfig.faster_rcnn())
+    vp = lab.canvas.viewport()
+    # Anchor 5 = (224, 96, 288, 160): its right edge at x = 288, outside the GT box.
+    qtbot.mouseClick(vp, Qt.MouseButton.LeftButton, Qt.KeyboardModifier.NoModifier,
+                     _vp(lab, 288.5, 130))
+    inspector = lab.inspector
+    assert inspector.current == 5 and inspector.pinned and "pinned" in inspector.text.text()
+    qtbot.mouseMove(vp, _vp(lab, 128, 96.5))  # over anchor 4: the pinned one stays
+    assert inspector.current == 5
+    qtbot.mouseClick(vp, Qt.MouseButton.LeftButton, Qt.KeyboardModifier.NoModifier,
+                     _vp(lab, 40, 200))  # nowhere near an outline: unpin
+    assert inspector.current is None and not inspector.pinned
+
+
+def test_folder_statistics_and_folder_design(qtbot, lab, tmp_path):
+    from rpn_core.formats import open_store
+
+    folder = tmp_path / "set"
+    folder.mkdir()
+    store = open_store(folder, "voc")
+    for i in range(3):
+        path = folder / f"img{i}.png"
+        Image.new("RGB", (320, 240)).save(path)
+        boxes = [Box(10 + i, 10, 74 + i, 74, "a"), Box(100, 50 + i, 228, 114 + i, "b")]
+        store.save(ImageAnnotation(path, 320, 240, boxes))
+    first = folder / "img0.png"
+    lab.document.set_image(load_image(first), store.load(first, width=320, height=240))
+    stats = lab.stats
+    qtbot.mouseClick(stats.folder_button, Qt.MouseButton.LeftButton)
+    qtbot.waitUntil(lambda: stats.folder_stats is not None, timeout=60000)
+    assert stats.folder_stats.images == 3 and len(stats.folder_stats.best_iou) == 6
+    assert "3 image(s), 6 GT box(es)" in stats.folder_text.text()
+    design = lab.design
+    design.source.setCurrentIndex(1)  # this image's folder
+    design.k_max.setValue(2)
+    qtbot.mouseClick(design.compute_button, Qt.MouseButton.LeftButton)
+    qtbot.waitUntil(lambda: design.run is not None, timeout=60000)
+    assert len(design.run.wh) == 6 and design.run.source == str(folder)
+    # Two shape clusters: ~64 x 64 and 128 x 64 (+ up to 2 px).
+    np.testing.assert_allclose(design.run.curve[1].centres, [[64, 64], [128, 64]], atol=2)
