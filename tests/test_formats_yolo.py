@@ -138,7 +138,8 @@ def annotations(draw) -> ImageAnnotation:
         y1 = draw(st.floats(0, h - 1))
         x2 = draw(st.floats(min(x1 + 1, w), w))
         y2 = draw(st.floats(min(y1 + 1, h), h))
-        boxes.append(Box(x1, y1, x2, y2, draw(st.sampled_from(["cat", "dog", "7", "é v"]))))
+        labels = ["cat", "dog", "7", "é v", "form\x0cfeed", " padded ", ""]
+        boxes.append(Box(x1, y1, x2, y2, draw(st.sampled_from(labels))))
     return ImageAnnotation("a.jpg", w, h, boxes)
 
 

@@ -63,12 +63,20 @@ def find_class_file(folder: str | Path) -> Path:
     return folder / CLASSES_FILE
 
 
+def _lines(text: str) -> list[str]:
+    """Lines as editors number them: split at ``\\n`` only, one trailing ``\\r`` dropped."""
+    lines = text.split("\n")
+    if lines and lines[-1] == "":
+        lines.pop()  # the final newline ends the last line, it does not start a new one
+    return [line[:-1] if line.endswith("\r") else line for line in lines]
+
+
 def parse_classes(data: bytes, path: str | Path) -> tuple[list[str], list[str]]:
     """``classes.txt`` bytes -> (names, warnings). Every line is a name, blank ones included
     (a blank line still takes its id, reported), so ids never shift."""
     path = Path(path)
     text = _decode(data, path)
-    lines = text.splitlines()  # names are kept exactly (spaces included)
+    lines = _lines(text)  # names are kept exactly (spaces included)
     warnings = []
     seen: dict[str, int] = {}
     for i, name in enumerate(lines):
@@ -105,7 +113,7 @@ def parse_yolo(
         raise AnnotationReadError(path, "image size unknown: YOLO needs the image's size")
     text = _decode(data, path)
     ann = ImageAnnotation(image_path, width, height)
-    for number, line in enumerate(text.splitlines(), start=1):
+    for number, line in enumerate(_lines(text), start=1):
         if not line.strip():
             continue
         where = f"{path.name}: line {number}"
@@ -168,7 +176,7 @@ def label_ids(labels: list[str], classes: list[str]) -> tuple[dict[str, int], li
     for label in labels:
         if label in index:
             continue
-        if label and label.splitlines() != [label]:
+        if "\n" in label or "\r" in label:
             raise ValueError(f"class name {label!r} contains a line break")
         if label.isascii() and label.isdigit() and int(label) >= len(classes):
             target = int(label)
