@@ -255,7 +255,7 @@ def _wrap(run: _Run, params: list) -> tuple[torch.nn.Module, torch.optim.Optimiz
 
         dev = run.model.device
         ids = [dev] if dev.type == "cuda" else None
-        module = DistributedDataParallel(module, device_ids=ids, broadcast_buffers=False)
+        module = DistributedDataParallel(module, device_ids=ids)
     optimizer = torch.optim.SGD(
         params, lr=run.config.lr, momentum=run.config.momentum,
         weight_decay=run.config.weight_decay,

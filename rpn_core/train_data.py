@@ -71,9 +71,10 @@ class TrainSample:
 def _sample_from(item: object, index: int) -> TrainSample:
     if isinstance(item, TrainSample):
         return item
-    if hasattr(item, "image_path") and hasattr(item, "boxes_array"):  # ImageAnnotation
+    if hasattr(item, "image_path"):  # ImageAnnotation, rpn_core.dataset.DatasetItem
         path = Path(item.image_path)
-        return TrainSample(path.name, as_boxes(item.boxes_array()), path=path)
+        boxes = item.boxes_array() if hasattr(item, "boxes_array") else item.boxes
+        return TrainSample(path.name, as_boxes(boxes), path=path)
     if isinstance(item, tuple) and len(item) == 2:  # (image array or path, boxes)
         image, boxes = item
         if isinstance(image, (str, Path)):
@@ -88,8 +89,9 @@ def _sample_from(item: object, index: int) -> TrainSample:
 def as_samples(items: Iterable[object]) -> list[TrainSample]:
     """Normalise training items and keep the images that have at least one valid box.
 
-    Items may be :class:`TrainSample`, :class:`~rpn_core.annotations.ImageAnnotation` or
-    ``(image_or_path, boxes)`` pairs. Invalid boxes (zero area, not finite) are dropped.
+    Items may be :class:`TrainSample`, :class:`~rpn_core.annotations.ImageAnnotation`,
+    :class:`~rpn_core.dataset.DatasetItem` or ``(image_or_path, boxes)`` pairs.
+    Invalid boxes (zero area, not finite) are dropped.
     """
     samples = []
     for i, item in enumerate(items):

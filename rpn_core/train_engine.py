@@ -53,6 +53,8 @@ def prepare_sample(sample: TrainSample, model: RPNModel) -> tuple[np.ndarray, np
     import cv2
 
     pixels = sample.pixels()
+    if not pixels.flags.writeable:  # e.g. a decoded image's buffer; torch wants writable
+        pixels = pixels.copy()
     h, w = pixels.shape[:2]
     (rh, rw), (sy, sx) = input_geometry((h, w), model.config)
     if (rh, rw) != (h, w):
