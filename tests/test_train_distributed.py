@@ -79,7 +79,8 @@ def test_two_processes_keep_identical_weights(tmp_path, tiny_weights):
     assert any(not torch.equal(a[k], start[k]) for k in a)  # and they did train
 
 
-@pytest.mark.slow  # ~20-30 s: two processes import torch and Qt-free CLI; the test above is the fast variant
+# ~20-30 s (two processes import torch): the test above is the fast variant of this path.
+@pytest.mark.slow
 def test_train_command_under_torchrun_writes_one_checkpoint(tmp_path, tiny_weights):
     data = tmp_path / "data"
     data.mkdir()
