@@ -9,7 +9,7 @@ reasons, so the ``eval``, ``train``, ``anchors`` and ``convert`` commands can re
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -84,11 +84,13 @@ def load_dataset(
     *,
     voc_convention: str = "devkit",
     store: AnnotationStore | None = None,
+    progress: Callable[[int, int], None] | None = None,
 ) -> Dataset:
     """Pair every image in ``folder`` with its annotation (format auto-detected if ``fmt`` is
     None; a folder with no annotations gives items with empty annotations and ``fmt=None``).
 
-    ``store`` overrides the store (e.g. annotations kept in another folder). Raises
+    ``store`` overrides the store (e.g. annotations kept in another folder); ``progress`` is
+    called as ``progress(k, total)`` when the k-th image (1-based) is read. Raises
     :class:`~rpn_core.imageio.ImageReadError` only if ``folder`` itself cannot be listed.
     """
     folder = Path(folder)
@@ -104,7 +106,9 @@ def load_dataset(
     data.problems.extend((folder, msg) for msg in listing_errors)
     if store is not None:
         data.problems.extend((store.folder, w) for w in store.warnings)
-    for image_path in images:
+    for done, image_path in enumerate(images, start=1):
+        if progress is not None:
+            progress(done, len(images))
         try:
             width, height = probe_image(image_path)
         except ImageReadError as exc:

@@ -26,7 +26,9 @@ def make_folder(tmp_path):
 
 
 def test_dataset_pairs_images_and_reports_problems(tmp_path):
-    data = load_dataset(make_folder(tmp_path))
+    calls = []
+    data = load_dataset(make_folder(tmp_path), progress=lambda i, n: calls.append((i, n)))
+    assert calls == [(1, 4), (2, 4), (3, 4), (4, 4)]  # broken.jpg counts too
     assert data.fmt == "voc"
     assert [it.image_path.name for it in data] == ["img1.jpg", "img2.png", "img10.png"]
     # Upright size from the header: EXIF 6 swaps 40 x 30 to 30 x 40.
