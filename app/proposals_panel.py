@@ -70,7 +70,7 @@ class ProposalsPanel(QWidget):
         self.layer = ProposalsLayer()
         canvas.scene().addItem(self.layer)
         self.table_model = ProposalsTableModel(self)
-        self.ui = ProposalsControls(make_proxy(self.table_model), self)
+        self.ui = ProposalsControls(make_proxy(self.table_model, self), self)
         layout = QVBoxLayout(self)
         layout.setContentsMargins(4, 4, 4, 4)
         layout.addWidget(self.ui)

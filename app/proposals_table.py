@@ -12,6 +12,7 @@ import numpy as np
 from PySide6.QtCore import (
     QAbstractTableModel,
     QModelIndex,
+    QObject,
     QPersistentModelIndex,
     QSortFilterProxyModel,
     Qt,
@@ -67,7 +68,7 @@ class ProposalsTableModel(QAbstractTableModel):
                 return str(int(value))
             if col == "score":
                 return "-" if self._score_is_rank else f"{value:.3f}"
-            return f"{value:.1f}"
+            return f"{value:.0f}"  # whole pixels keep the list narrow; sorting is exact
         if role == Qt.ItemDataRole.TextAlignmentRole:
             return int(Qt.AlignmentFlag.AlignRight | Qt.AlignmentFlag.AlignVCenter)
         return None
@@ -80,9 +81,15 @@ class ProposalsTableModel(QAbstractTableModel):
         return None
 
 
-def make_proxy(source: ProposalsTableModel) -> QSortFilterProxyModel:
-    """A proxy sorting numerically (score 0.9 before 0.85, rank 10 after 9)."""
-    proxy = QSortFilterProxyModel(source)
+def make_proxy(
+    source: ProposalsTableModel, parent: QObject | None = None
+) -> QSortFilterProxyModel:
+    """A proxy sorting numerically (score 0.9 before 0.85, rank 10 after 9).
+
+    Give it a ``parent`` that outlives both models, not ``source`` itself: with PySide6 6.12 a
+    proxy owned by a parentless Python model crashes the garbage collector (measured).
+    """
+    proxy = QSortFilterProxyModel(parent)
     proxy.setSourceModel(source)
     proxy.setSortRole(SORT_ROLE)
     return proxy

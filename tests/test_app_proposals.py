@@ -63,6 +63,24 @@ def test_proposal_at_hits_outlines_only_smallest_first():
     assert proposal_at(boxes, 0, 50, tolerance=1) == 1
 
 
+def test_table_model_shows_whole_pixels_and_sorts_on_exact_values(qtbot):
+    from app.proposals_table import COLUMNS, SORT_ROLE, ProposalsTableModel, make_proxy
+
+    model = ProposalsTableModel()
+    boxes = np.array([[10.4, 20.6, 50.0, 40.0], [0.0, 0.0, 9.0, 100.0], [1.0, 2.0, 3.0, 4.0]])
+    model.set_proposals(boxes, np.array([0.9, 0.85, 0.1]))
+    display = [[model.data(model.index(r, c)) for c in range(len(COLUMNS))] for r in range(3)]
+    # w = 50 - 10.4 = 39.6 -> "40", h = 40 - 20.6 = 19.4 -> "19".
+    assert display[0] == ["1", "0.900", "10", "21", "50", "40", "40", "19"]
+    assert display[1][:2] == ["2", "0.850"]
+    assert model.data(model.index(0, 6), SORT_ROLE) == pytest.approx(39.6)
+    proxy = make_proxy(model)
+    proxy.sort(COLUMNS.index("w"), Qt.SortOrder.AscendingOrder)  # widths 39.6, 9, 2
+    assert [proxy.mapToSource(proxy.index(r, 0)).row() for r in range(3)] == [2, 1, 0]
+    model.set_proposals(boxes[:1], np.array([0.5]), scores_are_ranks=True)
+    assert model.data(model.index(0, 1)) == "-"  # Selective Search has no scores
+
+
 def test_layer_paints_in_batches_with_the_score_colour(qtbot):
     scene = QGraphicsScene(0, 0, 100, 100)
     layer = ProposalsLayer()
