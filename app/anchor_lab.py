@@ -174,6 +174,7 @@ class AnchorLab(QObject):
         if not self.ready or w < 1 or h < 1:
             self.image_size = None
             self.overlay.set_anchors(np.zeros((0, 4)), np.zeros(0), np.zeros(0), 1, 1)
+            self.overlay.set_flagged(np.zeros((0, 4)))
             self.labels = None
             self.labels_updated.emit()
             return
@@ -205,6 +206,7 @@ class AnchorLab(QObject):
             labels.labels.numpy(), labels.low_quality.numpy(), labels.cross_boundary.numpy()
         )
         self.overlay.set_labels(self.categories, minibatch)
+        self.overlay.set_flagged(self.gt[labels.gt_num_positive.numpy() == 0])
         self.last_relabel_ms = (time.perf_counter() - t0) * 1000
         self.labels_updated.emit()
 

@@ -58,6 +58,8 @@ CATEGORY_STYLE: dict[Category, tuple[QColor, Qt.PenStyle, float, str]] = {
 # White on a black halo: the hovered anchor and the positives of the selected GT box.
 HIGHLIGHT_COLOUR = QColor(255, 255, 255)
 HALO = QColor(0, 0, 0)
+# Okabe-Ito vermillion, thick and dashed, just outside a GT box no anchor learns.
+FLAG_COLOUR = QColor("#D55E00")
 
 
 # Sparse patterns (dash, gap in pixels) let the photo show through the masses.
@@ -96,6 +98,7 @@ class AnchorOverlay(QGraphicsItem):
         self._size_index = self._ratio_index = np.zeros(0, dtype=np.int64)
         self._per_location = 1
         self._bounds = QRectF()
+        self._anchor_bounds = QRectF()
         self._categories = np.zeros(0, dtype=np.int8)
         self._minibatch: np.ndarray | None = None
         self._options = ViewOptions()
@@ -106,6 +109,7 @@ class AnchorOverlay(QGraphicsItem):
         self._draw_cache: dict[Category, QPainterPath] = {}
         self._highlight: list[QRectF] = []
         self._hover: QRectF | None = None
+        self._flagged: list[QRectF] = []
         self._message = ""
         self._pens = {c: category_pen(c) for c in Category}
 
@@ -133,6 +137,8 @@ class AnchorOverlay(QGraphicsItem):
             self._bounds = QRectF(x1, y1, x2 - x1, y2 - y1).adjusted(-4, -4, 4, 4)
         else:
             self._bounds = QRectF()
+        self._anchor_bounds = QRectF(self._bounds)
+        self._flagged = []
         self._categories = np.zeros(0, dtype=np.int8)
         self._minibatch = None
         self._highlight, self._hover = [], None
@@ -157,6 +163,22 @@ class AnchorOverlay(QGraphicsItem):
         """Anchors drawn on top in yellow (e.g. the positives of the selected GT box)."""
         self._highlight = self._qrects(np.asarray(indices, dtype=np.int64))
         self.update()
+
+    def set_flagged(self, gt_boxes: np.ndarray) -> None:
+        """GT boxes ``(F, 4)`` that no anchor labels foreground: outlined in vermillion."""
+        b = np.asarray(gt_boxes, dtype=np.float64).reshape(-1, 4)
+        flagged = [QRectF(x1, y1, x2 - x1, y2 - y1) for x1, y1, x2, y2 in b.tolist()]
+        if flagged or self._flagged:
+            self.prepareGeometryChange()
+            self._flagged = flagged
+            self._bounds = self._anchor_bounds
+            for r in flagged:  # a GT box may lie outside every anchor
+                self._bounds = self._bounds.united(r.adjusted(-40, -40, 40, 40))
+            self.update()
+
+    @property
+    def flagged(self) -> list[QRectF]:
+        return list(self._flagged)
 
     def set_hover(self, index: int | None) -> None:
         self._hover = None if index is None else self._qrects(np.array([index]))[0]
@@ -228,6 +250,8 @@ class AnchorOverlay(QGraphicsItem):
             painter.drawRect(self._hover)
             painter.setPen(_pen(HIGHLIGHT_COLOUR, 3))
             painter.drawRect(self._hover)
+        if self._flagged:
+            self._paint_flags(painter)
         if self._message:
             self._paint_message(painter)
 
@@ -283,6 +307,13 @@ class AnchorOverlay(QGraphicsItem):
             if points:
                 painter.setPen(_pen(CATEGORY_STYLE[category][0], 4 if category >= 3 else 3))
                 painter.drawPoints(points)
+
+    def _paint_flags(self, painter: QPainter) -> None:
+        m = 5.0 / max(painter.worldTransform().m11(), 1e-6)  # 5 screen pixels outside
+        pen = QPen(FLAG_COLOUR, 3, Qt.PenStyle.DashLine)
+        pen.setCosmetic(True)
+        painter.setPen(pen)
+        painter.drawRects([r.adjusted(-m, -m, m, m) for r in self._flagged])
 
     def _paint_message(self, painter: QPainter) -> None:
         painter.save()

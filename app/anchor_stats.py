@@ -80,6 +80,10 @@ class AnchorStatsPanel(QWidget):
             grid.addWidget(count, row, 2)
             self.counts[category], self.checks[category] = count, check
         layout.addLayout(grid)
+        flag = QLabel("<font color='#D55E00'>- - -</font> around a GT box: no anchor is "
+                      "foreground for it (the anchor set cannot learn it)")
+        flag.setWordWrap(True)
+        layout.addWidget(flag)
         self.image_text = QLabel("Loading torch...")
         self.image_text.setWordWrap(True)
         layout.addWidget(self.image_text)

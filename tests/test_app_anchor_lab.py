@@ -183,6 +183,8 @@ def test_selecting_a_gt_box_highlights_its_positives_and_flags_unlearnable(qtbot
     table = lab.inspector.gt_table
     assert table.rowCount() == 2 and table.item(1, 2).text() == "0"
     assert "cannot be learned" in table.item(1, 0).toolTip()
+    # On the canvas, the unlearnable box is outlined in vermillion.
+    assert [r.getCoords() for r in lab.overlay.flagged] == [(10, 10, 20, 20)]
     lab.document.select([1])
     assert len(lab.overlay._highlight) == 0
     assert "no anchor learns this box" in lab.inspector.gt_title.text()
