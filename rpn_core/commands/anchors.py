@@ -59,16 +59,11 @@ def _table(curve: list, grid: list[float], configs: list) -> str:
     return "\n".join(rows)
 
 
-def run(args: argparse.Namespace) -> int:
+def _shapes(args: argparse.Namespace):
+    """The folder's GT shapes ``(N, 2)``, or an exit status after saying what is wrong."""
     import numpy as np
 
-    from rpn_core.anchor_design import (
-        box_shapes,
-        design_config,
-        grid_mean_iou,
-        kmeans_curve,
-        suggest_k,
-    )
+    from rpn_core.anchor_design import box_shapes
     from rpn_core.dataset import load_dataset
     from rpn_core.imageio import ImageReadError
 
@@ -93,9 +88,19 @@ def run(args: argparse.Namespace) -> int:
         )
         return 1
     _say(f"clustering {len(shapes.wh)} GT boxes of {len(data)} image(s), k = 1..{args.k_max}")
-    curve = kmeans_curve(
-        shapes.wh, args.k_max, rng=np.random.default_rng(args.seed), restarts=args.restarts
-    )
+    return shapes.wh
+
+
+def run(args: argparse.Namespace) -> int:
+    import numpy as np
+
+    from rpn_core.anchor_design import design_config, grid_mean_iou, kmeans_curve, suggest_k
+
+    wh = _shapes(args)
+    if isinstance(wh, int):
+        return wh
+    curve = kmeans_curve(wh, args.k_max, rng=np.random.default_rng(args.seed),
+                         restarts=args.restarts)
     if args.json:
         print(json.dumps({
             "k": [r.k for r in curve],
@@ -109,7 +114,7 @@ def run(args: argparse.Namespace) -> int:
                       n_ratios=args.n_ratios)
         for r in curve
     ]
-    grid = [grid_mean_iou(shapes.wh, c) for c in configs]
+    grid = [grid_mean_iou(wh, c) for c in configs]
     print(_table(curve, grid, configs))
     print(f"\nthe curve flattens at k = {suggest_k([r.mean_iou for r in curve])} "
           "(next cluster gains < 0.01 mean IoU)")
