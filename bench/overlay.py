@@ -89,25 +89,18 @@ def _category_paint_ms(overlay, repeats: int = 5) -> dict[str, float]:
     return out
 
 
-def main() -> int:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--steps", type=int, default=60)
-    parser.add_argument("--mode", default="density", choices=["density", "all", "minibatch",
-                                                              "centres"])
-    parser.add_argument("--preset", default="faster-rcnn", choices=["faster-rcnn", "guide"])
-    args = parser.parse_args()
-
-    app = QApplication.instance() or QApplication([])
+def _start(args: argparse.Namespace, folder: Path):
+    """The lab on a 1000x600 image at 100 % zoom, torch loaded, preset and mode applied."""
     from app.anchor_lab import install_anchor_lab
     from rpn_core.anchor_view import DisplayMode, ViewOptions
     from rpn_core.labelling import LabelConfig
 
-    tmp = tempfile.TemporaryDirectory()
-    settings = QSettings(str(Path(tmp.name) / "bench.ini"), QSettings.Format.IniFormat)
+    app = QApplication.instance()
+    settings = QSettings(str(folder / "bench.ini"), QSettings.Format.IniFormat)
     window = BenchWindow()
     window.resize(W + 40, H + 40)
     gt = _gt(np.random.default_rng(0))
-    _open_image(window, Path(tmp.name), gt)
+    _open_image(window, folder, gt)
     lab = install_anchor_lab(window, settings)
     for dock in lab.docks:  # measure the canvas at 1:1, panels still refresh
         dock.setFloating(True)
@@ -120,12 +113,16 @@ def main() -> int:
     lab.set_configs(lab.anchor_config, LabelConfig.preset(args.preset))
     lab.settings_panel.set_view(ViewOptions(mode=DisplayMode(args.mode)))
     app.processEvents()
+    return window, lab, gt
 
+
+def _drag(window, lab, gt: np.ndarray, steps: int) -> tuple[dict[str, list[float]], list[float]]:
+    """Move GT box 0 back and forth, 4 px per step; wall time per stage and CPU per frame."""
     stages: dict[str, list[float]] = {"relabel": [], "panels": [], "repaint": [], "frame": []}
     cpu: list[float] = []  # CPU time of the GUI thread per frame (robust to a busy machine)
     viewport = window.canvas.viewport()
     x1, y1, x2, y2 = gt[0]
-    for step in range(args.steps + 5):
+    for step in range(steps + 5):
         dx = 4.0 * ((step % 40) - 20)
         c0 = time.thread_time()
         t0 = time.perf_counter()
@@ -142,12 +139,25 @@ def main() -> int:
         stages["repaint"].append((t2 - t1) * 1000)
         stages["frame"].append((t2 - t0) * 1000)
         cpu.append((c1 - c0) * 1000)
+    return stages, cpu
 
-    counts = lab.labels.counts()
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--steps", type=int, default=60)
+    parser.add_argument("--mode", default="density", choices=["density", "all", "minibatch",
+                                                              "centres"])
+    parser.add_argument("--preset", default="faster-rcnn", choices=["faster-rcnn", "guide"])
+    args = parser.parse_args()
+    QApplication.instance() or QApplication([])
+    tmp = tempfile.TemporaryDirectory()
+    window, lab, gt = _start(args, Path(tmp.name))
+    stages, cpu = _drag(window, lab, gt, args.steps)
+
     per_location = lab.anchor_config.num_anchors_per_location
     print(f"image {W}x{H}, {len(lab.anchors):,} anchors ({per_location}/location), {N_GT} GT, "
           f"preset {args.preset}, mode {args.mode}, {args.steps} steps")
-    print(f"labels at the last step: {counts}")
+    print(f"labels at the last step: {lab.labels.counts()}")
     for name, values in stages.items():
         print(f"  {name:<8} median {statistics.median(values):7.2f} ms   "
               f"p90 {np.percentile(values, 90):7.2f} ms")
