@@ -114,6 +114,7 @@ class ProposalsPanel(QWidget):
         self.runner.failed.connect(self._on_failed)
         self.runner.busy_changed.connect(ui.set_busy)
         self.loader.state_changed.connect(self._on_model_state)
+        self.loader.model_changed.connect(self._on_model_changed)
         self.document.image_changed.connect(self._on_image_changed)
         self.document.boxes_changed.connect(self._update_summary)
 
@@ -151,12 +152,15 @@ class ProposalsPanel(QWidget):
 
     def set_weights(self, path: str | None) -> None:
         """Use another weights file (``None``: the embedded weights); re-runs if auto-run."""
-        self.loader.set_weights_path(path)
         self.ui.set_weights_text(path)
+        self.loader.set_weights_path(path)  # -> model_changed -> _on_model_changed
+
+    def _on_model_changed(self) -> None:
+        """New weights or a freshly fine-tuned model: the cached RPN output is stale."""
         self._runs.pop("rpn", None)
         if self.method == "rpn":
             self.reselect()
-            if self.ui.auto_run():
+            if self.ui.auto_run() and self.document.loaded is not None:
                 self.run()
 
     def _choose_weights(self) -> None:

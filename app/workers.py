@@ -245,10 +245,13 @@ class ModelLoader(QObject):
     a path loads that file (``load_model``). Errors such as ``WeightsError`` (bad, truncated or
     pickle files) propagate out of :meth:`get` to the worker that called it, which reports them;
     the state becomes ``FAILED`` with the message and the next :meth:`get` tries again.
-    ``state_changed(state_value, message)`` is emitted on every transition.
+    ``state_changed(state_value, message)`` is emitted on every transition;
+    ``model_changed()`` when :meth:`set_weights_path` or :meth:`set_model` replaces the model
+    (e.g. after fine-tuning), so views showing its output can re-run.
     """
 
     state_changed = Signal(str, str)
+    model_changed = Signal()
 
     def __init__(
         self,
@@ -284,6 +287,7 @@ class ModelLoader(QObject):
             self._model = None
             self._generation += 1
         self._set_state(ModelState.NOT_LOADED, "")
+        self.model_changed.emit()
 
     def set_model(self, model: Any) -> None:
         """Install an already-built model (e.g. one just fine-tuned)."""
@@ -291,6 +295,7 @@ class ModelLoader(QObject):
             self._model = model
             self._generation += 1
         self._set_state(ModelState.READY, "")
+        self.model_changed.emit()
 
     def get(self) -> Any:
         """The model, loading it first if needed. Call from a worker thread: it may import

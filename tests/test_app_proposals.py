@@ -342,3 +342,14 @@ def test_auto_run_choice_is_remembered(qtbot, window, app_settings):
     qtbot.mouseClick(panel.ui.auto_box, Qt.MouseButton.LeftButton,
                      pos=QPoint(8, panel.ui.auto_box.height() // 2))
     assert app_settings.q.value(AUTO_RUN_KEY, type=bool) is False
+
+
+def test_a_replaced_model_reruns_the_proposals(qtbot, window, tmp_path, tiny_model):
+    # What fine-tuning does when it finishes: install the new model on the shared loader.
+    panel = window.proposals_panel
+    open_and_wait(qtbot, window, tmp_path / "imgs" / "a.png")
+    before = panel._runs["rpn"]
+    with qtbot.waitSignal(panel.runner.finished, timeout=TIMEOUT):
+        window.model_loader.set_model(tiny_model)
+    assert panel._runs["rpn"] is not before
+    assert panel.table_model.rowCount() > 0
