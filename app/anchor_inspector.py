@@ -82,8 +82,12 @@ class AnchorInspector(QWidget):
     # -- canvas events ---------------------------------------------------------------------
     def eventFilter(self, obj: QObject, event: QEvent) -> bool:  # noqa: N802 - Qt API
         kind = event.type()
-        if kind == QEvent.Type.MouseMove and not self.pinned:
-            self.set_anchor(self.anchor_under(event.position()))
+        if kind == QEvent.Type.MouseMove:
+            # Not while a button is down (a GT box is being dragged or drawn).
+            if not self.pinned and event.buttons() == Qt.MouseButton.NoButton:
+                index = self.anchor_under(event.position())
+                if index != self.current:  # a repaint per mouse move only on a change
+                    self.set_anchor(index)
         elif kind == QEvent.Type.MouseButtonPress and event.button() == Qt.MouseButton.LeftButton:
             self._press = event.position()
         elif kind == QEvent.Type.MouseButtonRelease and self._press is not None:
