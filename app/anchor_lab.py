@@ -19,7 +19,7 @@ from collections.abc import Iterator
 
 import numpy as np
 from PySide6.QtCore import QObject, QSettings, Qt, Signal
-from PySide6.QtWidgets import QDockWidget, QMainWindow, QWidget
+from PySide6.QtWidgets import QDockWidget, QFrame, QMainWindow, QScrollArea, QWidget
 
 from app.anchor_overlay import AnchorOverlay
 from app.anchor_settings import AnchorSettingsPanel, load_configs, save_configs
@@ -231,7 +231,11 @@ class AnchorLab(QObject):
 def _dock(window: QMainWindow, title: str, widget: QWidget, area: Qt.DockWidgetArea) -> QDockWidget:
     dock = QDockWidget(title, window)
     dock.setObjectName(f"anchor_lab_{title.lower().replace(' ', '_')}")
-    dock.setWidget(widget)
+    scroll = QScrollArea()  # the panels' height never forces the window's
+    scroll.setWidgetResizable(True)
+    scroll.setFrameShape(QFrame.Shape.NoFrame)
+    scroll.setWidget(widget)
+    dock.setWidget(scroll)
     window.addDockWidget(area, dock)
     menus = getattr(window, "menus", None)
     if isinstance(menus, dict) and "view" in menus:  # the main window's View menu
