@@ -71,6 +71,7 @@ class MainWindow(QMainWindow):
         self._setup_statusbar()
         self._setup_proposals()
         self._setup_anchor_lab()
+        self._setup_train_panel()
         self._connect()
         self._restore_state()
         self._update_title()
@@ -209,6 +210,12 @@ class MainWindow(QMainWindow):
         """Anchors coloured by their training label over the image, with the anchor lab's
         docks (settings, statistics, inspector, design); torch loads in the background."""
         self.anchor_lab = install_anchor_lab(self, self.settings.q)
+
+    def _setup_train_panel(self) -> None:
+        """Fine-tuning dock (issue 6), tabbed with Proposals; torch loads only on Start."""
+        from app.train_panel import install_train_panel
+
+        self.train_panel = install_train_panel(self)
 
     def _setup_statusbar(self) -> None:
         sb = self.statusBar()
