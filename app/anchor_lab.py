@@ -198,9 +198,19 @@ class AnchorLab(QObject):
 
         t0 = time.perf_counter()
         self.gt = self.current_gt()
-        with _one_thread():
-            labels = label_image(self.image_size, self.anchor_config, self.gt, self.label_config)
-            minibatch = self._minibatch(labels)
+        try:
+            with _one_thread():
+                labels = label_image(
+                    self.image_size, self.anchor_config, self.gt, self.label_config)
+                minibatch = self._minibatch(labels)
+        except (ValueError, RuntimeError, MemoryError) as exc:  # e.g. out of memory
+            self.error = f"{type(exc).__name__}: {exc}"
+            self.overlay.set_message(f"Labelling failed: {self.error}")
+            self.failed.emit(self.error)
+            return
+        if self.error is not None:
+            self.error = None
+            self.overlay.set_message("")
         self.labels = labels
         self.categories = categorize(
             labels.labels.numpy(), labels.low_quality.numpy(), labels.cross_boundary.numpy()

@@ -93,6 +93,7 @@ def _start(args: argparse.Namespace, folder: Path):
     """The lab on a 1000x600 image at 100 % zoom, torch loaded, preset and mode applied."""
     from app.anchor_lab import install_anchor_lab
     from rpn_core.anchor_view import DisplayMode, ViewOptions
+    from rpn_core.anchors import AnchorConfig
     from rpn_core.labelling import LabelConfig
 
     app = QApplication.instance()
@@ -110,7 +111,8 @@ def _start(args: argparse.Namespace, folder: Path):
     while not lab.ready:
         app.processEvents()
         time.sleep(0.005)
-    lab.set_configs(lab.anchor_config, LabelConfig.preset(args.preset))
+    anchors = AnchorConfig(stride=args.stride)  # default sizes and ratios
+    lab.set_configs(anchors, LabelConfig.preset(args.preset))
     lab.settings_panel.set_view(ViewOptions(mode=DisplayMode(args.mode)))
     app.processEvents()
     return window, lab, gt
@@ -148,6 +150,8 @@ def main() -> int:
     parser.add_argument("--mode", default="density", choices=["density", "all", "minibatch",
                                                               "centres"])
     parser.add_argument("--preset", default="faster-rcnn", choices=["faster-rcnn", "guide"])
+    parser.add_argument("--stride", type=int, default=16,
+                        help="anchor stride (8 gives ~84k anchors: the 10^5 regime)")
     args = parser.parse_args()
     QApplication.instance() or QApplication([])
     tmp = tempfile.TemporaryDirectory()
