@@ -360,3 +360,43 @@ def test_checkpoint_from_another_anchor_configuration_is_explained(corpus_weight
     )
     model, info2 = load_checkpoint(path, device="cpu")  # without a current config: usable
     assert info2.config.anchors.num_anchors_per_location == 12
+
+
+# -- the headless commands on the corpus -------------------------------------------------------
+
+CLI_FOLDERS = {"voc": "voc", "yolo": "yolo", "labelme": "labelme", "images": "voc",
+               "coco-missing-keys": "coco", "coco-broken-json": "coco"}
+
+
+@pytest.mark.parametrize("name", sorted(CLI_FOLDERS))
+def test_convert_and_anchors_report_every_bad_file_and_change_nothing(
+    corpus, tmp_path, capsys, name
+):
+    from rpn_core.cli import main
+
+    folder = corpus / name
+    before = snapshot(folder)
+    out = tmp_path / "out"
+    rc = main(["convert", str(folder), "--from", CLI_FOLDERS[name], "--to", "labelme",
+               "--out", str(out)])
+    err = capsys.readouterr().err
+    assert rc == 1 and "Traceback" not in err  # 1: converted, with problems reported
+    bad = [p for p in folder.iterdir() if p.stem in {s for (_f, s) in PER_IMAGE_CASES}
+           and p.suffix in (".xml", ".txt", ".json") and p.stem != "classes"]
+    for p in bad:
+        assert str(p) in err, p
+    rc = main(["anchors", str(folder), "--k-max", "2"])
+    captured = capsys.readouterr()
+    assert rc in (0, 1) and "Traceback" not in captured.err
+    assert snapshot(folder) == before
+
+
+@pytest.mark.parametrize("name", ["exploit.pt", "truncated.safetensors"])
+def test_propose_with_bad_weights_exits_with_the_reason(corpus, corpus_weights, capsys, name):
+    from rpn_core.cli import main
+
+    path = corpus_weights / name
+    rc = main(["propose", str(corpus / "images" / "exif-1.jpg"), "--weights", str(path)])
+    err = capsys.readouterr().err
+    assert rc == 2 and err.startswith(f"error: {path}: ") and WEIGHT_CASES[name] in err
+    assert not (corpus_weights / MC.EXPLOIT_MARKER).exists()
