@@ -169,6 +169,7 @@ VOC_CASES: dict[str, bytes] = {
     "billion-laughs": voc_xml("a.png", CASE_SIZE, [("&lol9;", (1, 1, 5, 5))], doctype=_LAUGHS),
     "external-entity": voc_xml("a.png", CASE_SIZE, [("&xxe;", (1, 1, 5, 5))], doctype=_XXE),
     "wrong-root": b"<html><body>not VOC</body></html>\n",
+    "deep-nesting": b"<annotation>" + b"<a>" * 100_000 + b"</a>" * 100_000 + b"</annotation>",
     "xmin-gt-xmax": voc_xml("a.png", CASE_SIZE, [GOOD_VOC, ("dog", (60, 10, 40, 30))]),
     "negative": voc_xml("a.png", CASE_SIZE, [GOOD_VOC, ("dog", (-20, -5, 30, 40))]),
     "nan": voc_xml("a.png", CASE_SIZE, [GOOD_VOC, ("dog", ("nan", 10, 40, 30))]),
@@ -211,6 +212,7 @@ LABELME_CASES: dict[str, object] = {
     },
     "shapes-not-a-list": {"shapes": "rectangle", "imageWidth": 100, "imageHeight": 80},
     "top-level-array": [_RECT],
+    "deep-nesting": b'{"shapes": [' + b"[" * 100_000 + b"]" * 100_000 + b"]}",
 }
 
 _IMG = {"id": 1, "file_name": "img.png", "width": 100, "height": 80}
@@ -258,7 +260,8 @@ def make_annotations(root: Path) -> None:
     folder.mkdir(parents=True, exist_ok=True)
     for stem, doc in LABELME_CASES.items():
         _case_image(folder / f"{stem}.png")
-        (folder / f"{stem}.json").write_text(json.dumps(doc, indent=1), encoding="utf-8")
+        data = doc if isinstance(doc, bytes) else json.dumps(doc, indent=1).encode()
+        (folder / f"{stem}.json").write_bytes(data)
     for name, doc in COCO_CASES.items():
         folder = root / f"coco-{name}"
         folder.mkdir(parents=True, exist_ok=True)

@@ -165,6 +165,7 @@ PER_IMAGE_CASES = {
     ("voc", "broken"): ("error", "malformed XML: mismatched tag", "line 3, column 2"),
     ("voc", "billion-laughs"): ("error", "refused unsafe XML (EntitiesForbidden)", None),
     ("voc", "external-entity"): ("error", "refused unsafe XML (EntitiesForbidden)", None),
+    ("voc", "deep-nesting"): ("error", "XML nested deeper than 64 levels", None),
     ("voc", "wrong-root"): ("error", "root element is <html>, expected <annotation>", "line 1"),
     ("voc", "xmin-gt-xmax"): ("boxes", [CAT], ["object #2: skipped, xmin > xmax"]),
     # (-20, -5, 30, 40) devkit -> (-21, -6, 30, 40) -> clamped to the image: (0, 0, 30, 40)
@@ -192,6 +193,7 @@ PER_IMAGE_CASES = {
                                                   "shapes[3]: not an object"]),
     ("labelme", "shapes-not-a-list"): ("error", "'shapes' is not a list", "shapes"),
     ("labelme", "top-level-array"): ("error", "top level is a JSON list", None),
+    ("labelme", "deep-nesting"): ("error", "invalid JSON: maximum recursion depth exceeded", None),
 }
 
 
