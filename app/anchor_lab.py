@@ -23,7 +23,7 @@ from PySide6.QtWidgets import QDockWidget, QFrame, QMainWindow, QScrollArea, QWi
 
 from app.anchor_overlay import AnchorOverlay
 from app.anchor_settings import AnchorSettingsPanel, load_configs, save_configs
-from app.workers import Worker
+from app.workers import ModelState, Worker
 from rpn_core.anchor_view import DisplayMode, ViewOptions, categorize
 from rpn_core.anchors import AnchorConfig, anchor_metadata
 from rpn_core.labelling import LabelConfig
@@ -97,6 +97,7 @@ class AnchorLab(QObject):
         self.error: str | None = None
         self.last_relabel_ms = float("nan")
         self._preview: tuple[int, tuple[float, float, float, float]] | None = None
+        self.model_anchor_config: AnchorConfig | None = None  # of the last loaded model
         self._worker: Worker | None = None
         d = self.document
         d.image_changed.connect(self._on_image_changed)
@@ -133,6 +134,17 @@ class AnchorLab(QObject):
             self._rebuild()
         else:
             self.relabel()
+
+    def follow_model(self, model: object) -> bool:
+        """Adopt the anchor set of a freshly loaded model (``model.config.anchors``) so the
+        overlay shows the anchors the model proposes from (STYLE.md #7). Returns True when
+        the lab's anchor set changed; the label rule stays the user's."""
+        cfg = getattr(getattr(model, "config", None), "anchors", None)
+        self.model_anchor_config = cfg if isinstance(cfg, AnchorConfig) else None
+        if self.model_anchor_config is None or cfg == self.anchor_config:
+            return False
+        self.set_configs(cfg, self.label_config)
+        return True
 
     def set_view_options(self, options: ViewOptions) -> None:
         self.overlay.set_options(options)
@@ -253,6 +265,32 @@ def _dock(window: QMainWindow, title: str, widget: QWidget, area: Qt.DockWidgetA
     return dock
 
 
+def _describe(cfg: AnchorConfig) -> str:
+    sizes = ", ".join(f"{v:g}" for v in cfg.sizes)
+    ratios = ", ".join(f"{v:g}" for v in cfg.aspect_ratios)
+    return f"sizes {sizes}; ratios {ratios}; stride {cfg.stride}"
+
+
+def _follow_model_loader(window: QMainWindow, lab: AnchorLab) -> None:
+    """When the window's ``model_loader`` has loaded a model, show its anchors and say so."""
+    loader = getattr(window, "model_loader", None)
+    if loader is None:
+        return
+
+    def on_state(state: str, _message: str) -> None:
+        model = loader.model_if_ready()
+        if state != ModelState.READY.value or model is None or not lab.follow_model(model):
+            return
+        cfg = _describe(lab.anchor_config)
+        text = f"Anchor overlay switched to the loaded model's anchors ({cfg})"
+        lab.settings_panel.status.setText(text)
+        bar = getattr(window, "message_bar", None)
+        if bar is not None:
+            bar.show_message("info", text)
+
+    loader.state_changed.connect(on_state)
+
+
 def install_anchor_lab(window: QMainWindow, settings: QSettings | None = None) -> AnchorLab:
     """Add the anchor lab to a main window that has ``document`` and ``canvas``; returns the
     controller (kept alive as the window's child). torch loads in the background."""
@@ -282,5 +320,6 @@ def install_anchor_lab(window: QMainWindow, settings: QSettings | None = None) -
     lab.anchor_config_applied.connect(
         lambda cfg: panel.set_configs(cfg, lab.label_config))
     lab.anchor_config_applied.connect(lambda _cfg: panel.refresh_view())
+    _follow_model_loader(window, lab)
     lab.start()
     return lab

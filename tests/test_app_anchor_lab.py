@@ -297,3 +297,20 @@ def test_folder_statistics_and_folder_design(qtbot, lab, tmp_path):
     assert len(design.run.wh) == 6 and design.run.source == str(folder)
     # Two shape clusters: ~64 x 64 and 128 x 64 (+ up to 2 px).
     np.testing.assert_allclose(design.run.curve[1].centres, [[64, 64], [128, 64]], atol=2)
+
+
+def test_overlay_follows_the_anchors_of_a_loaded_model(qtbot, app_settings):
+    from app.main_window import MainWindow
+    from rpn_core.model import RPNModel
+    from rpn_core.rpn_config import RPNConfig
+
+    window = MainWindow(settings=app_settings)
+    qtbot.addWidget(window)
+    lab = window.anchor_lab
+    qtbot.waitUntil(lambda: lab.ready, timeout=60000)
+    other = AnchorConfig(sizes=(32.0, 64.0, 128.0, 256.0), aspect_ratios=(0.5, 1.0, 2.0))
+    with qtbot.waitSignal(lab.anchor_config_applied, timeout=10000):
+        window.model_loader.set_model(RPNModel(RPNConfig(anchors=other)))
+    assert lab.anchor_config == other and lab.label_config == LabelConfig.faster_rcnn()
+    assert "loaded model's anchors" in lab.settings_panel.status.text()
+    assert any("sizes 32, 64, 128, 256" in t for _lv, t in window.message_bar.messages)

@@ -213,7 +213,8 @@ ANCHOR_QUESTION = (
 )
 
 
-@pytest.mark.xfail(strict=True, reason=ANCHOR_QUESTION)
+# ANCHOR_QUESTION answered: the anchor lab adopts a loaded model's anchor set and says so
+# (app.anchor_lab._follow_model_loader).
 def test_checkpoint_with_other_anchors_in_the_window_is_explained(
     qtbot, app_settings, corpus, corpus_weights
 ):
