@@ -320,6 +320,16 @@ def install_anchor_lab(window: QMainWindow, settings: QSettings | None = None) -
     lab.anchor_config_applied.connect(
         lambda cfg: panel.set_configs(cfg, lab.label_config))
     lab.anchor_config_applied.connect(lambda _cfg: panel.refresh_view())
+
+    def warn_if_unlike_model(cfg: AnchorConfig) -> None:
+        model_cfg = lab.model_anchor_config
+        if model_cfg is not None and cfg != model_cfg:
+            panel.status.setText(
+                f"The loaded model proposes from other anchors ({_describe(model_cfg)}); "
+                "this set is what fine-tuning would use."
+            )
+
+    lab.anchor_config_applied.connect(warn_if_unlike_model)
     _follow_model_loader(window, lab)
     lab.start()
     return lab

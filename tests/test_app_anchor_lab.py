@@ -314,3 +314,10 @@ def test_overlay_follows_the_anchors_of_a_loaded_model(qtbot, app_settings):
     assert lab.anchor_config == other and lab.label_config == LabelConfig.faster_rcnn()
     assert "loaded model's anchors" in lab.settings_panel.status.text()
     assert any("sizes 32, 64, 128, 256" in t for _lv, t in window.message_bar.messages)
+    # Back to another set by hand: the panel says the model still uses its own.
+    panel = lab.settings_panel
+    panel.sizes.selectAll()
+    qtbot.keyClicks(panel.sizes, "64, 128")
+    qtbot.keyClick(panel.sizes, Qt.Key.Key_Return)
+    assert lab.anchor_config.sizes == (64.0, 128.0)
+    assert "loaded model proposes from other anchors" in panel.status.text()
