@@ -88,6 +88,7 @@ def main() -> None:
     parser.add_argument("--max-cpu-s", type=float, default=60.0)
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--weights", type=Path, help="start from these weights, not the embedded")
+    parser.add_argument("--threads", type=int, default=1, help="torch intra-op threads")
     parser.add_argument("--relabel", action="store_true")
     parser.add_argument("--teacher-dir", type=Path)
     args = parser.parse_args()
@@ -95,6 +96,7 @@ def main() -> None:
         relabel(args.teacher_dir)
     import torch
 
+    torch.set_num_threads(args.threads)  # CPU time ~ wall time; a loaded machine stays fair
     from rpn_core.model import load_embedded_model, load_model
     from rpn_core.train import TrainConfig, fine_tune
 
@@ -123,7 +125,9 @@ def main() -> None:
             break
     cpu, wall = time.process_time() - cpu0, time.perf_counter() - wall0
     if budget_hit:
-        raise SystemExit(f"CPU budget of {args.max_cpu_s:g} s reached before the end: lower --steps")
+        raise SystemExit(
+            f"CPU budget of {args.max_cpu_s:g} s reached before the end: lower --steps"
+        )
     before, after = result.metrics_before, result.metrics_after
     print(f"images: {len(train)} train, {len(val)} validation; threads {torch.get_num_threads()}")
     print(f"steps {result.steps}, CPU {cpu:.1f} s, wall {wall:.1f} s (includes validation)")
