@@ -20,6 +20,7 @@ zero-padded on the right and bottom to a multiple of the stride (see :mod:`rpn_c
 
 from __future__ import annotations
 
+import copy
 from dataclasses import dataclass
 
 import cv2
@@ -36,6 +37,7 @@ __all__ = [
     "FEATURE_CHANNELS",
     "PreparedImage",
     "build_backbone",
+    "fold_frozen_bn",
     "load_imagenet_state",
     "prepare_image",
 ]
@@ -125,3 +127,26 @@ def prepare_image(
     padded = x.new_zeros((1, 3, ph, pw))
     padded[0, :, :rh, :rw] = x
     return PreparedImage(padded, (h, w), (rh, rw), (rh / h, rw / w))
+
+
+def fold_frozen_bn(backbone: nn.Module) -> nn.Module:
+    """An inference copy with every ``Conv2d -> FrozenBatchNorm2d`` pair folded into one conv.
+
+    ``bn(conv(x)) = conv(x) * s + (beta - mean * s)`` with ``s = gamma / sqrt(var + eps)``,
+    so the conv's weight is scaled by ``s`` per output channel and gains that bias. Outputs
+    equal the original up to float rounding (a test pins it); parameters are not shared.
+    """
+    fused = copy.deepcopy(backbone)
+    for seq in [m for m in fused.modules() if isinstance(m, nn.Sequential)]:
+        children = list(seq.children())
+        for i in range(len(children) - 1):
+            conv, bn = children[i], children[i + 1]
+            if isinstance(conv, nn.Conv2d) and isinstance(bn, FrozenBatchNorm2d):
+                scale = bn.weight * (bn.running_var + bn.eps).rsqrt()
+                bias = bn.bias - bn.running_mean * scale
+                if conv.bias is not None:
+                    bias = bias + conv.bias * scale
+                conv.weight = nn.Parameter(conv.weight * scale[:, None, None, None], False)
+                conv.bias = nn.Parameter(bias, requires_grad=False)
+                seq[i + 1] = nn.Identity()
+    return fused.eval()

@@ -31,7 +31,7 @@ from torchvision.models.detection.rpn import RegionProposalNetwork, RPNHead
 from torchvision.ops import nms
 
 from rpn_core.anchors import AnchorConfig, feature_size, generate_anchors
-from rpn_core.backbone import FEATURE_CHANNELS, build_backbone, prepare_image
+from rpn_core.backbone import FEATURE_CHANNELS, build_backbone, fold_frozen_bn, prepare_image
 from rpn_core.labelling import LabelConfig, label_anchors, sample_minibatch
 from rpn_core.proposal_types import Proposals, RawProposals
 from rpn_core.rpn_config import RPNConfig
@@ -186,6 +186,7 @@ class RPNModel(nn.Module):
         self.anchor_generator = ConfigAnchorGenerator(self.config.anchors)
         head = RPNHead(FEATURE_CHANNELS, a, conv_depth=self.config.head_conv_depth)
         self.rpn = LabelledRPN(self.config, self.anchor_generator, head)
+        self._fused: tuple | None = None  # (key, module): see _inference_backbone
         self.to(device or default_device())
         self.eval()
 
@@ -240,9 +241,19 @@ class RPNModel(nn.Module):
             max_side = round(min_side * config.max_side / config.min_side)
             config = replace(config, min_side=min_side, max_side=max_side)
         prep = prepare_image(image_rgb_uint8, config, self.device)
-        feats = self.backbone(prep.tensor.contiguous(memory_format=torch.channels_last))
+        backbone = self._inference_backbone()
+        feats = backbone(prep.tensor.contiguous(memory_format=torch.channels_last))
         padded = tuple(prep.tensor.shape[-2:])
         return FeatureResult(feats, prep.image_size, prep.input_size, padded, prep.scale)
+
+    def _inference_backbone(self) -> nn.Module:
+        """The backbone with batch-norm folded into its convolutions (~1.5x faster on the
+        CPU), rebuilt whenever a backbone tensor changed (moved, loaded or fine-tuned)."""
+        key = tuple((t.data_ptr(), t._version) for t in self.backbone.state_dict().values())
+        if self._fused is None or self._fused[0] != key:
+            fused = fold_frozen_bn(self.backbone)
+            self._fused = (key, fused.to(memory_format=torch.channels_last))
+        return self._fused[1]
 
     def _anchors(self, feat: FeatureResult) -> torch.Tensor:
         images = ImageList(feat.features.new_zeros((1, 1, *feat.padded_size)), [feat.input_size])
