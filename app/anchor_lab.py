@@ -124,11 +124,14 @@ class AnchorLab(QObject):
         self.failed.emit(message)
 
     # -- configuration ---------------------------------------------------------------------
-    def set_configs(self, anchor: AnchorConfig, label: LabelConfig) -> None:
-        """Apply and persist configs; rebuilds the anchors when the anchor set changed."""
+    def set_configs(
+        self, anchor: AnchorConfig, label: LabelConfig, *, persist: bool = True
+    ) -> None:
+        """Apply (and persist) configs; rebuilds the anchors when the anchor set changed."""
         anchor_changed = anchor != self.anchor_config
         self.anchor_config, self.label_config = anchor, label
-        save_configs(self.qsettings, anchor, label)
+        if persist:
+            save_configs(self.qsettings, anchor, label)
         if anchor_changed:
             self.anchor_config_applied.emit(anchor)
             self._rebuild()
@@ -138,12 +141,13 @@ class AnchorLab(QObject):
     def follow_model(self, model: object) -> bool:
         """Adopt the anchor set of a freshly loaded model (``model.config.anchors``) so the
         overlay shows the anchors the model proposes from (STYLE.md #7). Returns True when
-        the lab's anchor set changed; the label rule stays the user's."""
+        the lab's anchor set changed. The label rule stays the user's, and the user's stored
+        anchor set is kept in QSettings (it is what they chose, e.g. for fine-tuning)."""
         cfg = getattr(getattr(model, "config", None), "anchors", None)
         self.model_anchor_config = cfg if isinstance(cfg, AnchorConfig) else None
         if self.model_anchor_config is None or cfg == self.anchor_config:
             return False
-        self.set_configs(cfg, self.label_config)
+        self.set_configs(cfg, self.label_config, persist=False)
         return True
 
     def set_view_options(self, options: ViewOptions) -> None:

@@ -312,6 +312,7 @@ def test_overlay_follows_the_anchors_of_a_loaded_model(qtbot, app_settings):
     with qtbot.waitSignal(lab.anchor_config_applied, timeout=10000):
         window.model_loader.set_model(RPNModel(RPNConfig(anchors=other)))
     assert lab.anchor_config == other and lab.label_config == LabelConfig.faster_rcnn()
+    assert ANCHOR_KEY not in app_settings.q.allKeys()  # the user's own choice is not replaced
     assert "loaded model's anchors" in lab.settings_panel.status.text()
     assert any("sizes 32, 64, 128, 256" in t for _lv, t in window.message_bar.messages)
     # Back to another set by hand: the panel says the model still uses its own.
