@@ -1,24 +1,20 @@
 """Graphics items of the annotation canvas: one :class:`BoxItem` per GT box and the eight
 :class:`HandleItem` resize handles shown on the selected box.
 
-Boxes are drawn with cosmetic pens (constant screen width at any zoom); handles ignore the view
-transform, so they keep their screen size and stay grabbable however far the user zooms.
-Coordinates follow :mod:`rpn_core.boxes`.
+Boxes are plain ``QGraphicsRectItem`` subclasses (painted by Qt in C++, no Python ``paint``:
+1,000 boxes repaint in a few milliseconds) with cosmetic pens, so outlines keep their screen
+width at any zoom. Handles ignore the view transform: constant screen size, always grabbable
+(there are only eight). Class tags are batch-painted by :mod:`app.tag_layer`. Coordinates
+follow :mod:`rpn_core.boxes`.
 """
 
 from __future__ import annotations
 
 import zlib
 
-from PySide6.QtCore import QPointF, QRectF, Qt
-from PySide6.QtGui import QBrush, QColor, QFont, QPainter, QPen, QTransform
-from PySide6.QtWidgets import (
-    QGraphicsItem,
-    QGraphicsRectItem,
-    QGraphicsSimpleTextItem,
-    QStyleOptionGraphicsItem,
-    QWidget,
-)
+from PySide6.QtCore import QRectF, Qt
+from PySide6.QtGui import QBrush, QColor, QPen
+from PySide6.QtWidgets import QGraphicsItem, QGraphicsRectItem
 
 from app.zorder import Z
 from rpn_core.annotations import Box
@@ -37,103 +33,55 @@ def label_color(label: str) -> QColor:
     return QColor.fromHsv(hue, 220, 250)
 
 
-class _LabelTag(QGraphicsSimpleTextItem):
-    """The class name on a filled tag in the class colour (readable on any image)."""
+class BoxItem(QGraphicsRectItem):
+    """One GT box: outline in the class colour (dashed if difficult), translucent fill and a
+    thicker outline when selected. Its class tag is drawn by :class:`app.tag_layer.TagLayer`."""
 
-    def paint(
-        self, painter: QPainter, option: QStyleOptionGraphicsItem, widget: QWidget | None = None
-    ) -> None:
-        color = self.brush().color()
-        painter.fillRect(self.boundingRect().adjusted(-2, 0, 2, 0), color)
-        light = color.lightnessF() > 0.55
-        painter.setPen(QColor(0, 0, 0) if light else QColor(255, 255, 255))
-        painter.setFont(self.font())
-        painter.drawText(self.boundingRect(), Qt.AlignmentFlag.AlignCenter, self.text())
-
-
-class BoxItem(QGraphicsItem):
-    """One GT box: outline in the class colour, class name above it, fill when selected.
-
-    ``margin`` (scene units) pads the bounding rect so the cosmetic outline repaints cleanly;
-    the canvas sets it when the zoom changes (:meth:`set_margin`).
-    """
-
-    def __init__(self, box: Box, margin: float = 2.0) -> None:
+    def __init__(self, box: Box) -> None:
         super().__init__()
-        self._rect = QRectF()
-        self._margin = margin
         self._selected = False
         self._color = QColor()
-        self._label_item = _LabelTag(self)
-        self._label_item.setFlag(QGraphicsItem.GraphicsItemFlag.ItemIgnoresTransformations)
-        font = QFont()
-        font.setPointSizeF(9.0)
-        self._label_item.setFont(font)
-        self._label_item.setZValue(1)
-        # Text sits just above the box's top-left corner, offset in screen pixels.
-        self._label_item.setTransform(QTransform.fromTranslate(2, -15))
         self.setZValue(Z.GT_BOXES)
         self.box = box
         self.set_box(box)
 
-    # -- state -------------------------------------------------------------------------------
     def set_box(self, box: Box) -> None:
         self.box = box
         self._color = label_color(box.label)
-        text = box.label or ""
-        if box.difficult:
-            text += " (difficult)"
-        self._label_item.setText(text)
-        self._label_item.setBrush(QBrush(self._color))
-        self._label_item.setVisible(bool(text))
+        self._restyle()
         self.set_xyxy(box.xyxy)
 
     def set_xyxy(self, xyxy: tuple[float, float, float, float]) -> None:
         x1, y1, x2, y2 = xyxy
-        self.prepareGeometryChange()
-        self._rect = QRectF(x1, y1, x2 - x1, y2 - y1)
-        self._label_item.setPos(QPointF(x1, y1))
+        self.setRect(QRectF(x1, y1, x2 - x1, y2 - y1))
 
     def xyxy(self) -> tuple[float, float, float, float]:
-        r = self._rect
+        r = self.rect()
         return (r.left(), r.top(), r.right(), r.bottom())
-
-    def set_margin(self, margin: float) -> None:
-        self.prepareGeometryChange()
-        self._margin = margin
 
     def set_selected(self, selected: bool) -> None:
         if selected != self._selected:
             self._selected = selected
             self.setZValue(Z.SELECTED_BOX if selected else Z.GT_BOXES)
-            self.update()
+            self._restyle()
 
     @property
     def selected(self) -> bool:
         return self._selected
 
-    # -- QGraphicsItem -------------------------------------------------------------------------
-    def boundingRect(self) -> QRectF:  # noqa: N802 - Qt's name
-        m = self._margin
-        return self._rect.adjusted(-m, -m, m, m)
-
-    def paint(
-        self, painter: QPainter, option: QStyleOptionGraphicsItem, widget: QWidget | None = None
-    ) -> None:
+    def _restyle(self) -> None:
         pen = QPen(self._color, _PEN_PX + (1.0 if self._selected else 0.0))
         pen.setCosmetic(True)
         pen.setJoinStyle(Qt.PenJoinStyle.MiterJoin)
-        painter.setPen(pen)
+        if self.box.difficult:
+            pen.setStyle(Qt.PenStyle.DashLine)
+        self.setPen(pen)
         if self._selected:
             fill = QColor(self._color)
             fill.setAlpha(60)
-            painter.setBrush(fill)
+            self.setBrush(fill)
         else:
-            painter.setBrush(Qt.BrushStyle.NoBrush)
-        if self.box.difficult:
-            pen.setStyle(Qt.PenStyle.DashLine)
-            painter.setPen(pen)
-        painter.drawRect(self._rect)
+            self.setBrush(QBrush(Qt.BrushStyle.NoBrush))
 
 
 class HandleItem(QGraphicsRectItem):

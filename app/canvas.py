@@ -34,10 +34,11 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
-from app.box_item import BoxItem, HandleItem
+from app.box_item import BoxItem, HandleItem, label_color
 from app.canvas_input import CanvasInputMixin
 from app.commands import AddBoxesCommand, EditBoxesCommand
 from app.document import AnnotationDocument
+from app.tag_layer import TagLayer
 from app.zorder import Z
 from rpn_core.annotations import Box
 from rpn_core.box_edit import handle_points
@@ -97,6 +98,8 @@ class Canvas(CanvasInputMixin, QGraphicsView):
         self._handles = [HandleItem(i) for i in range(8)]
         for h in self._handles:
             self.scene().addItem(h)
+        self.tags = TagLayer(label_color)
+        self.scene().addItem(self.tags)
         self._rubber = QGraphicsRectItem()
         pen = QPen(QColor(255, 255, 255), 1.5, Qt.PenStyle.DashLine)
         pen.setCosmetic(True)
@@ -179,9 +182,7 @@ class Canvas(CanvasInputMixin, QGraphicsView):
     # -- zoom bookkeeping ----------------------------------------------------------------------
     def _apply_zoom(self, zoom: float) -> None:
         self._zoom = zoom
-        margin = 4.0 / max(zoom, 1e-6)
-        for item in self._items:
-            item.set_margin(margin)
+        self.tags.set_zoom(zoom)
         # Pixel-exact when magnified (see the pixels), smooth when reduced (no aliasing).
         mode = (
             Qt.TransformationMode.FastTransformation
@@ -202,7 +203,7 @@ class Canvas(CanvasInputMixin, QGraphicsView):
 
     # -- document -> items ---------------------------------------------------------------------
     def _new_item(self, box: Box) -> BoxItem:
-        item = BoxItem(box, margin=4.0 / max(self._zoom, 1e-6))
+        item = BoxItem(box)
         self.scene().addItem(item)
         return item
 
@@ -219,10 +220,12 @@ class Canvas(CanvasInputMixin, QGraphicsView):
             s = self._display_scale()
             self.image_item.setTransform(QTransform.fromScale(1 / s, 1 / s))
         rect = self.image_rect()
-        self.scene().setSceneRect(
-            rect.adjusted(-rect.width(), -rect.height(), rect.width(), rect.height())
-        )
+        # Room to pan the image to any viewport edge at any zoom, and to zoom about any point.
+        pad = 4 * max(rect.width(), rect.height(), 1000.0)
+        self.scene().setSceneRect(rect.adjusted(-pad, -pad, pad, pad))
         self._items = [self._new_item(b) for b in self.document.boxes]
+        self.tags.set_scene_rect(rect)
+        self.tags.set_boxes(self.document.boxes)
         self._place_handles()
         self.zoom_fit()
 
@@ -230,16 +233,19 @@ class Canvas(CanvasInputMixin, QGraphicsView):
         boxes = self.document.boxes
         for i in indices:  # ascending, final positions: inserting in order is exact
             self._items.insert(i, self._new_item(boxes[i]))
+        self.tags.set_boxes(boxes)
 
     def _on_removed(self, indices: list[int]) -> None:
         for i in reversed(indices):
             self.scene().removeItem(self._items.pop(i))
+        self.tags.set_boxes(self.document.boxes)
         self._place_handles()
 
     def _on_updated(self, indices: list[int]) -> None:
         boxes = self.document.boxes
         for i in indices:
             self._items[i].set_box(boxes[i])
+        self.tags.set_boxes(boxes)
         self._place_handles()
 
     def _on_selection(self, selection: list[int]) -> None:

@@ -97,6 +97,7 @@ class CanvasInputMixin:
         for i, xyxy in drag.start_boxes.items():
             if i < len(self._items):
                 self._items[i].set_xyxy(xyxy)
+                self.tags.move(i, xyxy[0], xyxy[1])
                 self.document.preview_box(i, xyxy)
         self._place_handles()
 
@@ -178,6 +179,7 @@ class CanvasInputMixin:
             }
         for i, xyxy in drag.current.items():  # only the dragged boxes: O(selected), not O(N)
             self._items[i].set_xyxy(xyxy)
+            self.tags.move(i, xyxy[0], xyxy[1])
             self.document.preview_box(i, xyxy)
         self._place_handles()
 

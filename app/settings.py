@@ -25,6 +25,11 @@ class AppSettings:
     def __init__(self, qsettings: QSettings | None = None) -> None:
         self.q = qsettings if qsettings is not None else QSettings()
 
+    @classmethod
+    def in_file(cls, path: str | Path) -> AppSettings:
+        """Preferences kept in one ini file (tests, scripts, portable set-ups)."""
+        return cls(QSettings(str(path), QSettings.Format.IniFormat))
+
     def _get(self, key: str, default, kind=None):
         value = self.q.value(key, default)
         if kind is bool:

@@ -82,32 +82,33 @@ def test_move_box_by_dragging_its_inside(qtbot, window, zoom):
 
 
 @pytest.mark.parametrize("zoom", [0.1, 1.0, 6.0])
-@pytest.mark.parametrize("handle", range(8))
-def test_resize_from_each_handle(qtbot, window, zoom, handle):
+def test_resize_from_each_handle(qtbot, window, zoom):
     """Handles keep their screen size, so even a 40x30 box at 10 % zoom (4x3 screen pixels)
     can be grabbed: the nearest handle within 9 px wins, exactly the one aimed at."""
-    canvas = window.canvas
+    canvas, stack = window.canvas, window.document.undo_stack
     add_box(window, (100, 80, 140, 110))
     show_zoom(canvas, zoom, (120, 95))
-    window.document.select([0])
-    points = canvas.handle_view_points()
-    assert len(points) == 8
-    start = points[handle].toPoint()
-    d = QPoint(12, 9)
-    drag_view(qtbot, canvas, start, start + d, steps=4)
-    x1, y1, x2, y2 = window.document.boxes[0].xyxy
-    dx, dy = 12 / zoom, 9 / zoom
     moves = {0: "x1y1", 1: "y1", 2: "x2y1", 3: "x2", 4: "x2y2", 5: "y2", 6: "x1y2", 7: "x1"}
-    expected = {"x1": 100.0, "y1": 80.0, "x2": 140.0, "y2": 110.0}
-    for name in ("x1", "y1", "x2", "y2"):
-        if name in moves[handle]:
-            expected[name] += dx if name[0] == "x" else dy
-    # A drag past the opposite edge flips the box (then the corners are re-ordered).
-    ex1, ex2 = sorted((min(max(expected["x1"], 0), 320), min(max(expected["x2"], 0), 320)))
-    ey1, ey2 = sorted((min(max(expected["y1"], 0), 240), min(max(expected["y2"], 0), 240)))
+    dx, dy = 12 / zoom, 9 / zoom  # a (12, 9) px drag in image pixels
     tol = 1.0 / zoom + 1e-6
-    assert (x1, y1, x2, y2) == pytest.approx((ex1, ey1, ex2, ey2), abs=tol)
-    assert window.document.undo_stack.count() == 2
+    for handle in range(8):
+        window.document.select([0])
+        points = canvas.handle_view_points()
+        assert len(points) == 8
+        start = points[handle].toPoint()
+        drag_view(qtbot, canvas, start, start + QPoint(12, 9), steps=4)
+        expected = {"x1": 100.0, "y1": 80.0, "x2": 140.0, "y2": 110.0}
+        for name in expected:
+            if name in moves[handle]:
+                expected[name] += dx if name[0] == "x" else dy
+        # Clipped to the 320 x 240 image; a drag past the opposite edge flips the box.
+        ex1, ex2 = sorted(min(max(expected[k], 0), 320) for k in ("x1", "x2"))
+        ey1, ey2 = sorted(min(max(expected[k], 0), 240) for k in ("y1", "y2"))
+        got = window.document.boxes[0].xyxy
+        assert got == pytest.approx((ex1, ey1, ex2, ey2), abs=tol), f"handle {handle}"
+        assert stack.count() == 2  # the add, and this resize as ONE step
+        stack.undo()
+        assert window.document.boxes[0].xyxy == (100, 80, 140, 110)
 
 
 def test_live_preview_fires_on_every_move_but_document_changes_once(qtbot, window):
@@ -188,8 +189,9 @@ def test_zoom_keys_wheel_and_pan(qtbot, window):
     assert canvas.zoom == pytest.approx(0.8)
     qtbot.keyClick(canvas, Qt.Key.Key_F, Qt.KeyboardModifier.ControlModifier)
     vp = canvas.viewport().rect()
-    # Fit: the whole 320 x 240 image (plus a 4 px margin) is just visible.
-    assert canvas.zoom == pytest.approx(min(vp.width() / 328, vp.height() / 248), rel=0.02)
+    # Fit: the 320 x 240 image plus a 4 px margin fills the viewport less Qt's 2 px border.
+    fit = min((vp.width() - 4) / 328, (vp.height() - 4) / 248)
+    assert canvas.zoom == pytest.approx(fit, rel=0.01)
     show_zoom(canvas, 4.0, (160, 120))
     before = canvas.mapToScene(vp.center())
     drag_view(qtbot, canvas, QPoint(300, 300), QPoint(340, 320), button=Qt.MouseButton.MiddleButton)

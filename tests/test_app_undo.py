@@ -3,8 +3,6 @@ to the exact end; the title's "*" follows the stack's clean state; 1,000 boxes s
 
 from __future__ import annotations
 
-import time
-
 import pytest
 from app_testing import drag_image, drag_view, make_folder, open_window, show_zoom, view_pos
 from PySide6.QtCore import QPoint, Qt
@@ -97,6 +95,7 @@ def test_switching_image_clears_history_after_saving(qtbot, window):
 
 
 def test_dragging_one_of_1000_boxes_touches_only_that_box(qtbot, window, monkeypatch):
+    """Per-move work is O(dragged boxes), not O(all boxes); timings: bench/canvas_drag.py."""
     doc, canvas = window.document, window.canvas
     boxes = [
         Box(x * 8.0, y * 8.0, x * 8.0 + 6, y * 8.0 + 6) for y in range(25) for x in range(40)
@@ -114,12 +113,9 @@ def test_dragging_one_of_1000_boxes_touches_only_that_box(qtbot, window, monkeyp
 
     monkeypatch.setattr(BoxItem, "set_xyxy", counting)
     start = view_pos(canvas, 83, 83)  # inside box #410 = row 10, column 10: (80, 80, 86, 86)
-    t0 = time.perf_counter()
     drag_view(qtbot, canvas, start, start + QPoint(12, 0), steps=30)
-    elapsed = time.perf_counter() - t0
     # 30 moves + the final update from the command, all on the one dragged item.
     assert len(set(touched)) == 1 and len(touched) == 31
     assert doc.boxes[410].x1 == pytest.approx(83.0)  # 12 screen px / zoom 4 = 3 px
-    assert elapsed < 3.0  # generous: ~30 frames on a loaded 2-core machine
     doc.undo_stack.undo()
     assert doc.boxes[410].x1 == 80.0
