@@ -69,12 +69,14 @@ def _one_thread() -> Iterator[None]:
 
 class AnchorLab(QObject):
     """State and wiring of the anchor lab. Signals: ``labels_updated()`` after each relabel;
-    ``ready_changed(bool)``; ``anchor_config_applied(object)`` with the AnchorConfig the user
-    applied (for the model; it is also stored in QSettings, see ``app.anchor_settings``)."""
+    ``ready_changed(bool)``; ``anchor_config_applied(object)`` with an AnchorConfig the user
+    applied (for the model; it is also stored in QSettings, see ``app.anchor_settings``);
+    ``configs_changed(object, object)`` on any config change (also when following a model)."""
 
     labels_updated = Signal()
     ready_changed = Signal(bool)
     anchor_config_applied = Signal(object)
+    configs_changed = Signal(object, object)  # (AnchorConfig, LabelConfig), from any source
     failed = Signal(str)
 
     def __init__(self, window: QMainWindow, settings: QSettings | None = None) -> None:
@@ -132,8 +134,10 @@ class AnchorLab(QObject):
         self.anchor_config, self.label_config = anchor, label
         if persist:
             save_configs(self.qsettings, anchor, label)
-        if anchor_changed:
+        self.configs_changed.emit(anchor, label)
+        if anchor_changed and persist:  # a model's own anchors are not "applied" to it
             self.anchor_config_applied.emit(anchor)
+        if anchor_changed:
             self._rebuild()
         else:
             self.relabel()
@@ -321,9 +325,8 @@ def install_anchor_lab(window: QMainWindow, settings: QSettings | None = None) -
     for dock in lab.docks[1:]:  # one tab group: the window keeps its height
         window.tabifyDockWidget(lab.docks[0], dock)
     lab.docks[0].raise_()
-    lab.anchor_config_applied.connect(
-        lambda cfg: panel.set_configs(cfg, lab.label_config))
-    lab.anchor_config_applied.connect(lambda _cfg: panel.refresh_view())
+    lab.configs_changed.connect(panel.set_configs)
+    lab.configs_changed.connect(lambda _a, _l: panel.refresh_view())
 
     def warn_if_unlike_model(cfg: AnchorConfig) -> None:
         model_cfg = lab.model_anchor_config

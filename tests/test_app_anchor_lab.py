@@ -309,8 +309,11 @@ def test_overlay_follows_the_anchors_of_a_loaded_model(qtbot, app_settings):
     lab = window.anchor_lab
     qtbot.waitUntil(lambda: lab.ready, timeout=60000)
     other = AnchorConfig(sizes=(32.0, 64.0, 128.0, 256.0), aspect_ratios=(0.5, 1.0, 2.0))
-    with qtbot.waitSignal(lab.anchor_config_applied, timeout=10000):
+    applied = []
+    lab.anchor_config_applied.connect(applied.append)
+    with qtbot.waitSignal(lab.configs_changed, timeout=10000):
         window.model_loader.set_model(RPNModel(RPNConfig(anchors=other)))
+    assert applied == []  # the model's own set is not "applied" back to it
     assert lab.anchor_config == other and lab.label_config == LabelConfig.faster_rcnn()
     assert ANCHOR_KEY not in app_settings.q.allKeys()  # the user's own choice is not replaced
     assert "loaded model's anchors" in lab.settings_panel.status.text()
