@@ -224,6 +224,7 @@ class LossPlot(QWidget):
         self.widget.addLegend(offset=(-5, 5), labelTextSize="7pt")
         self.widget.setLabel("bottom", "step")
         self.widget.setLabel("left", "loss")
+        self.widget.getAxis("left").enableAutoSIPrefix(False)
         self.widget.showGrid(x=True, y=True, alpha=0.2)
         self.curves = {}
         for key, (name, colour, dashed) in CURVES.items():

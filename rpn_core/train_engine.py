@@ -25,8 +25,8 @@ import torch
 from torch import nn
 
 from rpn_core.backbone import NUM_BLOCKS, prepare_image
-from rpn_core.boxes import box_iou
 from rpn_core.model import FeatureResult, RPNModel, select_proposals
+from rpn_core.proposals import best_iou_per_gt
 from rpn_core.rpn_config import input_geometry
 from rpn_core.train_data import Augment, TrainSample, apply_augment
 
@@ -155,11 +155,8 @@ def recall_counts(
         min_size=cfg.min_size,
         pre_nms_top_n=cfg.pre_nms_top_n,
     )
-    if len(props) == 0:
-        return out
-    iou = box_iou(props.boxes.astype(np.float64), gt.astype(np.float64))  # (P, G)
     for i, n in enumerate(top_ns):
-        best = iou[:n].max(axis=0)
+        best = best_iou_per_gt(props.boxes, gt, top_n=n)  # the eval command's definition
         for j, t in enumerate(RECALL_IOUS):
             out[i, j] = int((best >= t).sum())
     return out
