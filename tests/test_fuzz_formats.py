@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import io
 import json
+import os
 import tempfile
 from pathlib import Path
 
@@ -33,6 +34,15 @@ from PIL import Image
 from rpn_core.annotations import AnnotationReadError, AnnotationWriteError, Box, ImageAnnotation
 from rpn_core.formats import open_store
 from rpn_core.imageio import ImageReadError, load_image
+
+_PROGRESS = os.environ.get("FUZZ_PROGRESS_DIR")  # long runs: one byte per example, per test
+
+
+def _count(name: str) -> None:
+    if _PROGRESS:
+        with open(os.path.join(_PROGRESS, name), "ab") as f:
+            f.write(b".")
+
 
 SUFFIX = {"voc": ".xml", "yolo": ".txt", "labelme": ".json", "coco": ".json"}
 TOL = {"voc": 1.0, "yolo": 1e-2, "labelme": 0.0, "coco": 1e-9}  # pixels, per coordinate
@@ -190,6 +200,7 @@ def _close(a: list[Box], b: list[Box], tol: float) -> bool:
 
 
 def read_save_read(fmt: str, data: bytes, size: tuple[int, int], classes: bytes | None) -> None:
+    _count(f"{fmt}-read-save-read")
     with tempfile.TemporaryDirectory() as tmp:
         folder = Path(tmp)
         image, target = _setup(folder, fmt, data, classes)
@@ -277,6 +288,7 @@ def valid_docs(draw, integer: bool) -> ImageAnnotation:
 @pytest.mark.parametrize("fmt", ["voc", "yolo", "labelme", "coco"])
 @given(data=st.data())
 def test_valid_documents_round_trip_through_files(fmt, data):
+    _count(f"{fmt}-round-trip")
     ann = data.draw(valid_docs(integer=fmt == "voc"))
     with tempfile.TemporaryDirectory() as tmp:
         folder = Path(tmp)
@@ -327,6 +339,7 @@ def mutated(draw, seeds: list[bytes]) -> bytes:
 @given(st.one_of(mutated(SEED_IMAGES), st.binary(max_size=100)),
        st.sampled_from([".png", ".jpg", ".tif"]))
 def test_images_load_or_give_a_typed_error(data, suffix):
+    _count("images")
     with tempfile.TemporaryDirectory() as tmp:
         path = Path(tmp) / f"x{suffix}"
         path.write_bytes(data)
@@ -354,6 +367,7 @@ def weights_seed() -> bytes:
 def test_weights_bytes_load_or_give_a_typed_error(weights_seed, data):
     from rpn_core.weights import WeightsError, read_weights
 
+    _count("weights")
     blob = data.draw(st.one_of(mutated([weights_seed]), st.binary(max_size=64)))
     assume(blob != weights_seed)
     with tempfile.TemporaryDirectory() as tmp:
