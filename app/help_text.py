@@ -40,3 +40,40 @@ def show_about(parent: QWidget) -> None:
         f"<b>RPN Studio {__version__}</b><p>Annotate ground-truth boxes, see the anchors and "
         "proposals of a Region Proposal Network, and shape them.</p>",
     )
+
+
+def show_messages(parent: QWidget, messages: list[tuple[str, str]]) -> None:
+    """Every warning and error of the session, selectable for copying."""
+    from PySide6.QtWidgets import QDialog, QDialogButtonBox, QPlainTextEdit, QVBoxLayout
+
+    dialog = QDialog(parent)
+    dialog.setWindowTitle("Messages of this session")
+    dialog.resize(760, 420)
+    text = QPlainTextEdit("\n".join(f"[{lv}] {t}" for lv, t in messages) or "No messages.")
+    text.setReadOnly(True)
+    buttons = QDialogButtonBox(QDialogButtonBox.StandardButton.Close)
+    buttons.rejected.connect(dialog.reject)
+    layout = QVBoxLayout(dialog)
+    layout.addWidget(text)
+    layout.addWidget(buttons)
+    dialog.exec()
+
+
+def confirm_discard(parent: QWidget, paths: list) -> bool:
+    """Ask before quitting with images that could not be saved. Never asks on the offscreen
+    platform (tests, headless automation), where no one could answer: it returns True there
+    and the unsaved paths stay listed in the messages/log."""
+    from PySide6.QtGui import QGuiApplication
+
+    if QGuiApplication.platformName() == "offscreen":
+        return True
+    listed = "\n".join(str(p) for p in paths[:10]) + ("\n…" if len(paths) > 10 else "")
+    answer = QMessageBox.warning(
+        parent,
+        "Unsaved changes",
+        f"{len(paths)} image(s) have changes that are not saved:\n{listed}\n\n"
+        "Quit anyway and discard them?",
+        QMessageBox.StandardButton.Discard | QMessageBox.StandardButton.Cancel,
+        QMessageBox.StandardButton.Cancel,
+    )
+    return answer == QMessageBox.StandardButton.Discard

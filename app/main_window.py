@@ -13,7 +13,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from pathlib import Path
 
-from PySide6.QtCore import Qt
+from PySide6.QtCore import Qt, QTimer
 from PySide6.QtGui import QCloseEvent
 from PySide6.QtWidgets import (
     QDockWidget,
@@ -21,8 +21,7 @@ from PySide6.QtWidgets import (
     QLabel,
     QMainWindow,
     QMenu,
-    QMessageBox,
-    QPlainTextEdit,
+    QTabBar,
     QToolBar,
     QUndoView,
     QVBoxLayout,
@@ -35,14 +34,8 @@ from app.anchor_lab import install_anchor_lab
 from app.box_list import BoxListPanel
 from app.canvas import Canvas
 from app.class_panel import ClassPanel
-from app.commands import (
-    DeleteBoxesCommand,
-    RelabelBoxesCommand,
-    SetDifficultCommand,
-    SetVerifiedCommand,
-    duplicate_command,
-)
 from app.document import AnnotationDocument
+from app.edit_controller import EditController
 from app.file_list import FileListPanel
 from app.icons import icon
 from app.message_bar import MessageBar
@@ -61,6 +54,7 @@ class MainWindow(QMainWindow):
         self.settings = settings if settings is not None else AppSettings()
         self.document = AnnotationDocument(self)
         self.workspace = Workspace(self.document, self.settings, self)
+        self.edits = EditController(self.document, self.workspace, self)
         self.setWindowIcon(icon("app"))
         self.setAcceptDrops(True)
         self._setup_central()
@@ -73,6 +67,7 @@ class MainWindow(QMainWindow):
         self._setup_anchor_lab()
         self._setup_train_panel()
         self._connect()
+        self._arrange_docks()
         self._restore_state()
         self._update_title()
 
@@ -233,7 +228,11 @@ class MainWindow(QMainWindow):
         self.mode_label.setText("Edit")
 
     def _connect(self) -> None:
-        a, ws, doc, c = self.actions, self.workspace, self.document, self.canvas
+        self._connect_actions()
+        self._connect_views()
+
+    def _connect_actions(self) -> None:
+        a, ws, c, e = self.actions, self.workspace, self.canvas, self.edits
         a.open_file.triggered.connect(self._ask_open_file)
         a.open_folder.triggered.connect(self._ask_open_folder)
         a.save.triggered.connect(ws.save_all)
@@ -243,35 +242,41 @@ class MainWindow(QMainWindow):
         a.quit.triggered.connect(self.close)
         a.create_box.triggered.connect(lambda: c.set_mode("create"))
         a.edit_mode.triggered.connect(lambda: c.set_mode("edit"))
-        a.delete.triggered.connect(self._delete)
-        a.duplicate.triggered.connect(self._duplicate)
-        a.copy.triggered.connect(self._copy)
-        a.paste.triggered.connect(lambda: ws.paste_boxes(ws.clipboard))
-        a.copy_previous.triggered.connect(
-            lambda: ws.paste_boxes(ws.previous_boxes, "Copy boxes from previous image")
-        )
-        a.select_all.triggered.connect(lambda: doc.select(range(len(doc.boxes))))
-        a.toggle_difficult.triggered.connect(self._toggle_difficult)
-        a.toggle_verified.triggered.connect(lambda: self._set_verified(not doc.verified))
-        a.zoom_in.triggered.connect(c.zoom_in)
-        a.zoom_out.triggered.connect(c.zoom_out)
-        a.zoom_fit.triggered.connect(c.zoom_fit)
-        a.zoom_actual.triggered.connect(c.zoom_actual)
-        a.next_image.triggered.connect(self._next)
-        a.prev_image.triggered.connect(self._prev)
+        for action, slot in (
+            (a.delete, e.delete_selection),
+            (a.duplicate, e.duplicate_selection),
+            (a.copy, e.copy_selection),
+            (a.paste, e.paste),
+            (a.copy_previous, e.copy_previous),
+            (a.select_all, e.select_all),
+            (a.toggle_difficult, e.toggle_difficult),
+            (a.toggle_verified, e.toggle_verified),
+            (a.zoom_in, c.zoom_in),
+            (a.zoom_out, c.zoom_out),
+            (a.zoom_fit, c.zoom_fit),
+            (a.zoom_actual, c.zoom_actual),
+            (a.next_image, self._next),
+            (a.prev_image, self._prev),
+        ):
+            action.triggered.connect(slot)
         a.shortcuts.triggered.connect(lambda: help_text.show_shortcuts(self))
         a.about.triggered.connect(lambda: help_text.show_about(self))
-        a.messages.triggered.connect(self._show_messages)
+        a.messages.triggered.connect(
+            lambda: help_text.show_messages(self, self.message_bar.messages)
+        )
         for n, action in enumerate(a.class_keys, start=1):
-            action.triggered.connect(lambda _=False, n=n: self.use_class_key(n))
+            action.triggered.connect(lambda _=False, n=n: e.use_class_key(n))
         for fmt, action in a.save_formats.items():
             action.triggered.connect(lambda _=False, f=fmt: self._set_format(f))
         for conv, action in a.voc_conventions.items():
             action.triggered.connect(lambda _=False, v=conv: self._set_format(None, v))
+
+    def _connect_views(self) -> None:
+        ws, doc, c, e = self.workspace, self.document, self.canvas, self.edits
         c.cursor_moved.connect(self._show_cursor)
         c.zoom_changed.connect(lambda z: self.zoom_label.setText(f"{z * 100:.0f}%"))
         c.mode_changed.connect(lambda m: self.mode_label.setText(m.capitalize()))
-        c.verify_requested.connect(lambda: self._set_verified(not doc.verified))
+        c.verify_requested.connect(e.toggle_verified)
         c.files_dropped.connect(lambda paths: self.open_paths(paths))
         doc.dirty_changed.connect(lambda _d: self._update_title())
         doc.image_changed.connect(self._update_title)
@@ -286,11 +291,45 @@ class MainWindow(QMainWindow):
         ws.current_changed.connect(lambda _i: self._update_title())
         ws.store_changed.connect(self._show_format)
         ws.classes.default_changed.connect(lambda name: setattr(c, "default_label", name))
+        e.status.connect(lambda text: self.statusBar().showMessage(text, 4000))
         self.file_list.image_activated.connect(ws.go_to)
-        self.class_panel.class_chosen.connect(self._relabel_selection)
+        self.class_panel.class_chosen.connect(e.relabel_selection)
         self.class_panel.rename_requested.connect(self.rename_class)
-        self.class_panel.difficult_toggled.connect(self._set_difficult)
-        self.class_panel.verified_toggled.connect(self._set_verified)
+        self.class_panel.difficult_toggled.connect(e.set_difficult)
+        self.class_panel.verified_toggled.connect(e.set_verified)
+
+    def rename_class(self, old: str, new: str) -> None:
+        """Rename a project class (and the current image's boxes of it, one undo step)."""
+        error = self.edits.rename_class(old, new)
+        if error:
+            self._show_message("warning", error)
+
+    def _arrange_docks(self) -> None:
+        """Default layout (a saved one replaces it): on the left one tab group -- Files (shown),
+        then the model tools (Proposals, Train); on the right Classes, Boxes/History and the
+        anchor lab stacked. Files and the canvas get the room annotation needs."""
+        d = self.docks
+        tools = [d[name] for name in ("proposals", "train") if name in d]
+        if tools:  # (moving Files into the tools' existing tab group is what Qt accepts)
+            self.tabifyDockWidget(tools[0], d["files"])
+        d["files"].raise_()
+        right = [d["classes"], d["boxes"]] + list(getattr(self.anchor_lab, "docks", [])[:1])
+        self.resizeDocks(right, [170, 260, 420][: len(right)], Qt.Orientation.Vertical)
+        self.resizeDocks([d["files"], d["classes"]], [300, 360], Qt.Orientation.Horizontal)
+
+    def showEvent(self, event) -> None:  # noqa: N802
+        super().showEvent(event)
+        QTimer.singleShot(0, self._hide_stale_tab_bars)
+
+    def _hide_stale_tab_bars(self) -> None:
+        """Qt leaves the tab bar of an intermediate tab group visible when docks are tabified
+        one by one before the window is shown (the anchor lab's four docks do that); hide a
+        bar whose tabs are a strict subset of another bar's."""
+        bars = [b for b in self.findChildren(QTabBar) if b.parent() is self and b.isVisible()]
+        tabs = {id(b): {b.tabText(i) for i in range(b.count())} for b in bars}
+        for bar in bars:
+            if any(o is not bar and tabs[id(bar)] < tabs[id(o)] for o in bars):
+                bar.hide()
 
     def _restore_state(self) -> None:
         geometry, state = self.settings.window_state()
@@ -345,63 +384,6 @@ class MainWindow(QMainWindow):
         if paths:
             self.open_paths(paths)
 
-    # -- edits ---------------------------------------------------------------------------------
-    def _push(self, command) -> None:
-        self.document.undo_stack.push(command)
-
-    def _delete(self) -> None:
-        if self.document.selection:
-            self._push(DeleteBoxesCommand(self.document, self.document.selection))
-
-    def _duplicate(self) -> None:
-        if self.document.selection:
-            self._push(duplicate_command(self.document, self.document.selection))
-
-    def _copy(self) -> None:
-        n = self.workspace.copy_selection()
-        self.statusBar().showMessage(f"Copied {n} box(es)", 3000)
-
-    def use_class_key(self, number: int) -> None:
-        """Key 1-9: make class #number the default and give it to the selected boxes."""
-        name = self.workspace.classes.by_key(number)
-        if name is None:
-            self.statusBar().showMessage(
-                f"No class #{number}: add classes in the Classes panel", 4000
-            )
-            return
-        self.workspace.classes.set_default(name)
-        self._relabel_selection(name)
-
-    def _relabel_selection(self, name: str) -> None:
-        sel = [i for i in self.document.selection if self.document.boxes[i].label != name]
-        if sel:
-            self._push(RelabelBoxesCommand(self.document, sel, name))
-
-    def rename_class(self, old: str, new: str) -> None:
-        """Rename a project class and, as one undo step, the current image's boxes of it."""
-        try:
-            self.workspace.classes.rename(old, new)
-        except (KeyError, ValueError) as exc:
-            self._show_message("warning", f"Cannot rename class: {exc}")
-            return
-        hits = [i for i, b in enumerate(self.document.boxes) if b.label == old]
-        if hits:
-            self._push(RelabelBoxesCommand(self.document, hits, new))
-
-    def _toggle_difficult(self) -> None:
-        sel = self.document.selection
-        if sel:
-            self._set_difficult(not all(self.document.boxes[i].difficult for i in sel))
-
-    def _set_difficult(self, on: bool) -> None:
-        sel = [i for i in self.document.selection if self.document.boxes[i].difficult != on]
-        if sel:
-            self._push(SetDifficultCommand(self.document, sel, on))
-
-    def _set_verified(self, on: bool) -> None:
-        if self.document.annotation is not None and self.document.verified != on:
-            self._push(SetVerifiedCommand(self.document, on))
-
     # -- navigation and saving -------------------------------------------------------------------
     def _next(self) -> None:
         if not self.workspace.next_image():
@@ -423,16 +405,6 @@ class MainWindow(QMainWindow):
     def _show_message(self, level: str, text: str) -> None:
         self.message_bar.show_message(level, text)
         self.statusBar().showMessage(text, 8000)
-
-    def _show_messages(self) -> None:
-        box = QMessageBox(self)
-        box.setWindowTitle("Messages of this session")
-        text = QPlainTextEdit(
-            "\n".join(f"[{lv}] {t}" for lv, t in self.message_bar.messages) or "No messages."
-        )
-        text.setReadOnly(True)
-        box.layout().addWidget(text)
-        box.exec()
 
     def _show_cursor(self, x: float, y: float) -> None:
         w, h = self.document.size
@@ -466,21 +438,14 @@ class MainWindow(QMainWindow):
 
     # -- closing ---------------------------------------------------------------------------------
     def closeEvent(self, event: QCloseEvent) -> None:  # noqa: N802
+        """Save what autosave (or the user's unsaved edits) needs; ask before losing any."""
         self.workspace.leave_current()
-        left = self.workspace.save_all() if self.settings.autosave or self.document.dirty else []
+        if self.settings.autosave:
+            self.workspace.save_all()
         left = list(self.workspace.unsaved)
-        if left:
-            answer = QMessageBox.warning(
-                self,
-                "Unsaved changes",
-                f"{len(left)} image(s) could not be saved (see Help ▸ Messages):\n"
-                + "\n".join(str(p) for p in left[:10])
-                + "\n\nQuit and discard these changes?",
-                QMessageBox.StandardButton.Discard | QMessageBox.StandardButton.Cancel,
-            )
-            if answer != QMessageBox.StandardButton.Discard:
-                event.ignore()
-                return
+        if left and not help_text.confirm_discard(self, left):
+            event.ignore()
+            return
         self.settings.set_window_state(self.saveGeometry(), self.saveState())
         self.workspace.cache.wait(2000)
         event.accept()

@@ -38,7 +38,7 @@ def open_window(qtbot, settings, paths, *, fmt: str = "voc") -> MainWindow:
     settings.q.setValue("proposals/auto_run", False)  # no model runs while we test annotation
     window = MainWindow(settings=settings)
     qtbot.addWidget(window)
-    window.resize(1000, 700)
+    window.resize(1400, 900)
     with qtbot.waitActive(window):  # window-wide shortcuts (W, D, Ctrl+Z...) need it active
         window.show()
         window.activateWindow()
