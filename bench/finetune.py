@@ -87,6 +87,9 @@ def main() -> None:
     parser.add_argument("--steps", type=int, default=150, help="optimiser steps at most")
     parser.add_argument("--max-cpu-s", type=float, default=60.0)
     parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--lr", type=float, default=0.01)
+    parser.add_argument("--mode", choices=("head", "partial", "full"), default="head")
+    parser.add_argument("--batch-size", type=int, default=2)
     parser.add_argument("--weights", type=Path, help="start from these weights, not the embedded")
     parser.add_argument("--threads", type=int, default=1, help="torch intra-op threads")
     parser.add_argument("--relabel", action="store_true")
@@ -103,8 +106,8 @@ def main() -> None:
     train, val = load_items()
     model = load_model(args.weights, "cpu") if args.weights else load_embedded_model("cpu")
     config = TrainConfig(
-        mode="head", epochs=1000, max_steps=args.steps, seed=args.seed, batch_size=2,
-        lr=0.01, augment_copies=4, recall_top_n=(100,),
+        mode=args.mode, epochs=1000, max_steps=args.steps, seed=args.seed,
+        batch_size=args.batch_size, lr=args.lr, augment_copies=4, recall_top_n=(100,),
     )  # fmt: skip
     cpu0, wall0 = time.process_time(), time.perf_counter()
     budget_hit = False
