@@ -228,6 +228,7 @@ class Canvas(CanvasInputMixin, QGraphicsView):
         self.tags.set_boxes(self.document.boxes)
         self._place_handles()
         self.zoom_fit()
+        self.viewport().update()  # the foreground text depends on the image
 
     def _on_inserted(self, indices: list[int]) -> None:
         boxes = self.document.boxes
@@ -301,6 +302,24 @@ class Canvas(CanvasInputMixin, QGraphicsView):
             self.document.undo_stack.push(EditBoxesCommand(self.document, new, text, merge_key))
 
     # -- events not about boxes ------------------------------------------------------------------
+    def drawForeground(self, painter: QPainter, rect: QRectF) -> None:  # noqa: N802
+        """Without an image, say why in the middle of the view (unreadable file, none open)."""
+        if self.document.qimage is not None:
+            return
+        path = self.document.image_path
+        error = self.document.image_error
+        if error:
+            text = f"This image cannot be shown:\n{error}"
+        elif path is None:
+            text = "Open an image or a folder (Ctrl+O, Ctrl+Shift+O) or drop files here"
+        else:
+            return
+        painter.save()
+        painter.resetTransform()
+        painter.setPen(QColor(215, 215, 220))
+        painter.drawText(QRectF(self.viewport().rect()), Qt.AlignmentFlag.AlignCenter, text)
+        painter.restore()
+
     def resizeEvent(self, event) -> None:  # noqa: N802
         super().resizeEvent(event)
         if self._fit_mode:

@@ -1,4 +1,6 @@
-"""Screenshots of the annotation workspace for docs/ (run under Xvfb for a real window):
+"""Screenshots of the annotation workspace for docs/: ``workspace.png`` (boxes, anchor
+overlay hidden), ``workspace_anchors.png`` (the same with the anchor lab's overlay) and
+``workspace_unreadable.png`` (an unreadable file in a folder) (run under Xvfb for a real window):
 
     xvfb-run -a -s "-screen 0 1600x1000x24" .venv/bin/python scripts/workspace_screenshots.py
 
@@ -37,6 +39,22 @@ def settle(app, rounds: int = 20) -> None:
         app.processEvents()
 
 
+def wait_for_torch(app, seconds: float = 30.0) -> None:
+    """Let the anchor lab's background torch import finish, so the shot shows a settled app."""
+    import time
+
+    from app.launch import _torch_ready
+
+    deadline = time.time() + seconds
+    while not _torch_ready() and time.time() < deadline:
+        app.processEvents()
+        time.sleep(0.05)
+    for _ in range(100):
+        app.processEvents()
+        time.sleep(0.05)
+    print(f"torch ready: {_torch_ready()}")
+
+
 def main(out_dir: Path) -> None:
     app = create_application()
     tmp = Path(tempfile.mkdtemp(prefix="rpn-shots-"))
@@ -58,8 +76,14 @@ def main(out_dir: Path) -> None:
     doc = window.document
     doc.undo_stack.push(AddBoxesCommand(doc, MESSI, "Draw boxes"))
     doc.select([0])
+    wait_for_torch(app)
     settle(app)
     window.canvas.zoom_fit()
+    settle(app)
+    window.grab().save(str(out_dir / "workspace_anchors.png"))
+    overlay = getattr(getattr(window, "anchor_lab", None), "overlay", None)
+    if overlay is not None:  # the annotation view on its own, without the anchor overlay
+        overlay.setVisible(False)
     settle(app)
     window.grab().save(str(out_dir / "workspace.png"))
     # An unreadable file: marked in the list, reason in the message bar, the app goes on.
