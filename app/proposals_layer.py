@@ -49,6 +49,7 @@ VIRIDIS = (
 MIN_ALPHA = 0.25  # the weakest proposal is still visible
 SELECTED_COLOUR = QColor(255, 64, 160)  # magenta: not on the viridis ramp
 ANCHOR_COLOUR = QColor(255, 255, 255)
+MAX_TAGS = 10  # rank/score tags are drawn when at most this many proposals are selected
 
 
 def score_bins(scores: np.ndarray, n_bins: int = N_BINS) -> np.ndarray:
@@ -123,6 +124,7 @@ class ProposalsLayer(QGraphicsItem):
         self._boxes = np.zeros((0, 4))
         self._scores = np.zeros((0,))
         self._anchors: np.ndarray | None = None
+        self._has_scores = True
         self._selected: tuple[int, ...] = ()
         self._show_arrows = False
         self.arrow_count = 20
@@ -145,10 +147,16 @@ class ProposalsLayer(QGraphicsItem):
         return self._selected
 
     def set_proposals(
-        self, boxes: np.ndarray, scores: np.ndarray, anchors: np.ndarray | None = None
+        self,
+        boxes: np.ndarray,
+        scores: np.ndarray,
+        anchors: np.ndarray | None = None,
+        *,
+        has_scores: bool = True,
     ) -> None:
         """Show ``boxes`` ``(P, 4)`` with ``scores`` ``(P,)`` (descending: index = rank - 1).
-        ``anchors`` ``(P, 4)``, the anchor each proposal was regressed from, enables arrows."""
+        ``anchors`` ``(P, 4)``, the anchor each proposal was regressed from, enables arrows.
+        ``has_scores=False``: the scores only pick a colour (Selective Search); tags omit them."""
         boxes = np.asarray(boxes, dtype=np.float64).reshape(-1, 4)
         scores = np.asarray(scores, dtype=np.float64).reshape(-1)
         if len(scores) != len(boxes):
@@ -159,6 +167,7 @@ class ProposalsLayer(QGraphicsItem):
                 raise ValueError(f"{len(boxes)} boxes but {len(anchors)} anchors")
         self.prepareGeometryChange()
         self._boxes, self._scores, self._anchors = boxes, scores, anchors
+        self._has_scores = has_scores
         self._selected = ()
         self._rebuild()
 
@@ -276,4 +285,24 @@ class ProposalsLayer(QGraphicsItem):
                 pen.setCosmetic(True)
                 painter.setPen(pen)
                 painter.drawPath(path)
+            if len(self._selected) <= MAX_TAGS:
+                self._paint_tags(painter)
+
+    def _paint_tags(self, painter: QPainter) -> None:
+        """"#rank score" inside the top-left corner of each selected proposal, in screen
+        pixels (inside the box, so it never leaves the item's bounding rectangle)."""
+        painter.save()
+        to_device = painter.transform()
+        painter.resetTransform()
+        metrics = painter.fontMetrics()
+        for i in self._selected:
+            x1, y1 = self._boxes[i, :2]
+            text = f"#{i + 1}  {self._scores[i]:.3f}" if self._has_scores else f"#{i + 1}"
+            corner = to_device.map(QPointF(x1, y1))
+            rect = QRectF(corner.x() + 2, corner.y() + 2, metrics.horizontalAdvance(text) + 6,
+                          metrics.height() + 2)
+            painter.fillRect(rect, SELECTED_COLOUR)
+            painter.setPen(QColor(255, 255, 255))
+            painter.drawText(rect, Qt.AlignmentFlag.AlignCenter, text)
+        painter.restore()
 

@@ -264,8 +264,8 @@ class ProposalsPanel(QWidget):
         """Apply the controls to the cached output of the current source (no backbone run)."""
         t0 = time.perf_counter()
         boxes, scores, anchors = self._selected(self.method, self.ui.settings())
-        self.layer.set_proposals(boxes, scores, anchors)
         is_ss = self.method == "selective-search"
+        self.layer.set_proposals(boxes, scores, anchors, has_scores=not is_ss)
         self.table_model.set_proposals(boxes, scores, scores_are_ranks=is_ss)
         if self.method in self._runs:
             self.timings["select_ms"] = (time.perf_counter() - t0) * 1000
