@@ -353,3 +353,28 @@ def test_a_replaced_model_reruns_the_proposals(qtbot, window, tmp_path, tiny_mod
         window.model_loader.set_model(tiny_model)
     assert panel._runs["rpn"] is not before
     assert panel.table_model.rowCount() > 0
+
+
+def test_rpn_job_maps_a_downscaled_display_copy_back_to_original_pixels(tiny_model):
+    # A huge image is shown (and run) as a copy downscaled by ``scale``; results must come
+    # back in original pixels: the same network output, multiplied by 1 / scale = 2.
+    from app.proposal_jobs import rpn_job
+
+    pixels = np.random.default_rng(1).integers(0, 256, size=(120, 160, 3), dtype=np.uint8)
+
+    def finish(gen):
+        steps = []
+        try:
+            while True:
+                steps.append(next(gen))
+        except StopIteration as stop:
+            return steps, stop.value
+
+    steps, same = finish(rpn_job(lambda: tiny_model, pixels, token=1))
+    assert steps == ["Running the backbone...", "Scoring anchors..."]
+    _, half = finish(rpn_job(lambda: tiny_model, pixels, token=2, scale=0.5,
+                             original_size=(240, 320)))
+    assert half.token == 2 and half.raw.image_size == (240, 320)
+    np.testing.assert_allclose(half.raw.boxes, same.raw.boxes * 2, rtol=1e-6)
+    np.testing.assert_allclose(half.raw.anchors, same.raw.anchors * 2, rtol=1e-6)
+    np.testing.assert_array_equal(half.raw.scores, same.raw.scores)
