@@ -15,7 +15,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
 
-from PySide6.QtCore import QRunnable, QThreadPool
+from PySide6.QtCore import QObject, QRunnable, QThreadPool
 from PySide6.QtGui import QImage
 
 from app.document import qimage_from_rgb
@@ -61,13 +61,15 @@ class _Job(QRunnable):
 class ImageCache:
     """LRU cache of decoded images bounded by ``max_bytes`` and ``max_items``."""
 
-    def __init__(self, *, max_items: int = 8, max_bytes: int = 768 * 2**20) -> None:
+    def __init__(
+        self, *, max_items: int = 8, max_bytes: int = 768 * 2**20, parent: QObject | None = None
+    ) -> None:
         self.max_items = max_items
         self.max_bytes = max_bytes
         self._lock = threading.Lock()
         self._items: OrderedDict[Path, CachedImage] = OrderedDict()
         self._pending: dict[Path, threading.Event] = {}
-        self._pool = QThreadPool()
+        self._pool = QThreadPool(parent)  # parented: torn down with its window, not at exit
         self._pool.setMaxThreadCount(1)
         self.hits = 0
         self.misses = 0

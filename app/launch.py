@@ -14,7 +14,7 @@ import sys
 import time
 from collections.abc import Sequence
 
-from PySide6.QtCore import QEvent, QObject, QTimer
+from PySide6.QtCore import QEvent, QObject, QThreadPool, QTimer
 from PySide6.QtWidgets import QApplication
 
 import resources
@@ -85,4 +85,7 @@ def run_gui(paths: Sequence[str], *, recursive: bool = False) -> int:
     if probe:
         _install_probe(app, window, float(probe))
     window.show()
-    return app.exec()
+    code = app.exec()
+    # Background jobs (a torch import, a prefetch) must finish before Python finalizes.
+    QThreadPool.globalInstance().waitForDone(30_000)
+    return code

@@ -51,7 +51,7 @@ class Workspace(QObject):
         super().__init__(parent)
         self.document = document
         self.settings = settings
-        self.cache = ImageCache()
+        self.cache = ImageCache(parent=self)
         self.classes = ClassList(self)
         self.images: list[Path] = []
         self.index = -1

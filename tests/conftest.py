@@ -22,8 +22,18 @@ settings.load_profile(os.environ.get("HYPOTHESIS_PROFILE", "ci"))
 import pytest  # noqa: E402
 
 
+@pytest.fixture(scope="session")
+def _drain_qt_threads():
+    """At the end of the session wait for background jobs still running on Qt's global pool
+    (e.g. a torch import started by a window): Python must not finalize under them."""
+    yield
+    from PySide6.QtCore import QThreadPool
+
+    QThreadPool.globalInstance().waitForDone(60_000)
+
+
 @pytest.fixture
-def app_settings(tmp_path, qapp):
+def app_settings(tmp_path, qapp, _drain_qt_threads):
     """Preferences in a throw-away ini file; QStandardPaths in test mode (never the user's)."""
     from PySide6.QtCore import QSettings, QStandardPaths
 
