@@ -8,13 +8,16 @@ teacher-labelled split made by ``scripts/make_teacher_data.py`` (never trained o
 model card). Without that folder it falls back to opencv-doc photos, timing only.
 The RPN is timed end to end (resize, backbone, head, decode, top-k + NMS) at shorter side
 600; Selective Search in fast mode at :data:`rpn_core.proposals.SS_WORKING_SIZE`.
-The last line is ``rpn_vs_ss_speedup=<float>``.
+Wall-clock medians and CPU-time medians are both printed (with the load average): on a
+shared machine wall time mostly measures the neighbours. The last line is
+``rpn_vs_ss_speedup=<float>`` (ratio of the wall-clock medians).
 """
 
 from __future__ import annotations
 
 import argparse
 import json
+import os
 import statistics
 import sys
 import time
@@ -54,20 +57,25 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--max-images", type=int, default=40)
     p.add_argument("--rpn-top-n", type=int, default=300)
     p.add_argument("--ss-top-n", type=int, default=2000)
+    p.add_argument("--threads", type=int, default=None, help="torch threads (default: torch's)")
     args = p.parse_args(argv)
+    if args.threads:
+        torch.set_num_threads(args.threads)
 
     items = load_set(args.data, args.max_images)
     model = load_embedded_model("cpu")
     propose(model, items[0][1])  # warm-up (allocator, oneDNN kernels)
-    rpn_s, ss_s, rpn_pairs, ss_pairs = [], [], [], []
+    rpn_s, ss_s, rpn_cpu, ss_cpu, rpn_pairs, ss_pairs = [], [], [], [], [], []
     for k, (name, rgb, gt) in enumerate(items, 1):
-        t0 = time.perf_counter()
+        c0, t0 = time.process_time(), time.perf_counter()
         props = propose(model, rgb, top_n=args.rpn_top_n)
-        t1 = time.perf_counter()
+        c1, t1 = time.process_time(), time.perf_counter()
         ss = selective_search(rgb, max_boxes=args.ss_top_n)
-        t2 = time.perf_counter()
+        c2, t2 = time.process_time(), time.perf_counter()
         rpn_s.append(t1 - t0)
         ss_s.append(t2 - t1)
+        rpn_cpu.append(c1 - c0)
+        ss_cpu.append(c2 - c1)
         if gt is not None:
             rpn_pairs.append((props.boxes, gt))
             ss_pairs.append((ss, gt))
@@ -78,6 +86,10 @@ def main(argv: list[str] | None = None) -> int:
     print(f"images={len(items)} torch_threads={torch.get_num_threads()}")
     print(f"rpn_seconds_per_image_median={rpn_med:.4f}")
     print(f"ss_seconds_per_image_median={ss_med:.4f}")
+    # CPU seconds (all threads) are less distorted than wall time on a shared machine.
+    rpn_c, ss_c = statistics.median(rpn_cpu), statistics.median(ss_cpu)
+    print(f"rpn_cpu_seconds_median={rpn_c:.4f} ss_cpu_seconds_median={ss_c:.4f}")
+    print(f"load_average_1min={os.getloadavg()[0]:.2f} cores={os.cpu_count()}")
     if rpn_pairs:
         rpn_m = proposal_metrics(rpn_pairs, [10, 100, args.rpn_top_n])
         ss_m = proposal_metrics(ss_pairs, [10, 100, args.rpn_top_n, args.ss_top_n])

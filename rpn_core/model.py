@@ -19,6 +19,7 @@ Use: ``feats = model.compute_features(rgb)`` (the backbone, once), then
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Sequence
 from dataclasses import dataclass, replace
 from pathlib import Path
@@ -59,6 +60,14 @@ EMBEDDED_WEIGHTS = "weights/rpn_mobilenetv2.safetensors"
 def default_device() -> torch.device:
     """CUDA when present, the CPU otherwise."""
     return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+
+
+@functools.cache
+def _cpu_has_bf16() -> bool:
+    try:
+        return bool(torch.ops.mkldnn._is_mkldnn_bf16_supported())
+    except (AttributeError, RuntimeError):  # private helper: absent means "don't know"
+        return False
 
 
 class ConfigAnchorGenerator(nn.Module):
@@ -187,6 +196,8 @@ class RPNModel(nn.Module):
         head = RPNHead(FEATURE_CHANNELS, a, conv_depth=self.config.head_conv_depth)
         self.rpn = LabelledRPN(self.config, self.anchor_generator, head)
         self._fused: tuple | None = None  # (key, module): see _inference_backbone
+        # Used by compute_features only; turn off for bit-exact float32 features (training).
+        self.bf16_inference = True
         self.to(device or default_device())
         self.eval()
 
@@ -242,18 +253,29 @@ class RPNModel(nn.Module):
             config = replace(config, min_side=min_side, max_side=max_side)
         prep = prepare_image(image_rgb_uint8, config, self.device)
         backbone = self._inference_backbone()
-        feats = backbone(prep.tensor.contiguous(memory_format=torch.channels_last))
+        x = prep.tensor.contiguous(memory_format=torch.channels_last)
+        if self._use_bf16():
+            x = x.to(torch.bfloat16)
+        feats = backbone(x).float()
         padded = tuple(prep.tensor.shape[-2:])
         return FeatureResult(feats, prep.image_size, prep.input_size, padded, prep.scale)
 
     def _inference_backbone(self) -> nn.Module:
         """The backbone with batch-norm folded into its convolutions (~1.5x faster on the
-        CPU), rebuilt whenever a backbone tensor changed (moved, loaded or fine-tuned)."""
+        CPU), in bfloat16 when :attr:`bf16_inference` is on; rebuilt whenever a backbone
+        tensor changed (moved, loaded or fine-tuned) or the flag did."""
         key = tuple((t.data_ptr(), t._version) for t in self.backbone.state_dict().values())
+        key += (self._use_bf16(),)
         if self._fused is None or self._fused[0] != key:
-            fused = fold_frozen_bn(self.backbone)
-            self._fused = (key, fused.to(memory_format=torch.channels_last))
+            fused = fold_frozen_bn(self.backbone).to(memory_format=torch.channels_last)
+            self._fused = (key, fused.to(torch.bfloat16) if key[-1] else fused)
         return self._fused[1]
+
+    def _use_bf16(self) -> bool:
+        """bfloat16 backbone only on a CPU with native bf16 (AVX512-BF16/AMX): measured there
+        2.3x less CPU time and the same hold-out AR@300 (0.641) as float32; elsewhere bf16
+        would be slower, so float32 is used."""
+        return self.bf16_inference and self.device.type == "cpu" and _cpu_has_bf16()
 
     def _anchors(self, feat: FeatureResult) -> torch.Tensor:
         images = ImageList(feat.features.new_zeros((1, 1, *feat.padded_size)), [feat.input_size])

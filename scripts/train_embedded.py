@@ -67,6 +67,7 @@ def build_model(imagenet: Path, config: RPNConfig) -> RPNModel:
     if digest != IMAGENET_SHA256:
         raise SystemExit(f"{imagenet}: sha256 {digest} is not torchvision's mobilenet_v2 file")
     model = RPNModel(config, device="cpu")
+    model.bf16_inference = False  # the shipped head was trained on float32 features
     load_imagenet_state(model.backbone, torch.load(imagenet, weights_only=True))
     return model
 

@@ -1,0 +1,359 @@
+"""rpn_core.model: anchors, targets and sampler wired to the overlay's code; selection; weights.
+
+The model runs on tiny images with small input sizes (and an untrained, randomly initialised
+backbone where weights do not matter), so the file stays fast.
+"""
+
+import json
+import math
+import pickle
+from dataclasses import replace
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+from torchvision.models.detection.anchor_utils import AnchorGenerator
+from torchvision.models.detection.image_list import ImageList
+
+from rpn_core.anchors import AnchorConfig, generate_anchors
+from rpn_core.labelling import LabelConfig, label_image, sample_minibatch
+from rpn_core.model import (
+    ConfigAnchorGenerator,
+    RawProposals,
+    RPNConfig,
+    RPNModel,
+    WeightsError,
+    load_embedded_model,
+    load_model,
+    propose,
+    save_weights,
+    select_proposals,
+)
+from rpn_core.rpn_config import input_geometry, model_anchors
+
+SMALL = RPNConfig(min_side=64, max_side=128)
+
+
+@pytest.fixture(scope="module")
+def model():
+    torch.manual_seed(0)
+    return RPNModel(SMALL, device="cpu")
+
+
+def _image(h, w, seed=0):
+    return np.random.default_rng(seed).integers(0, 256, (h, w, 3), dtype=np.uint8)
+
+
+@pytest.mark.parametrize(
+    "config, padded",
+    [
+        (AnchorConfig(), (64, 96)),
+        (AnchorConfig(sizes=(32, 100), aspect_ratios=(0.25, 1.0, 3.0)), (48, 160)),
+    ],
+)
+def test_anchor_generator_matches_torchvision(config, padded):
+    images = ImageList(torch.zeros(1, 3, *padded), [padded])
+    fmap = [torch.zeros(1, 8, padded[0] // 16, padded[1] // 16)]
+    ours = ConfigAnchorGenerator(config)(images, fmap)[0]
+    theirs = AnchorGenerator((config.sizes,), (config.aspect_ratios,))(images, fmap)[0]
+    assert torch.equal(ours, theirs)
+
+
+def test_feature_grid_matches_anchor_grid(model):
+    # 50 x 70 image, shorter side -> 64: scale 1.28, input 64 x 90 (89.6 rounds to 90),
+    # padded to 64 x 96, grid 4 x 6, 9 anchors per cell = 216 anchors.
+    feat = model.compute_features(_image(50, 70))
+    assert feat.input_size == (64, 90)
+    assert feat.padded_size == (64, 96)
+    assert tuple(feat.features.shape) == (1, 96, 4, 6)
+    raw = model.raw_proposals(feat)
+    assert len(raw) == 4 * 6 * 9
+    expected = model_anchors((50, 70), SMALL).numpy()
+    np.testing.assert_allclose(raw.anchors, expected, rtol=1e-6)
+    # and these are generate_anchors on the input frame, divided by the scale
+    sx, sy = 90 / 70, 64 / 50
+    tiled = generate_anchors((64, 90), SMALL.anchors).numpy() / [sx, sy, sx, sy]
+    np.testing.assert_allclose(raw.anchors, tiled, rtol=1e-6)
+
+
+@pytest.mark.parametrize(
+    "labels", [LabelConfig(), LabelConfig.guide(), LabelConfig(ignore_cross_boundary=True)]
+)
+def test_training_labels_are_the_overlay_labels(labels):
+    config = replace(SMALL, labels=labels)
+    m = RPNModel(config, device="cpu")
+    feat = m.compute_features(_image(64, 100))
+    assert feat.scale == (1.0, 1.0)  # shorter side already 64: input frame = original
+    gt = torch.tensor([[10.0, 5.0, 60.0, 50.0], [40.0, 20.0, 95.0, 62.0]])
+    anchors = m._anchors(feat)
+    got, matched = m.rpn.assign_targets_to_anchors(
+        [anchors], [{"boxes": gt, "image_size": feat.input_size}]
+    )
+    overlay = label_image((64, 100), config.anchors, gt, labels)
+    assert torch.equal(got[0], overlay.labels.float())
+    assert torch.equal(matched[0], gt[overlay.matched_gt])
+
+
+def test_sampler_is_sample_minibatch_with_the_given_generator(model):
+    labels = torch.tensor([1, 0, 0, -1, 1, 0, 1, 0, 0, 0], dtype=torch.float32)
+    model.rpn.fg_bg_sampler.generator = torch.Generator().manual_seed(7)
+    pos_mask, neg_mask = model.rpn.fg_bg_sampler([labels])
+    model.rpn.fg_bg_sampler.generator = None
+    cfg = model.config.labels
+    pos, neg = sample_minibatch(
+        labels,
+        batch_size=cfg.batch_size_per_image,
+        positive_fraction=cfg.positive_fraction,
+        generator=torch.Generator().manual_seed(7),
+    )
+    assert torch.nonzero(pos_mask[0]).flatten().sort().values.tolist() == sorted(pos.tolist())
+    assert torch.nonzero(neg_mask[0]).flatten().sort().values.tolist() == sorted(neg.tolist())
+
+
+def test_losses_are_seeded_and_train_only_the_head():
+    torch.manual_seed(1)
+    m = RPNModel(replace(SMALL, labels=LabelConfig(batch_size_per_image=16)), device="cpu")
+    feat = m.compute_features(_image(64, 100, seed=3))
+    gt = [[[10.0, 5.0, 60.0, 50.0]]]
+    a = m.losses(feat, gt, torch.Generator().manual_seed(5))
+    b = m.losses(feat, gt, torch.Generator().manual_seed(5))
+    assert a["loss_objectness"].item() == b["loss_objectness"].item()
+    assert a["loss_rpn_box_reg"].item() > 0
+    (a["loss_objectness"] + a["loss_rpn_box_reg"]).backward()
+    assert all(p.grad is None for p in m.backbone.parameters())
+    assert all(p.grad is not None for p in m.head_parameters())
+    with pytest.raises(ValueError, match="GT box 0"):
+        m.losses(feat, [[[5.0, 5.0, 5.0, 9.0]]])
+
+
+def test_zero_deltas_give_anchors_in_original_pixels():
+    m = RPNModel(SMALL, device="cpu")
+    with torch.no_grad():
+        m.rpn.head.bbox_pred.weight.zero_()
+        m.rpn.head.bbox_pred.bias.zero_()
+    raw = m.raw_proposals(m.compute_features(_image(32, 48)))  # scale 2: input 64 x 96
+    assert input_geometry((32, 48), SMALL) == ((64, 96), (2.0, 2.0))
+    clipped = raw.anchors.copy()
+    clipped[:, 0::2] = clipped[:, 0::2].clip(0, 48)
+    clipped[:, 1::2] = clipped[:, 1::2].clip(0, 32)
+    np.testing.assert_allclose(raw.boxes, clipped, atol=1e-5)
+    # first anchor: size 64, ratio 0.5 -> (-45, -23, 45, 23) at (0, 0), halved
+    assert raw.anchors[0].tolist() == [-22.5, -11.5, 22.5, 11.5]
+    np.testing.assert_allclose(raw.scores, 1 / (1 + np.exp(-raw.logits)), rtol=1e-6)
+
+
+def _raw(boxes, scores):
+    boxes = np.asarray(boxes, dtype=np.float32)
+    n = len(boxes)
+    return RawProposals(
+        anchors=boxes.copy(),
+        logits=np.zeros(n, np.float32),
+        scores=np.asarray(scores, np.float32),
+        deltas=np.zeros((n, 4), np.float32),
+        boxes=boxes,
+        image_size=(100, 100),
+    )
+
+
+def test_select_proposals_golden():
+    raw = _raw(
+        [
+            [0, 0, 10, 10],  # 0: score 0.5
+            [0, 0, 10, 9],  # 1: score 0.9; IoU with 0 = 90/100 = 0.9
+            [50, 50, 60, 60],  # 2: score 0.6, far away
+            [20, 20, 21, 40],  # 3: score 0.8, 1 pixel wide
+            [0, 0, 10, 10],  # 4: score 0.1, duplicate of 0
+        ],
+        [0.5, 0.9, 0.6, 0.8, 0.1],
+    )
+    p = select_proposals(raw, nms_iou=0.7)
+    assert p.anchor_index.tolist() == [1, 3, 2]  # 0 and 4 suppressed by 1 (IoU 0.9 > 0.7)
+    assert p.scores.tolist() == pytest.approx([0.9, 0.8, 0.6])
+    assert p.boxes[0].tolist() == [0, 0, 10, 9]
+    assert select_proposals(raw, nms_iou=0.95).anchor_index.tolist() == [1, 3, 2, 0]
+    assert select_proposals(raw, min_size=2).anchor_index.tolist() == [1, 2]
+    assert select_proposals(raw, score_threshold=0.7).anchor_index.tolist() == [1, 3]
+    assert select_proposals(raw, top_n=1).anchor_index.tolist() == [1]
+    assert select_proposals(raw, pre_nms_top_n=2).anchor_index.tolist() == [1, 3]
+
+
+@pytest.mark.parametrize("shape", [(1, 300, 3), (300, 1, 3), (7, 5, 3), (40, 60), (40, 60, 4)])
+def test_odd_images_are_handled(model, shape):
+    img = np.full(shape, 128, dtype=np.uint8)
+    props = propose(model, img, top_n=5)
+    h, w = shape[:2]
+    assert props.image_size == (h, w)
+    assert len(props) <= 5
+    assert (props.boxes[:, 2] <= w + 1e-4).all() and (props.boxes[:, 3] <= h + 1e-4).all()
+
+
+@pytest.mark.parametrize(
+    "bad, match",
+    [
+        (np.zeros((0, 5, 3), np.uint8), "at least 1x1"),
+        (np.zeros((5, 5, 3), np.float32), "uint8"),
+        (np.zeros((5, 5, 2), np.uint8), "RGB"),
+    ],
+)
+def test_bad_images_raise_value_error(model, bad, match):
+    with pytest.raises(ValueError, match=match):
+        model.compute_features(bad)
+
+
+# -- weights ---------------------------------------------------------------------------------
+
+
+@pytest.fixture
+def saved(model, tmp_path):
+    path = tmp_path / "w.safetensors"
+    digest = save_weights(model, path, {"note": "test"})
+    return path, digest
+
+
+def test_save_load_round_trip(model, saved):
+    path, digest = saved
+    side = json.loads(path.with_suffix(".json").read_text())
+    assert side["sha256"] == digest and side["metadata"] == {"note": "test"}
+    assert side["config"] == SMALL.to_dict()
+    loaded = load_model(path, "cpu")
+    assert loaded.config == SMALL
+    img = _image(40, 60, seed=9)
+    a, b = propose(model, img), propose(loaded, img)
+    np.testing.assert_array_equal(a.boxes, b.boxes)
+    # no sidecar: the config comes from the safetensors header
+    path.with_suffix(".json").unlink()
+    assert load_model(path, "cpu").config == SMALL
+
+
+def test_sha256_mismatch_is_refused(saved):
+    path, _ = saved
+    data = bytearray(path.read_bytes())
+    data[-1] ^= 0xFF
+    path.write_bytes(bytes(data))
+    with pytest.raises(WeightsError, match="sha256 mismatch") as err:
+        load_model(path, "cpu")
+    assert err.value.path == path
+
+
+def test_truncated_file_is_refused(saved):
+    path, _ = saved
+    path.write_bytes(path.read_bytes()[:5000])
+    path.with_suffix(".json").unlink()  # else the sha256 check catches it first
+    with pytest.raises(WeightsError, match="truncated") as err:
+        load_model(path, "cpu")
+    assert str(path) in str(err.value)
+
+
+def test_wrong_shape_is_refused(tmp_path):
+    # 2 anchors per location: cls_logits has 2 output channels; a 9-anchor config cannot take it
+    two = replace(SMALL, anchors=AnchorConfig(sizes=(64,), aspect_ratios=(0.5, 1.0)))
+    path = tmp_path / "two.safetensors"
+    save_weights(RPNModel(two, device="cpu"), path, {})
+    side = json.loads(path.with_suffix(".json").read_text())
+    side["config"]["anchors"] = AnchorConfig().to_dict()
+    path.with_suffix(".json").write_text(json.dumps(side))
+    with pytest.raises(WeightsError, match="size mismatch.*cls_logits"):
+        load_model(path, "cpu")
+
+
+def test_missing_file_and_missing_sidecar(tmp_path, saved):
+    with pytest.raises(WeightsError, match="file not found"):
+        load_model(tmp_path / "nope.safetensors")
+    path, _ = saved
+    path.with_suffix(".json").unlink()
+    with pytest.raises(WeightsError, match="missing weights metadata"):
+        load_model(path, "cpu", _require_sidecar=True)
+
+
+class _Boom:
+    """Unpickling this would create a marker file (what a hostile checkpoint would do)."""
+
+    def __init__(self, marker: Path) -> None:
+        self.marker = marker
+
+    def __reduce__(self):
+        return (Path.touch, (self.marker,))
+
+
+@pytest.mark.parametrize("writer", ["pickle", "torch.save"])
+def test_pickle_files_never_run(tmp_path, writer):
+    marker = tmp_path / "pwned"
+    path = tmp_path / "evil.safetensors"
+    if writer == "pickle":
+        path.write_bytes(pickle.dumps({"w": _Boom(marker)}, protocol=4))
+    else:
+        torch.save({"w": _Boom(marker)}, path)
+    with pytest.raises(WeightsError, match="pickle") as err:
+        load_model(path, "cpu")
+    assert err.value.path == path
+    assert not marker.exists()
+
+
+def test_embedded_weights_load_and_are_trained():
+    m = load_embedded_model("cpu")
+    import resources
+
+    side = json.loads(resources.path_of("weights/rpn_mobilenetv2.json").read_text())
+    assert m.config == RPNConfig.from_dict(side["config"])
+    assert m.config.anchors == AnchorConfig()
+    # a trained objectness layer is no longer torchvision's N(0, 0.01) initialisation
+    assert m.rpn.head.cls_logits.weight.std().item() > 0.02
+    assert not math.isnan(side["metadata"]["holdout_metrics"]["300"]["AR"])
+
+
+def test_folded_backbone_equals_the_frozen_one():
+    from rpn_core.backbone import build_backbone, fold_frozen_bn
+
+    torch.manual_seed(2)
+    b = build_backbone()
+    for m in b.modules():  # non-trivial statistics, else folding is close to the identity
+        if hasattr(m, "running_var"):
+            m.running_var.uniform_(0.5, 2.0)
+            m.running_mean.normal_()
+            m.weight.data.uniform_(0.5, 1.5)
+            m.bias.data.normal_()
+    fused = fold_frozen_bn(b)
+    x = torch.randn(1, 3, 48, 64)
+    with torch.no_grad():
+        ref = b(x)
+        torch.testing.assert_close(fused(x), ref, rtol=1e-4, atol=1e-4 * ref.abs().max().item())
+    assert not any(type(m).__name__ == "FrozenBatchNorm2d" for m in fused.modules())
+
+
+def test_inference_backbone_follows_weight_changes(model):
+    img = _image(40, 60, seed=4)
+    before = model.compute_features(img).features.clone()
+    first = model._inference_backbone()
+    assert model._inference_backbone() is first  # cached while nothing changed
+    with torch.no_grad():
+        model.backbone[0][0].weight.mul_(2.0)
+    try:
+        assert model._inference_backbone() is not first
+        assert not torch.equal(model.compute_features(img).features, before)
+    finally:
+        with torch.no_grad():
+            model.backbone[0][0].weight.div_(2.0)
+
+
+def test_bf16_inference_is_close_to_float32(model):
+    from rpn_core.model import _cpu_has_bf16
+
+    img = _image(64, 96, seed=5)
+    model.bf16_inference = False
+    try:
+        ref = model.compute_features(img).features
+        with torch.no_grad():
+            x = torch.from_numpy(img).permute(2, 0, 1)[None].float() / 255
+            mean = torch.tensor([0.485, 0.456, 0.406])[:, None, None]
+            std = torch.tensor([0.229, 0.224, 0.225])[:, None, None]
+            plain = model.backbone((x - mean) / std)  # unfolded, float32, NCHW
+        torch.testing.assert_close(ref, plain, rtol=1e-4, atol=1e-4 * plain.abs().max().item())
+    finally:
+        model.bf16_inference = True
+    if not _cpu_has_bf16():
+        pytest.skip("this CPU has no native bfloat16: float32 is used")
+    fast = model.compute_features(img).features
+    assert fast.dtype == torch.float32
+    assert not torch.equal(fast, ref)
+    assert ((fast - ref).abs().mean() / ref.abs().mean()).item() < 0.1
