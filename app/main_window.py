@@ -55,6 +55,7 @@ class MainWindow(QMainWindow):
         self.document = AnnotationDocument(self)
         self.workspace = Workspace(self.document, self.settings, self)
         self.edits = EditController(self.document, self.workspace, self)
+        self.workspace.confirm_discard = lambda paths: help_text.confirm_discard(self, paths)
         self.setWindowIcon(icon("app"))
         self.setAcceptDrops(True)
         self._setup_central()

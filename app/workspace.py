@@ -14,7 +14,7 @@ still unsaved, when the image is revisited, and retried on the next save.
 from __future__ import annotations
 
 import os
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
 
 from PySide6.QtCore import QObject, QStandardPaths, QTimer, Signal
@@ -62,6 +62,9 @@ class Workspace(QObject):
         self.unsaved: dict[Path, ImageAnnotation] = {}
         self.previous_boxes: list[Box] = []
         self.clipboard: list[Box] = []
+        # Asked before unsaved edits are dropped (opening another folder); the main window
+        # asks the user. The default keeps them.
+        self.confirm_discard: Callable[[list[Path]], bool] = lambda _paths: False
         self._timer = QTimer(self)
         self._timer.setSingleShot(True)
         self._timer.setInterval(AUTOSAVE_DELAY_MS)
@@ -96,7 +99,7 @@ class Workspace(QObject):
             if folders:
                 self.message.emit("warning", f"No images found in {', '.join(map(str, folders))}")
             return False
-        if not self.leave_current():
+        if not self.leave_current() or not self._release_unsaved():
             return False
         root = folders[0] if len(folders) == 1 else _common_parent(images)
         self._set_root(root)
@@ -105,6 +108,22 @@ class Workspace(QObject):
         self.index = -1
         self.images_listed.emit()
         self.go_to(0)
+        return True
+
+    def _release_unsaved(self) -> bool:
+        """Before another folder replaces this one: save what autosave may save, then ask
+        (``confirm_discard``) before dropping edits that are still unsaved."""
+        if self.settings.autosave:
+            self.save_all()
+        left = list(self.unsaved)
+        if left and not self.confirm_discard(left):
+            self.message.emit(
+                "error",
+                f"{len(left)} image(s) have changes that could not be saved (see the "
+                "orange entries); nothing else was opened. Fix the cause or change the save "
+                "format, then save (Ctrl+S).",
+            )
+            return False
         return True
 
     def _set_root(self, root: Path) -> None:

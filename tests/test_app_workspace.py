@@ -214,3 +214,19 @@ def test_save_format_and_voc_convention_choice(qtbot, folder, app_settings):
     # The folder now holds YOLO; VOC files (if any) are still read when no YOLO file exists.
     ann = open_store(folder, "yolo").load(folder / "img0.png", width=320, height=240)
     assert ann.boxes[0].xyxy == pytest.approx((10, 20, 110, 120), abs=1e-3)
+
+
+def test_opening_another_folder_never_drops_unsaved_edits(qtbot, folder, tmp_path, app_settings):
+    window = open_window(qtbot, app_settings, [folder])
+    ws = window.workspace
+    ws.store.annotation_path(folder / "img0.png").mkdir()  # every save of img0 fails
+    add(window, Box(10, 20, 110, 120, "dog"))
+    ws.confirm_discard = lambda paths: False  # the user answers "Cancel"
+    other = make_image(tmp_path / "elsewhere" / "x.png", 4)
+    assert not window.open_paths([other])
+    assert ws.root == folder and ws.current_path == folder / "img0.png"
+    assert [b.xyxy for b in window.document.boxes] == [(10, 20, 110, 120)]
+    assert "nothing else was opened" in window.message_bar.messages[-1][1]
+    ws.confirm_discard = lambda paths: True  # "Discard"
+    assert window.open_paths([other])
+    assert ws.images == [other]
