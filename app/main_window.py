@@ -17,18 +17,16 @@ from PySide6.QtCore import Qt, QTimer
 from PySide6.QtGui import QCloseEvent
 from PySide6.QtWidgets import (
     QDockWidget,
-    QFileDialog,
     QLabel,
     QMainWindow,
     QMenu,
-    QTabBar,
     QToolBar,
     QUndoView,
     QVBoxLayout,
     QWidget,
 )
 
-from app import help_text
+from app import help_text, window_layout
 from app.actions import Actions, create_actions
 from app.anchor_lab import install_anchor_lab
 from app.box_list import BoxListPanel
@@ -43,7 +41,6 @@ from app.proposals_panel import ProposalsPanel
 from app.settings import AppSettings
 from app.workers import ModelLoader
 from app.workspace import Workspace
-from rpn_core.imageio import IMAGE_SUFFIXES
 
 __all__ = ["MainWindow"]
 
@@ -68,7 +65,7 @@ class MainWindow(QMainWindow):
         self._setup_anchor_lab()
         self._setup_train_panel()
         self._connect()
-        self._arrange_docks()
+        window_layout.arrange_docks(self)
         self._restore_state()
         self._update_title()
 
@@ -100,7 +97,9 @@ class MainWindow(QMainWindow):
         file_menu = self.menus["file"] = bar.addMenu("&File")
         file_menu.addActions([a.open_file, a.open_folder])
         self.recent_menu = file_menu.addMenu("Open &Recent")
-        self.recent_menu.aboutToShow.connect(self._fill_recent_menu)
+        self.recent_menu.aboutToShow.connect(
+            lambda: window_layout.fill_recent_menu(self, self.recent_menu)
+        )
         file_menu.addAction(a.recursive)
         file_menu.addSeparator()
         file_menu.addActions([a.save, a.autosave])
@@ -234,8 +233,8 @@ class MainWindow(QMainWindow):
 
     def _connect_actions(self) -> None:
         a, ws, c, e = self.actions, self.workspace, self.canvas, self.edits
-        a.open_file.triggered.connect(self._ask_open_file)
-        a.open_folder.triggered.connect(self._ask_open_folder)
+        a.open_file.triggered.connect(lambda: window_layout.ask_open_file(self))
+        a.open_folder.triggered.connect(lambda: window_layout.ask_open_folder(self))
         a.save.triggered.connect(ws.save_all)
         a.autosave.toggled.connect(self._set_autosave)
         a.keep_previous.toggled.connect(lambda on: setattr(self.settings, "keep_previous", on))
@@ -305,32 +304,9 @@ class MainWindow(QMainWindow):
         if error:
             self._show_message("warning", error)
 
-    def _arrange_docks(self) -> None:
-        """Default layout (a saved one replaces it): on the left one tab group -- Files (shown),
-        then the model tools (Proposals, Train); on the right Classes, Boxes/History and the
-        anchor lab stacked. Files and the canvas get the room annotation needs."""
-        d = self.docks
-        tools = [d[name] for name in ("proposals", "train") if name in d]
-        if tools:  # (moving Files into the tools' existing tab group is what Qt accepts)
-            self.tabifyDockWidget(tools[0], d["files"])
-        d["files"].raise_()
-        right = [d["classes"], d["boxes"]] + list(getattr(self.anchor_lab, "docks", [])[:1])
-        self.resizeDocks(right, [170, 260, 420][: len(right)], Qt.Orientation.Vertical)
-        self.resizeDocks([d["files"], d["classes"]], [300, 360], Qt.Orientation.Horizontal)
-
     def showEvent(self, event) -> None:  # noqa: N802
         super().showEvent(event)
-        QTimer.singleShot(0, self._hide_stale_tab_bars)
-
-    def _hide_stale_tab_bars(self) -> None:
-        """Qt leaves the tab bar of an intermediate tab group visible when docks are tabified
-        one by one before the window is shown (the anchor lab's four docks do that); hide a
-        bar whose tabs are a strict subset of another bar's."""
-        bars = [b for b in self.findChildren(QTabBar) if b.parent() is self and b.isVisible()]
-        tabs = {id(b): {b.tabText(i) for i in range(b.count())} for b in bars}
-        for bar in bars:
-            if any(o is not bar and tabs[id(bar)] < tabs[id(o)] for o in bars):
-                bar.hide()
+        QTimer.singleShot(0, lambda: window_layout.hide_stale_tab_bars(self))
 
     def _restore_state(self) -> None:
         geometry, state = self.settings.window_state()
@@ -350,31 +326,6 @@ class MainWindow(QMainWindow):
             for p in paths:
                 self.settings.add_recent(p)
         return ok
-
-    def _ask_open_file(self) -> None:
-        patterns = " ".join(f"*{s}" for s in IMAGE_SUFFIXES)
-        paths, _ = QFileDialog.getOpenFileNames(
-            self, "Open images", self.settings.last_dir, f"Images ({patterns});;All files (*)"
-        )
-        if paths:
-            self.settings.last_dir = str(Path(paths[0]).parent)
-            self.open_paths(paths)
-
-    def _ask_open_folder(self) -> None:
-        folder = QFileDialog.getExistingDirectory(self, "Open folder", self.settings.last_dir)
-        if folder:
-            self.settings.last_dir = folder
-            self.open_paths([folder])
-
-    def _fill_recent_menu(self) -> None:
-        self.recent_menu.clear()
-        for p in self.settings.recent_paths:
-            self.recent_menu.addAction(p, lambda p=p: self.open_paths([p]))
-        if not self.settings.recent_paths:
-            self.recent_menu.addAction("(none)").setEnabled(False)
-        else:
-            self.recent_menu.addSeparator()
-            self.recent_menu.addAction("Clear", self.settings.clear_recent)
 
     def dragEnterEvent(self, event) -> None:  # noqa: N802
         if event.mimeData().hasUrls():

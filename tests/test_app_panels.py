@@ -76,7 +76,7 @@ def test_recent_files_menu_reopens(qtbot, folder, tmp_path, app_settings):
     single = make_image(tmp_path / "solo" / "one.png", 1)
     window.open_paths([single])
     assert app_settings.recent_paths[:2] == [str(single), str(folder)]
-    window._fill_recent_menu()
+    window.recent_menu.aboutToShow.emit()  # what opening the menu does
     action = next(a for a in window.recent_menu.actions() if a.text() == str(folder))
     action.trigger()
     assert len(window.workspace.images) == 5
