@@ -203,6 +203,12 @@ class CanvasInputMixin:
             if not self.create_sticky:
                 self.set_mode("edit")
             return True
+        if drag.kind == "resize" and any(
+            b[2] - b[0] < MIN_BOX_SIZE or b[3] - b[1] < MIN_BOX_SIZE for b in drag.current.values()
+        ):  # a handle dragged onto the opposite edge leaves no box: keep the old one
+            self._drag = drag
+            self._cancel_drag()
+            return True
         if drag.current:
             text = (
                 "Resize box"

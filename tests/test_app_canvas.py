@@ -281,3 +281,18 @@ def test_difficult_toggle(qtbot, window):
     assert window.class_panel.difficult_box.isChecked()
     window.document.undo_stack.undo()
     assert not window.document.boxes[0].difficult
+
+
+def test_resize_onto_the_opposite_edge_keeps_the_box(qtbot, window):
+    """Dragging the right handle exactly onto the left edge would leave a zero-width box:
+    the drag is cancelled (box unchanged, no undo step) instead of raising."""
+    canvas, stack = window.canvas, window.document.undo_stack
+    add_box(window, (100, 80, 160, 120))
+    show_zoom(canvas, 1.0, (130, 100))
+    window.document.select([0])
+    right = canvas.handle_view_points()[3].toPoint()
+    left = canvas.handle_view_points()[7].toPoint()
+    drag_view(qtbot, canvas, right, left)
+    assert window.document.boxes[0].xyxy == (100, 80, 160, 120)
+    assert stack.count() == 1
+    assert canvas.box_items()[0].xyxy() == (100, 80, 160, 120)
