@@ -230,3 +230,24 @@ def test_opening_another_folder_never_drops_unsaved_edits(qtbot, folder, tmp_pat
     ws.confirm_discard = lambda paths: True  # "Discard"
     assert window.open_paths([other])
     assert ws.images == [other]
+
+
+def test_non_ascii_paths_open_and_save(qtbot, tmp_path, app_settings):
+    folder = tmp_path / "données" / "画像"
+    make_image(folder / "ümlaut é.png", 3)
+    app_settings.recursive = True  # File > Include Sub-folders
+    window = open_window(qtbot, app_settings, [tmp_path / "données"], fmt="labelme")
+    add(window, Box(5, 6, 50, 60, "chat"))
+    assert window.workspace.save_current()
+    ann = open_store(tmp_path / "données", "labelme").load(
+        folder / "ümlaut é.png", width=320, height=240
+    )
+    assert [(b.label, b.xyxy) for b in ann.boxes] == [("chat", (5, 6, 50, 60))]
+    assert window.file_list.model.item(0).text() == str(Path("画像") / "ümlaut é.png")
+
+
+def test_missing_path_is_reported(qtbot, tmp_path, app_settings, folder):
+    window = open_window(qtbot, app_settings, [folder])
+    assert not window.open_paths([tmp_path / "nope"])  # no such file or folder
+    assert any(lv == "error" and "nope" in t for lv, t in window.message_bar.messages)
+    assert window.workspace.root == folder  # the open folder stays
