@@ -1,6 +1,7 @@
 """Benchmark: embedded RPN vs Selective Search on real, non-reserved photos (not a test).
 
     .venv/bin/python bench/proposals.py [--data work-data/teacher/holdout] [--max-images 40]
+                                        [--threads 1]
 
 Times both methods on the same images in one run (seconds per image, medians, and their
 ratio) and measures AR@300 of the RPN against AR@2000 of Selective Search on the held-out
@@ -57,7 +58,9 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--max-images", type=int, default=40)
     p.add_argument("--rpn-top-n", type=int, default=300)
     p.add_argument("--ss-top-n", type=int, default=2000)
-    p.add_argument("--threads", type=int, default=None, help="torch threads (default: torch's)")
+    # One thread by default: Selective Search runs on one core, so this compares core for
+    # core, and on a shared machine a second OpenMP thread mostly waits for its neighbours.
+    p.add_argument("--threads", type=int, default=1, help="torch threads (0: torch's default)")
     args = p.parse_args(argv)
     if args.threads:
         torch.set_num_threads(args.threads)
