@@ -372,8 +372,18 @@ def select_proposals(
 
 
 def propose(model: RPNModel, image: np.ndarray, **select_kwargs: object) -> Proposals:
-    """Backbone, head and selection for one RGB ``uint8`` image."""
-    return select_proposals(model.raw_proposals(model.compute_features(image)), **select_kwargs)
+    """Backbone, head and selection for one RGB ``uint8`` image; selection settings default
+    to the model's :class:`RPNConfig` (keywords of :func:`select_proposals` override)."""
+    c = model.config
+    settings = {
+        "top_n": c.post_nms_top_n,
+        "score_threshold": c.score_threshold,
+        "nms_iou": c.nms_iou,
+        "min_size": c.min_size,
+        "pre_nms_top_n": c.pre_nms_top_n,
+    }
+    settings.update(select_kwargs)
+    return select_proposals(model.raw_proposals(model.compute_features(image)), **settings)
 
 
 def save_weights(model: RPNModel, path: str | Path, metadata: dict | None = None) -> str:

@@ -357,3 +357,10 @@ def test_bf16_inference_is_close_to_float32(model):
     assert fast.dtype == torch.float32
     assert not torch.equal(fast, ref)
     assert ((fast - ref).abs().mean() / ref.abs().mean()).item() < 0.1
+
+
+def test_propose_defaults_come_from_the_models_config():
+    m = RPNModel(replace(SMALL, post_nms_top_n=7, nms_iou=1.0), device="cpu")
+    img = _image(64, 96, seed=6)
+    assert len(propose(m, img)) == 7  # 4 x 6 cells x 9 anchors = 216 candidates
+    assert len(propose(m, img, top_n=3)) == 3
