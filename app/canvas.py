@@ -55,7 +55,8 @@ class Canvas(CanvasInputMixin, QGraphicsView):
     Signals: ``cursor_moved(float, float)`` image coordinates under the mouse;
     ``zoom_changed(float)`` view scale (screen px per image px); ``mode_changed(str)``;
     ``verify_requested()`` (Space pressed and released without panning);
-    ``files_dropped(list)`` local paths dropped on the view.
+    ``files_dropped(list)`` local paths dropped on the view; ``box_activated(int)`` a box was
+    double-clicked (the window asks for its class).
     """
 
     cursor_moved = Signal(float, float)
@@ -63,6 +64,7 @@ class Canvas(CanvasInputMixin, QGraphicsView):
     mode_changed = Signal(str)
     verify_requested = Signal()
     files_dropped = Signal(list)
+    box_activated = Signal(int)
 
     def __init__(self, document: AnnotationDocument, parent: QWidget | None = None) -> None:
         super().__init__(parent)
@@ -365,6 +367,17 @@ class Canvas(CanvasInputMixin, QGraphicsView):
     def mousePressEvent(self, event: QMouseEvent) -> None:  # noqa: N802
         if not self._mouse_press(event):
             super().mousePressEvent(event)
+
+    def mouseDoubleClickEvent(self, event: QMouseEvent) -> None:  # noqa: N802
+        index = self.box_at(self.mapToScene(event.position().toPoint()))
+        if (
+            self._mode == "edit"
+            and event.button() == Qt.MouseButton.LeftButton
+            and index is not None
+        ):
+            self.box_activated.emit(index)
+            return
+        super().mouseDoubleClickEvent(event)
 
     def mouseMoveEvent(self, event: QMouseEvent) -> None:  # noqa: N802
         self._mouse_move(event)

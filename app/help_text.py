@@ -77,3 +77,14 @@ def confirm_discard(parent: QWidget, paths: list) -> bool:
         QMessageBox.StandardButton.Cancel,
     )
     return answer == QMessageBox.StandardButton.Discard
+
+
+def ask_class(parent: QWidget, names: list[str], current: str) -> str | None:
+    """The class for a box: pick one of the project's classes or type a new one."""
+    from PySide6.QtWidgets import QInputDialog
+
+    items = names or ([current] if current else [])
+    start = items.index(current) if current in items else 0
+    name, ok = QInputDialog.getItem(parent, "Class", "Class of the box:", items, start, True)
+    name = name.strip()
+    return name if ok and name else None

@@ -278,6 +278,7 @@ class MainWindow(QMainWindow):
         c.mode_changed.connect(lambda m: self.mode_label.setText(m.capitalize()))
         c.verify_requested.connect(e.toggle_verified)
         c.files_dropped.connect(lambda paths: self.open_paths(paths))
+        c.box_activated.connect(self.ask_box_class)
         doc.dirty_changed.connect(lambda _d: self._update_title())
         doc.image_changed.connect(self._update_title)
         doc.image_changed.connect(self._update_flags)
@@ -297,6 +298,15 @@ class MainWindow(QMainWindow):
         self.class_panel.rename_requested.connect(self.rename_class)
         self.class_panel.difficult_toggled.connect(e.set_difficult)
         self.class_panel.verified_toggled.connect(e.set_verified)
+
+    def ask_box_class(self, index: int) -> None:
+        """Double-click on a box: choose (or type) its class."""
+        current = self.document.boxes[index].label
+        name = help_text.ask_class(self, self.workspace.classes.names, current)
+        if name is not None:
+            self.workspace.classes.add(name)
+            self.document.select([index])
+            self.edits.relabel_selection(name)
 
     def rename_class(self, old: str, new: str) -> None:
         """Rename a project class (and the current image's boxes of it, one undo step)."""

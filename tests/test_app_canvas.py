@@ -296,3 +296,27 @@ def test_resize_onto_the_opposite_edge_keeps_the_box(qtbot, window):
     assert window.document.boxes[0].xyxy == (100, 80, 160, 120)
     assert stack.count() == 1
     assert canvas.box_items()[0].xyxy() == (100, 80, 160, 120)
+
+
+def test_double_click_asks_for_the_class(qtbot, window):
+    from PySide6.QtCore import QTimer
+    from PySide6.QtWidgets import QApplication, QInputDialog
+
+    window.workspace.classes.add("car")
+    add_box(window, (100, 80, 160, 120), "car")
+    show_zoom(window.canvas, 1.0, (130, 100))
+
+    def answer() -> None:  # type a new class into the dialog and press OK
+        dialog = QApplication.activeModalWidget()
+        assert isinstance(dialog, QInputDialog) and dialog.textValue() == "car"
+        dialog.setTextValue("truck")
+        dialog.accept()
+
+    QTimer.singleShot(0, answer)
+    qtbot.mouseDClick(
+        window.canvas.viewport(), Qt.MouseButton.LeftButton, pos=view_pos(window.canvas, 130, 100)
+    )
+    assert window.document.boxes[0].label == "truck"
+    assert window.workspace.classes.names == ["car", "truck"]
+    window.document.undo_stack.undo()
+    assert window.document.boxes[0].label == "car"
