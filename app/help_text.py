@@ -12,6 +12,7 @@ SHORTCUTS = [
     ("W or R, then drag", "draw a box (Esc cancels)"),
     ("E", "edit mode: click to select, drag to move, drag a handle to resize"),
     ("Ctrl+click", "add to / remove from the selection"),
+    ("Double-click a box", "choose or type its class"),
     ("Arrow keys / Shift+arrows", "nudge selected boxes by 1 / 10 pixels"),
     ("1 … 9", "class of the selected boxes and of the next new box"),
     ("Delete, Ctrl+D", "delete / duplicate selected boxes"),
