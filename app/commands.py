@@ -34,6 +34,7 @@ __all__ = [
     "SetVerifiedCommand",
     "duplicate_command",
     "paste_command",
+    "push_boxes",
 ]
 
 _EDIT_ID = 0x5250_4E01  # any constant shared by all mergeable edits
@@ -160,3 +161,15 @@ def duplicate_command(
 def paste_command(doc: AnnotationDocument, boxes: Sequence[Box]) -> AddBoxesCommand:
     """Paste boxes copied from this or another image (clamped; empty ones dropped)."""
     return AddBoxesCommand(doc, boxes, "Paste" if len(boxes) == 1 else f"Paste {len(boxes)} boxes")
+
+
+def push_boxes(doc: AnnotationDocument, boxes: Sequence[Box], text: str = "") -> bool:
+    """Add ``boxes`` to the open image as ONE undo step (clamped; empty ones dropped);
+    False if there is no image or nothing valid to add."""
+    if doc.annotation is None or not boxes:
+        return False
+    cmd = AddBoxesCommand(doc, boxes, text) if text else paste_command(doc, list(boxes))
+    if not cmd.boxes:
+        return False
+    doc.undo_stack.push(cmd)
+    return True

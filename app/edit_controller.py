@@ -11,9 +11,11 @@ from app.commands import (
     SetDifficultCommand,
     SetVerifiedCommand,
     duplicate_command,
+    push_boxes,
 )
 from app.document import AnnotationDocument
 from app.workspace import Workspace
+from rpn_core.annotations import Box
 
 __all__ = ["EditController"]
 
@@ -29,6 +31,7 @@ class EditController(QObject):
         super().__init__(parent)
         self.document = document
         self.workspace = workspace
+        self.clipboard: list[Box] = []  # boxes copied with Ctrl+C, pasted into any image
 
     def _push(self, command) -> None:
         self.document.undo_stack.push(command)
@@ -42,16 +45,18 @@ class EditController(QObject):
             self._push(duplicate_command(self.document, self.document.selection))
 
     def copy_selection(self) -> None:
-        n = self.workspace.copy_selection()
+        doc = self.document
+        self.clipboard = [doc.boxes[i] for i in doc.selection]
+        n = len(self.clipboard)
         self.status.emit(f"Copied {n} box" + ("" if n == 1 else "es"))
 
     def paste(self) -> None:
-        if not self.workspace.paste_boxes(self.workspace.clipboard):
+        if not push_boxes(self.document, self.clipboard):
             self.status.emit("Nothing to paste")
 
     def copy_previous(self) -> None:
-        ws = self.workspace
-        if not ws.paste_boxes(ws.previous_boxes, "Copy boxes from previous image"):
+        boxes = self.workspace.previous_boxes
+        if not push_boxes(self.document, boxes, "Copy boxes from previous image"):
             self.status.emit("The previous image has no boxes")
 
     def select_all(self) -> None:

@@ -1,5 +1,6 @@
 """The annotation session behind the main window: the image list, navigation, loading and
-(auto)saving, the per-image state, the box clipboard and the project class list.
+(auto)saving, the per-image state (with a background scan), the previous image's boxes and the
+project class list.
 
 It is a QObject without widgets, so tests drive it directly. Messages for the user go out as
 ``message(level, text)`` (``"info" | "warning" | "error"``) and are never modal here.
@@ -21,11 +22,12 @@ from PySide6.QtCore import QObject, QStandardPaths, QTimer, Signal
 
 import resources
 from app.class_list import ClassList
-from app.commands import AddBoxesCommand, paste_command
+from app.commands import push_boxes
 from app.document import AnnotationDocument
 from app.image_cache import ImageCache
 from app.image_state import ImageState, state_of
 from app.settings import AppSettings
+from app.state_scan import StateScanner
 from rpn_core.annotations import AnnotationReadError, Box, ImageAnnotation
 from rpn_core.formats import AnnotationStore, detect_format, open_store
 from rpn_core.imageio import IMAGE_SUFFIXES, ImageReadError, list_images
@@ -33,6 +35,8 @@ from rpn_core.imageio import IMAGE_SUFFIXES, ImageReadError, list_images
 __all__ = ["AUTOSAVE_DELAY_MS", "Workspace"]
 
 AUTOSAVE_DELAY_MS = 1500
+# States set from a quick look (file exists or not): the background scan may refine them.
+_GUESSED = (ImageState.UNKNOWN, ImageState.ANNOTATED)
 
 
 class Workspace(QObject):
@@ -52,6 +56,8 @@ class Workspace(QObject):
         self.document = document
         self.settings = settings
         self.cache = ImageCache(parent=self)
+        self.scanner = StateScanner(self)
+        self.scanner.found.connect(self._on_scanned)
         self.classes = ClassList(self)
         self.images: list[Path] = []
         self.index = -1
@@ -61,7 +67,6 @@ class Workspace(QObject):
         self.states: dict[Path, tuple[ImageState, str]] = {}
         self.unsaved: dict[Path, ImageAnnotation] = {}
         self.previous_boxes: list[Box] = []
-        self.clipboard: list[Box] = []
         # Asked before unsaved edits are dropped (opening another folder); the main window
         # asks the user. The default keeps them.
         self.confirm_discard: Callable[[list[Path]], bool] = lambda _paths: False
@@ -108,7 +113,26 @@ class Workspace(QObject):
         self.index = -1
         self.images_listed.emit()
         self.go_to(0)
+        self.scanner.start(self.images, self._scan_stores())
         return True
+
+    def _scan_stores(self) -> Callable[[], list[AnnotationStore]]:
+        """A factory of fresh stores for the background scan, built from plain values read
+        here in the GUI thread (settings and stores are not shared with the scan thread)."""
+        fmts = [self.save_format()]
+        if self.read_store is not None and self.read_store.fmt not in fmts:
+            fmts.append(self.read_store.fmt)
+        folder, root = self._annotation_folder(), self.root
+        convention = self.settings.voc_convention
+        return lambda: [
+            open_store(folder, f, image_root=root, voc_convention=convention) for f in fmts
+        ]
+
+    def _on_scanned(self, results: list) -> None:
+        """Fill in states the session has not determined itself (visits and saves win)."""
+        for path, state, tip in results:
+            if path in self.states and self.states[path][0] in _GUESSED:
+                self._set_state(path, state, tip)
 
     def _release_unsaved(self) -> bool:
         """Before another folder replaces this one: save what autosave may save, then ask
@@ -238,7 +262,7 @@ class Workspace(QObject):
         neighbours = [index + 1, index - 1, index + 2]
         self.cache.prefetch(self.images[i] for i in neighbours if 0 <= i < len(self.images))
         if self.settings.keep_previous and not self.document.boxes and self.previous_boxes:
-            self.paste_boxes(self.previous_boxes, "Keep boxes of previous image")
+            push_boxes(self.document, self.previous_boxes, "Keep boxes of previous image")
         return True
 
     def _show(self, path: Path) -> None:
@@ -359,25 +383,6 @@ class Workspace(QObject):
         if self.states.get(path) != (state, tip):
             self.states[path] = (state, tip)
             self.state_changed.emit(path)
-
-    # -- boxes across images -------------------------------------------------------------------
-    def copy_selection(self) -> int:
-        doc = self.document
-        self.clipboard = [doc.boxes[i] for i in doc.selection]
-        return len(self.clipboard)
-
-    def paste_boxes(self, boxes: Sequence[Box], text: str = "") -> bool:
-        if self.document.annotation is None or not boxes:
-            return False
-        cmd = (
-            AddBoxesCommand(self.document, boxes, text)
-            if text
-            else paste_command(self.document, list(boxes))
-        )
-        if not cmd.boxes:
-            return False
-        self.document.undo_stack.push(cmd)
-        return True
 
     def _note_labels(self, indices: list[int]) -> None:
         boxes = self.document.boxes

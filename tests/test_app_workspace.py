@@ -13,7 +13,7 @@ from PySide6.QtCore import Qt
 from app.commands import AddBoxesCommand
 from app.image_state import ImageState
 from app.workspace import AUTOSAVE_DELAY_MS
-from rpn_core.annotations import Box
+from rpn_core.annotations import Box, ImageAnnotation
 from rpn_core.formats import open_store
 
 
@@ -251,3 +251,27 @@ def test_missing_path_is_reported(qtbot, tmp_path, app_settings, folder):
     assert not window.open_paths([tmp_path / "nope"])  # no such file or folder
     assert any(lv == "error" and "nope" in t for lv, t in window.message_bar.messages)
     assert window.workspace.root == folder  # the open folder stays
+
+
+def test_background_scan_shows_states_before_any_visit(qtbot, tmp_path, app_settings):
+    folder = tmp_path / "scan"
+    make_folder(folder, n=3)
+    (folder / "bad.png").write_bytes(b"\x89PNG\r\n")  # truncated header
+    store = open_store(folder, "voc")
+    store.save(ImageAnnotation(folder / "img1.png", 320, 240, [Box(1, 1, 9, 9, "a")]))
+    store.save(
+        ImageAnnotation(folder / "img2.png", 320, 240, [Box(1, 1, 9, 9, "a")], verified=True)
+    )
+    window = open_window(qtbot, app_settings, [folder])  # shows bad.png first (sorted)
+    assert window.workspace.scanner.wait(20_000)
+    qtbot.wait(50)  # the scan's batch is delivered through the event loop
+    names = {
+        window.file_list.model.item(r).text(): window.file_list.state_name(r)
+        for r in range(window.file_list.model.rowCount())
+    }
+    assert names == {
+        "bad.png": "UNREADABLE",
+        "img0.png": "EMPTY",
+        "img1.png": "ANNOTATED",
+        "img2.png": "VERIFIED",
+    }
