@@ -409,5 +409,6 @@ class MainWindow(QMainWindow):
             event.ignore()
             return
         self.settings.set_window_state(self.saveGeometry(), self.saveState())
+        self.workspace.scanner.cancel()
         self.workspace.cache.wait(2000)
         event.accept()
