@@ -275,3 +275,25 @@ def test_background_scan_shows_states_before_any_visit(qtbot, tmp_path, app_sett
         "img1.png": "ANNOTATED",
         "img2.png": "VERIFIED",
     }
+
+
+def test_decompression_bomb_is_refused_with_the_reason(qtbot, tmp_path, app_settings):
+    import struct
+    import zlib
+
+    folder = tmp_path / "bomb"
+    make_image(folder / "a_ok.png", 0)
+    # A valid 1x1 PNG whose header claims 30000 x 20000 = 600 MP (above the 400 MP limit).
+    Image.new("RGB", (1, 1)).save(folder / "b_bomb.png")
+    data = bytearray((folder / "b_bomb.png").read_bytes())
+    ihdr = data[12:29]  # chunk type + 13 data bytes
+    ihdr[4:12] = struct.pack(">II", 30000, 20000)
+    data[12:29] = ihdr
+    data[29:33] = struct.pack(">I", zlib.crc32(bytes(ihdr)))
+    (folder / "b_bomb.png").write_bytes(bytes(data))
+    window = open_window(qtbot, app_settings, [folder])
+    qtbot.keyClick(window.canvas, Qt.Key.Key_D)
+    assert window.document.annotation is None
+    assert window.file_list.state_name(1) == ImageState.UNREADABLE.name
+    assert "above the limit" in window.file_list.model.item(1).toolTip()
+    assert window.isVisible()
