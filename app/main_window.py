@@ -20,6 +20,7 @@ from PySide6.QtWidgets import (
     QLabel,
     QMainWindow,
     QMenu,
+    QScrollArea,
     QToolBar,
     QUndoView,
     QVBoxLayout,
@@ -165,6 +166,12 @@ class MainWindow(QMainWindow):
     def _dock(self, title: str, name: str, widget: QWidget, area: Qt.DockWidgetArea) -> QDockWidget:
         dock = QDockWidget(title, self)
         dock.setObjectName(name)
+        if widget.minimumSizeHint().width() > 260:  # wide tool panels scroll rather than
+            scroll = QScrollArea()  # squeezing the canvas in a small window
+            scroll.setWidgetResizable(True)
+            scroll.setFrameShape(QScrollArea.Shape.NoFrame)
+            scroll.setWidget(widget)
+            widget = scroll
         dock.setWidget(widget)
         self.addDockWidget(area, dock)
         self.menus["view"].addAction(dock.toggleViewAction())
