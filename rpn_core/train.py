@@ -327,7 +327,11 @@ def _train_loop(
             for group in optimizer.param_groups:
                 group["lr"] = lr
             t0 = time.perf_counter()
-            losses = _step(run, module, optimizer, params, batch, step)
+            try:
+                losses = _step(run, module, optimizer, params, batch, step)
+            except (torch.OutOfMemoryError, MemoryError, RuntimeError) as exc:
+                _raise_if_out_of_memory(run, params, step, exc)
+                raise
             train_time += time.perf_counter() - t0
             step += 1
             seen += len(batch) * run.dist.world_size
@@ -343,6 +347,24 @@ def _train_loop(
             yield run.val_record(step, epoch + 1, base)
             run.model.train()
     return step, "completed"
+
+
+def _raise_if_out_of_memory(run: _Run, params: list, step: int, exc: BaseException) -> None:
+    """Turn an out-of-memory error of step ``step`` (0-based) into a :class:`TrainingError`
+    with advice, the weights of the last completed step restored; other errors pass."""
+    text = str(exc)
+    if not isinstance(exc, (torch.OutOfMemoryError, MemoryError)) and not (
+        "out of memory" in text or "not enough memory" in text
+    ):
+        return
+    if run.snapshot[0] == step:  # it failed inside optimizer.step(): undo the partial update
+        _restore(run, params, step)
+    first_line = text.strip().splitlines()[0] if text.strip() else type(exc).__name__
+    raise TrainingError(
+        f"ran out of memory at step {step + 1} ({first_line}); the weights of step {step} are "
+        "kept. Try a smaller batch size, the 'head' mode or a smaller image size (max side).",
+        step=step,
+    ) from exc
 
 
 def _result(

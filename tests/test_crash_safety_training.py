@@ -131,27 +131,34 @@ def test_out_of_memory_keeps_the_last_good_weights(setup, monkeypatch, error):
 
     _inject(monkeypatch, boom)
     after, exc = _train_until_failure(model)
-    assert "memory" in str(exc)
+    assert isinstance(exc, TrainingError) and exc.step == FAIL_AT - 1
+    assert exc.reason.startswith(f"ran out of memory at step {FAIL_AT} (")
+    assert f"the weights of step {FAIL_AT - 1} are kept" in exc.reason and "batch" in exc.reason
     assert _same(_head(model), after[FAIL_AT - 1])  # failed before any update of step 3
     assert not any(p.requires_grad for p in model.backbone.parameters())
     _previous_intact(path, digest)
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="open (rpn_core/train.py _step): out-of-memory is not turned into a TrainingError "
-    "with advice (smaller batch, 'head' mode, smaller max_side); the raw torch error escapes",
-)
-def test_out_of_memory_is_reported_as_a_training_error_with_advice(setup, monkeypatch):
-    model, _path, _digest = setup
+def test_out_of_memory_inside_the_optimiser_step_restores_the_weights(setup, monkeypatch):
+    """An OOM in ``optimizer.step()`` after a partial update: the snapshot is put back."""
+    model, path, digest = setup
+    real_step = torch.optim.SGD.step
+    calls = {"n": 0}
 
-    def boom(_losses):
-        raise torch.OutOfMemoryError("CUDA out of memory. Tried to allocate 2.00 GiB")
+    def step(self, *args, **kwargs):
+        calls["n"] += 1
+        if calls["n"] == FAIL_AT:
+            with torch.no_grad():
+                for group in self.param_groups:
+                    group["params"][0].add_(1.0)  # half-done update
+            raise torch.OutOfMemoryError("CUDA out of memory. Tried to allocate 1.00 GiB")
+        return real_step(self, *args, **kwargs)
 
-    _inject(monkeypatch, boom)
-    _after, exc = _train_until_failure(model)
-    assert isinstance(exc, TrainingError) and "memory" in exc.reason
-    assert "batch" in exc.reason
+    monkeypatch.setattr(torch.optim.SGD, "step", step)
+    after, exc = _train_until_failure(model)
+    assert isinstance(exc, TrainingError) and "ran out of memory at step 3" in exc.reason
+    assert _same(_head(model), after[FAIL_AT - 1])
+    _previous_intact(path, digest)
 
 
 def test_cancel_stops_after_the_current_step_and_keeps_the_file(setup):
