@@ -3,8 +3,11 @@
 A weights file ``NAME.safetensors`` holds the tensors (the truncated backbone and the RPN
 head) and, in its header metadata, the ``RPNConfig`` as JSON. Beside it ``NAME.json`` holds
 ``{"format", "format_version", "sha256", "config", "metadata"}``; when the sidecar exists,
-the file's sha256 must match it. Pickle files (``torch.save`` checkpoints) are recognised
-by their first bytes and refused before anything parses them: unpickling can run code.
+the file's sha256 must match it. A save writes the sidecar first, keeping the replaced
+version's ``{"sha256", "config", "metadata"}`` under ``"previous"``, then the tensors: a
+crash between the two leaves the old tensors, which still load. Pickle files
+(``torch.save`` checkpoints) are recognised by their first bytes and refused before anything
+parses them: unpickling can run code.
 
 Every failure is a :class:`WeightsError` naming the file and the reason.
 """
@@ -71,11 +74,33 @@ def write_weights(
             "config": config,
             "metadata": metadata,
         }
-        _atomic_write(path, data)
+        previous = _entry_on_disk(path)
+        if previous is not None:
+            side["previous"] = previous
+        # Sidecar first, naming both versions: a crash between the two replaces leaves the
+        # old tensors beside a sidecar that still describes them (read_weights uses it).
         _atomic_write(sidecar_path(path), (json.dumps(side, indent=2) + "\n").encode())
+        _atomic_write(path, data)
     except (AnnotationWriteError, OSError, TypeError, ValueError) as exc:
         raise WeightsError(path, f"cannot write weights: {exc}") from exc
     return digest
+
+
+def _entry_on_disk(path: Path) -> dict | None:
+    """``{"sha256", "config", "metadata"}`` of the weights file now at ``path``, when its
+    sidecar describes it (as the current or the previous version); else None."""
+    try:
+        side = _read_sidecar(path)
+        data = path.read_bytes() if side is not None else None
+    except (WeightsError, OSError):
+        return None
+    if side is None or data is None:
+        return None
+    digest = hashlib.sha256(data).hexdigest()
+    for entry in (side, side.get("previous")):
+        if isinstance(entry, dict) and entry.get("sha256") == digest:
+            return {k: entry.get(k) for k in ("sha256", "config", "metadata")}
+    return None
 
 
 def _looks_like_pickle(data: bytes) -> str | None:
@@ -144,6 +169,10 @@ def read_weights(
         raise WeightsError(sidecar_path(path), "missing weights metadata file")
     if side is not None:
         digest = hashlib.sha256(data).hexdigest()
+        previous = side.get("previous")
+        if side.get("sha256") != digest and isinstance(previous, dict):
+            if previous.get("sha256") == digest:  # a save was interrupted: the old version
+                side = {**side, **previous}
         if side.get("sha256") != digest:
             raise WeightsError(
                 path,
