@@ -143,6 +143,7 @@ def main() -> None:
     config = TrainConfig(
         mode=args.mode, epochs=1000, max_steps=args.steps, seed=args.seed,
         batch_size=args.batch_size, lr=args.lr, augment_copies=4, recall_top_n=(100,),
+        validate_every=5,
     )  # fmt: skip
     cpu0, wall0 = time.process_time(), time.perf_counter()
     budget_hit = False

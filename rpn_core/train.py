@@ -343,7 +343,8 @@ def _train_loop(
                 "train", step, run.total_steps, epoch + 1, losses["cls"], losses["reg"],
                 losses["total"], lr, rate, eta,
             )  # fmt: skip
-        if epoch + 1 < cfg.epochs and step < run.total_steps:
+        due = (epoch + 1) % cfg.validate_every == 0
+        if due and epoch + 1 < cfg.epochs and step < run.total_steps:
             yield run.val_record(step, epoch + 1, base)
             run.model.train()
     return step, "completed"

@@ -38,7 +38,10 @@ class TrainingError(Exception):
 
 @dataclass(frozen=True, kw_only=True)
 class TrainConfig:
-    """Fine-tuning settings; the only place their defaults live (keyword-only)."""
+    """Fine-tuning settings; the only place their defaults live (keyword-only).
+
+    ``validate_every``: validation after every that many epochs (and always at the end).
+    """
 
     mode: Mode = "head"
     epochs: int = 12
@@ -56,6 +59,7 @@ class TrainConfig:
     time_budget_s: float | None = None
     device: str | None = None
     recall_top_n: tuple[int, ...] = (100,)
+    validate_every: int = 1
     grad_clip: float = 10.0
 
     def __post_init__(self) -> None:
@@ -65,8 +69,8 @@ class TrainConfig:
             raise ValueError("epochs (and max_steps, when given) must be >= 1")
         if not (math.isfinite(self.lr) and self.lr > 0):
             raise ValueError(f"learning rate must be a positive number, got {self.lr}")
-        if self.batch_size < 1 or self.augment_copies < 1:
-            raise ValueError("batch_size and augment_copies must be >= 1")
+        if self.batch_size < 1 or self.augment_copies < 1 or self.validate_every < 1:
+            raise ValueError("batch_size, augment_copies and validate_every must be >= 1")
         if not 0.0 <= self.val_fraction < 1.0:
             raise ValueError(f"validation fraction must be in [0, 1), got {self.val_fraction}")
         if self.time_budget_s is not None and self.time_budget_s <= 0:

@@ -256,3 +256,10 @@ def test_explicit_validation_items_and_bad_settings(model):
         TrainConfig(lr=float("nan"))
     with pytest.raises(ValueError, match="no annotated images"):
         list(fine_tune(model, [(items[0][0], np.zeros((0, 4)))], TrainConfig()))
+
+
+def test_validate_every_n_epochs(model):
+    cfg = TrainConfig(**{**FAST, "epochs": 4, "validate_every": 2})
+    records = list(fine_tune(model, make_items(5), cfg))
+    # 4 train images, 2 steps per epoch: before (step 0), after epoch 2 (step 4), the end (8)
+    assert [r.step for r in records if r.phase == "validate"] == [0, 4, 8]
