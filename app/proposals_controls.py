@@ -142,6 +142,9 @@ class ProposalsControls(QWidget):
         header = table.horizontalHeader()
         header.setMinimumSectionSize(24)
         header.setSectionResizeMode(QHeaderView.ResizeMode.ResizeToContents)
+        # Size columns from the first rows only: measuring all 300-3000 rows on every relayout
+        # cost 0.4-0.6 s of GUI time per update (41,000 data() calls, measured).
+        header.setResizeContentsPrecision(32)
         table.setAlternatingRowColors(True)
         return table
 

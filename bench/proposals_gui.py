@@ -9,7 +9,9 @@ Prints, one ``key=value`` per line:
 ``run_ms``             median of warm runs on the same image (backbone + head, worker thread);
 ``reselect_ms``        median of control changes (top-N, NMS IoU, threshold, min size) applied
                        to the cached raw output: ``select_proposals`` + layer + table + summary;
-``select_ms``          median of ``select_proposals`` alone on the same changes.
+``select_ms``          median of ``select_proposals`` alone on the same changes;
+``gui_stall_max_ms``   longest the GUI thread did not answer a 10 ms timer during the
+                       first run (and its 99th percentile): the background work's GIL share.
 The default image is the shipped sample (``resources/samples/astronaut.jpg``).
 """
 
@@ -21,9 +23,11 @@ import sys
 import time
 from pathlib import Path
 
+import numpy as np
+
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from PySide6.QtCore import QEventLoop, QSettings  # noqa: E402
+from PySide6.QtCore import QEventLoop, QSettings, QTimer  # noqa: E402
 from PySide6.QtWidgets import QApplication  # noqa: E402
 
 import app  # noqa: E402,F401 - PySide6 work-around first
@@ -42,7 +46,7 @@ def main() -> int:
     parser.add_argument("--repeats", type=int, default=5)
     args = parser.parse_args()
 
-    qapp = QApplication.instance() or QApplication([])
+    _qapp = QApplication.instance() or QApplication([])  # kept alive for the run
     from app.main_window import MainWindow
     from app.settings import AppSettings
 
@@ -55,22 +59,41 @@ def main() -> int:
         panel.set_weights(args.weights)
 
     def wait_idle(timeout_s: float = 300) -> None:
-        t = time.perf_counter()
-        while (panel.runner.is_busy() or "rpn" not in panel._runs) and (
-            time.perf_counter() - t < timeout_s
-        ):
+        """Run the real event loop (idle between events, as in the app) until the run ends."""
+        loop, timer, t = QEventLoop(), QTimer(), time.perf_counter()
+
+        def check() -> None:
             status = panel.ui.status_label.text()
             if "Could not" in status or "failed" in status:
-                raise SystemExit(status)
-            qapp.processEvents(QEventLoop.ProcessEventsFlag.AllEvents, 20)
+                loop.exit(1)
+            elif not panel.runner.is_busy() and "rpn" in panel._runs:
+                loop.exit(0)
+            elif time.perf_counter() - t > timeout_s:
+                loop.exit(2)
 
+        timer.timeout.connect(check)
+        timer.start(5)
+        code = loop.exec()
+        timer.stop()
+        if code:
+            raise SystemExit(f"run did not finish: {panel.ui.status_label.text()}")
+
+    # GUI stalls: the longest gap between ticks of a 10 ms timer while the first run (torch
+    # import, weights, backbone) goes on in the background.
+    ticks: list[float] = []
+    ticker = QTimer()
+    ticker.timeout.connect(lambda: ticks.append(time.perf_counter()))
+    ticker.start(10)
     t0 = time.perf_counter()
     window.open_paths([args.image])
     wait_idle()
     first = time.perf_counter() - t0
+    ticker.stop()
+    gaps = np.diff(ticks) * 1000 if len(ticks) > 1 else np.zeros(1)
     print(f"image={args.image} size={panel._runs['rpn'].raw.image_size}")
     print(f"first_proposals_s={first:.2f}")
     print(f"model_load_s={panel.timings.get('model_load_s', 0.0):.2f}")
+    print(f"gui_stall_max_ms={gaps.max():.0f} gui_stall_p99_ms={np.percentile(gaps, 99):.0f}")
 
     runs = []
     for _ in range(args.repeats):
