@@ -205,16 +205,9 @@ def test_symlink_loop_in_the_window_lists_each_image_once(qtbot, app_settings, t
     assert window.document.size == MC.CASE_SIZE
 
 
-ANCHOR_QUESTION = (
-    "open question for the lead (anchor lab / proposals panel): a checkpoint trained with "
-    "another anchor configuration loads and proposes with its own anchors, while the anchor "
-    "overlay keeps the lab's configuration; the user is not told that the two differ "
-    "(STYLE.md #7: the overlay's anchors are the model's anchors)"
-)
-
-
-# ANCHOR_QUESTION answered: the anchor lab adopts a loaded model's anchor set and says so
-# (app.anchor_lab._follow_model_loader).
+# Found here first (a foreign-anchor checkpoint proposed with its own anchors while the overlay
+# kept the lab's, silently); answered by the anchor lab: it adopts a loaded model's anchor set
+# and says so (app.anchor_lab._follow_model_loader). STYLE.md #7.
 def test_checkpoint_with_other_anchors_in_the_window_is_explained(
     qtbot, app_settings, corpus, corpus_weights
 ):
@@ -227,4 +220,4 @@ def test_checkpoint_with_other_anchors_in_the_window_is_explained(
     texts = [panel.ui.status_label.text()] + [t for _lv, t in window.message_bar.messages]
     told = any("anchor" in t.lower() for t in texts)
     assert panel.shutdown(30_000)
-    assert told or lab.anchor_config.num_anchors_per_location == 12
+    assert told and lab.anchor_config.num_anchors_per_location == 12  # 4 sizes x 3 ratios
