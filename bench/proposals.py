@@ -28,7 +28,7 @@ import cv2
 import numpy as np
 import torch
 
-from rpn_core.model import load_embedded_model, propose
+from rpn_core.model import load_embedded_model, load_model, propose
 from rpn_core.proposals import proposal_metrics, selective_search
 
 OPENCV_DATA = Path("/usr/share/doc/opencv-doc/examples/data")
@@ -58,6 +58,7 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--max-images", type=int, default=40)
     p.add_argument("--rpn-top-n", type=int, default=300)
     p.add_argument("--ss-top-n", type=int, default=2000)
+    p.add_argument("--weights", type=Path, help="RPN weights (default: the embedded RPN)")
     # One thread by default: Selective Search runs on one core, so this compares core for
     # core, and on a shared machine a second OpenMP thread mostly waits for its neighbours.
     p.add_argument("--threads", type=int, default=1, help="torch threads (0: torch's default)")
@@ -66,7 +67,7 @@ def main(argv: list[str] | None = None) -> int:
         torch.set_num_threads(args.threads)
 
     items = load_set(args.data, args.max_images)
-    model = load_embedded_model("cpu")
+    model = load_model(args.weights, "cpu") if args.weights else load_embedded_model("cpu")
     propose(model, items[0][1])  # warm-up (allocator, oneDNN kernels)
     rpn_s, ss_s, rpn_cpu, ss_cpu, rpn_pairs, ss_pairs = [], [], [], [], [], []
     for k, (name, rgb, gt) in enumerate(items, 1):

@@ -145,9 +145,9 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--batch", type=int, default=8)
     p.add_argument("--lr", type=float, default=1e-3)
     p.add_argument("--seed", type=int, default=0)
-    # Faster R-CNN's 128-512 plus 64 for small objects: objects filling a photo reach ~600
-    # px at shorter side 600, where the largest anchor of the default set (256) falls short.
-    p.add_argument("--anchor-sizes", type=float, nargs="+", default=[64, 128, 256, 512])
+    # The project's default AnchorConfig (what the overlay draws). Adding 512 was tried
+    # (same data, 2400 steps): hold-out AR@300 0.641 either way, so the default stays.
+    p.add_argument("--anchor-sizes", type=float, nargs="+", default=[64, 128, 256])
     args = p.parse_args(argv)
     torch.manual_seed(args.seed)  # the head's initialisation
 

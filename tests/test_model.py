@@ -296,7 +296,8 @@ def test_embedded_weights_load_and_are_trained():
 
     side = json.loads(resources.path_of("weights/rpn_mobilenetv2.json").read_text())
     assert m.config == RPNConfig.from_dict(side["config"])
-    assert m.config.anchors == AnchorConfig()
+    a = m.config.anchors.num_anchors_per_location
+    assert m.rpn.head.cls_logits.out_channels == a and m.rpn.head.bbox_pred.out_channels == 4 * a
     # a trained objectness layer is no longer torchvision's N(0, 0.01) initialisation
     assert m.rpn.head.cls_logits.weight.std().item() > 0.02
     assert not math.isnan(side["metadata"]["holdout_metrics"]["300"]["AR"])
