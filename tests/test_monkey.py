@@ -2,6 +2,7 @@
 and keyboard events, and invariants checked after every action.
 
 Actions: draw, move, resize, delete, relabel (class keys), copy + paste, duplicate, nudge,
+accept proposals (a small random-weight RPN; 1-3 selected table rows, one undo step),
 next/previous image, zoom, undo, redo. Invariants after each action:
 
 * every box is valid and inside its image (:mod:`rpn_core.boxes` convention), and the canvas
@@ -125,6 +126,23 @@ class Monkey:
         actions = self.w.actions
         [actions.zoom_in, actions.zoom_out, actions.zoom_fit, actions.zoom_actual][choice].trigger()
 
+    def accept(self) -> None:
+        """Run the RPN (a small random-weight model) if needed, select 1-3 proposals in the
+        table and accept them: one undo step."""
+        panel = self.w.proposals_panel
+        if "rpn" not in panel._runs:
+            with self.qtbot.waitSignal(panel.runner.finished, timeout=120_000):
+                panel.run()
+        n = len(panel.layer.boxes)
+        if n:
+            picks = self.rng.choice(n, size=min(n, int(self.rng.integers(1, 4))), replace=False)
+            for k, index in enumerate(sorted(int(i) for i in picks)):
+                panel.select_proposal(index, toggle=k > 0)
+            stack = self.doc.undo_stack
+            before = stack.index()
+            accepted = panel.accept_selected()
+            assert accepted == 0 or (stack.index() == before + 1 == stack.count())
+
     def undo(self) -> None:
         self.key(Qt.Key.Key_Z, KEY_MOD.ControlModifier)
 
@@ -189,6 +207,7 @@ class Monkey:
             "delete": (self.delete, 2), "relabel": (self.relabel, 2), "paste": (self.paste, 1),
             "duplicate": (self.duplicate, 1), "nudge": (self.nudge, 1), "zoom": (self.zoom, 1),
             "undo": (self.undo, 3), "redo": (self.redo, 2), "navigate": (self.navigate, 1),
+            "accept": (self.accept, 1),
         }
         names = list(actions)
         weights = np.array([actions[k][1] for k in names], dtype=float)
@@ -205,6 +224,14 @@ class Monkey:
         return self.counts
 
 
+def _tiny_model():
+    from rpn_core.model import RPNModel
+    from rpn_core.rpn_config import RPNConfig
+
+    torch.manual_seed(0)
+    return RPNModel(RPNConfig(min_side=96, max_side=160), device="cpu")
+
+
 def _size_of(folder, path) -> tuple[int, int]:
     return SIZES[int(path.stem[-1])]
 
@@ -214,12 +241,14 @@ def _run(qtbot, app_settings, tmp_path, n: int, seed: int) -> dict[str, int]:
     for i, size in enumerate(SIZES):
         make_image(folder / f"img{i}.png", i, size)
     window = open_window(qtbot, app_settings, [folder], fmt="labelme")
+    window.model_loader.set_model(_tiny_model())
     window.workspace.classes.merge(CLASSES)
     qtbot.waitUntil(lambda: window.anchor_lab.ready, timeout=120_000)
     window.anchor_lab.relabel()
     monkey = Monkey(qtbot, window, folder, seed)
     counts = monkey.run(n)
     monkey.navigate()  # the last image's edits are checked and saved too
+    assert window.proposals_panel.shutdown(30_000)
     assert sum(counts.values()) == n
     return counts
 
@@ -234,7 +263,8 @@ def test_monkey_1000_actions(qtbot, app_settings, tmp_path):
     counts = _run(qtbot, app_settings, tmp_path, 1000, seed=12)
     print("monkey action counts:", counts)
     assert all(counts.get(k, 0) > 0 for k in ("draw", "move", "resize", "delete", "relabel",
-                                               "paste", "navigate", "zoom", "undo", "redo"))
+                                               "paste", "navigate", "zoom", "undo", "redo",
+                                               "accept"))
 
 
 def test_resizing_a_box_to_zero_width_is_refused_cleanly(qtbot, app_settings, tmp_path):
