@@ -263,10 +263,12 @@ LABELS = st.text(st.characters(blacklist_categories=("Cs", "Cc", "Cn", "Zl", "Zp
                  min_size=1, max_size=10).filter(lambda s: s == s.strip())
 
 
-# Found by this test: YOLO writes six decimals, so a box thinner than 5e-7 of the image
-# (e.g. 0.002 px of 5000 px) is written as size 0.000000 and dropped on re-read. The editor
-# never makes boxes that thin; the round trip uses boxes of at least 0.01 px.
-MIN_SIDE = 0.01
+# Found by this test: YOLO wrote six decimals, so a box thinner than 5e-7 of the image (e.g.
+# 0.002 px of 5000 px) was written as size 0.000000 and dropped on re-read; fixed in
+# rpn_core/formats/yolo.py (six significant digits for such sizes). Boxes here are at least
+# MIN_SIDE wide: smaller than that, YOLO's six decimals of the centre move the box more than
+# the round trip's tolerance.
+MIN_SIDE = 1e-9
 
 
 @st.composite

@@ -201,5 +201,12 @@ def format_yolo(ann: ImageAnnotation, classes: list[str]) -> tuple[bytes, list[s
         cy = (box.y1 + box.y2) / 2 / ann.height
         w = box.width / ann.width
         h = box.height / ann.height
-        lines.append(f"{index[box.label]} {cx:.6f} {cy:.6f} {w:.6f} {h:.6f}\n")
+        lines.append(f"{index[box.label]} {cx:.6f} {cy:.6f} {_size_text(w)} {_size_text(h)}\n")
     return "".join(lines).encode("utf-8"), classes
+
+
+def _size_text(value: float) -> str:
+    """Six decimals, or six significant digits for a size that would print as 0.000000 (a
+    box thinner than 5e-7 of the image would otherwise be dropped when read back)."""
+    text = f"{value:.6f}"
+    return text if float(text) > 0 or value <= 0 else f"{value:.6g}"
