@@ -65,13 +65,17 @@ def train_job(get_model: Any, items: list, config: Any, *, threads: int | None =
 
     _lower_thread_priority()
     model = copy.deepcopy(get_model())
-    previous = torch.get_num_threads()
+    import cv2
+
+    previous = torch.get_num_threads(), cv2.getNumThreads()
     if threads:
         torch.set_num_threads(threads)
+        cv2.setNumThreads(threads)  # resizing in augmentation: OpenCV's own thread pool
     try:
         result = yield from fine_tune(model, items, config)
     finally:
-        torch.set_num_threads(previous)
+        torch.set_num_threads(previous[0])
+        cv2.setNumThreads(previous[1])
     return TrainedModel(model, result)
 
 
