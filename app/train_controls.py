@@ -31,8 +31,8 @@ __all__ = ["LossPlot", "TrainControls", "format_eta", "recall_html"]
 
 _D = TrainConfig()
 MODES = {
-    "head": "RPN head only (fast: cached features)",
-    "partial": "Head + last backbone stage",
+    "head": "RPN head (fast)",
+    "partial": "Head + last stage",
     "full": "Whole network (slow)",
 }
 # curve key -> (legend name, colour, dashed?)
@@ -138,6 +138,11 @@ class TrainControls(QWidget):
         self.mode = QComboBox()
         for key, text in MODES.items():
             self.mode.addItem(text, key)
+        self.mode.setToolTip(
+            "RPN head: backbone features are computed once and cached (fastest).\n"
+            "Head + last stage: also MobileNetV2's 96-channel stage.\n"
+            "Whole network: every backbone layer (batch-norm statistics stay frozen)."
+        )
         self.epochs = _int(1, 10000, _D.epochs)
         self.lr = _double(1e-5, 1.0, _D.lr, 0.001, 5)
         self.batch = _int(1, 64, _D.batch_size)

@@ -21,8 +21,16 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from PySide6.QtCore import QThreadPool, Signal
-from PySide6.QtWidgets import QFileDialog, QLabel, QMainWindow, QVBoxLayout, QWidget
+from PySide6.QtCore import Qt, QThreadPool, Signal
+from PySide6.QtWidgets import (
+    QFileDialog,
+    QFrame,
+    QLabel,
+    QMainWindow,
+    QScrollArea,
+    QVBoxLayout,
+    QWidget,
+)
 
 from app.train_controls import LossPlot, TrainControls, format_eta, recall_html
 from app.workers import ModelLoader, Worker
@@ -128,9 +136,16 @@ class TrainPanel(QWidget):
         # proposals and image loading.
         self.pool = QThreadPool(self)
         self.pool.setMaxThreadCount(1)
+        scroll = QScrollArea(self)  # the dock may be short: scroll rather than squeeze
+        scroll.setWidgetResizable(True)
+        scroll.setFrameShape(QFrame.Shape.NoFrame)
+        scroll.setHorizontalScrollBarPolicy(Qt.ScrollBarPolicy.ScrollBarAlwaysOff)
+        scroll.setWidget(self.ui)
+        self.ui.setMinimumWidth(320)
+        self.ui.setMinimumHeight(760)
         layout = QVBoxLayout(self)
         layout.setContentsMargins(4, 4, 4, 4)
-        layout.addWidget(self.ui)
+        layout.addWidget(scroll)
         self.plot: LossPlot | None = None
         self.worker: Worker | None = None
         self.items: list[ImageAnnotation] = []
@@ -359,8 +374,6 @@ def install_train_panel(window: QMainWindow) -> TrainPanel:
     """Add the Train dock to the main window (which has ``workspace``, ``document``,
     ``model_loader`` and optionally ``proposals_panel``) and show the active weights in the
     status bar."""
-    from PySide6.QtCore import Qt
-
     panel = TrainPanel(
         window.workspace, window.document, window.model_loader,
         getattr(window, "proposals_panel", None), window,
