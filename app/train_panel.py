@@ -331,7 +331,7 @@ class TrainPanel(QWidget):
         from rpn_core.checkpoint import describe_anchor_mismatch
 
         self.last_result = None
-        lab = getattr(self.parent(), "anchor_lab", None)
+        lab = getattr(self.window(), "anchor_lab", None)
         current = getattr(lab, "anchor_config", None)
         why = describe_anchor_mismatch(info.config.anchors, current) if current else None
         self._activate(model, str(path))
