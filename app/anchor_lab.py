@@ -23,7 +23,7 @@ from PySide6.QtWidgets import QDockWidget, QFrame, QMainWindow, QScrollArea, QWi
 
 from app.anchor_overlay import AnchorOverlay
 from app.anchor_settings import AnchorSettingsPanel, load_configs, save_configs
-from app.workers import ModelState, Worker
+from app.workers import ModelState, Worker, import_torch
 from rpn_core.anchor_view import DisplayMode, ViewOptions, categorize
 from rpn_core.anchors import AnchorConfig, anchor_metadata
 from rpn_core.labelling import LabelConfig
@@ -34,16 +34,8 @@ LOADING = "Loading torch... anchors appear in a moment"
 
 
 def _warm_up() -> None:
-    """Import torch and run the labelling once (first calls are slow) -- off the GUI thread.
-
-    torchvision is imported too, before any torch op runs: the model loader imports it on
-    another thread at the same time, and a torch op that lazily initialises torch internals
-    while torchvision's import (torch._dynamo) reads them failed with "'prims' object has no
-    attribute 'sum'". Importing the whole chain here first makes the other thread wait on
-    Python's module locks instead.
-    """
-    import torch  # noqa: F401
-    import torchvision  # noqa: F401
+    """Import torch and run the labelling once (first calls are slow) -- off the GUI thread."""
+    import_torch()
 
     from rpn_core.labelling import label_image
 

@@ -67,6 +67,9 @@ def train_job(get_model: Any, items: list, config: Any, *, threads: int | None =
     free for the GUI), and the thread runs at a lower priority."""
     import copy
 
+    from app.workers import import_torch
+
+    import_torch()
     import torch
 
     from rpn_core.train import fine_tune

@@ -142,6 +142,23 @@ class Worker(QRunnable):
             self._emit("progress", last)
 
 
+_TORCH_IMPORT_LOCK = threading.Lock()
+
+
+def import_torch() -> None:
+    """Import torch and torchvision completely, once per process, from any thread.
+
+    Two threads importing them at the same time (the anchor lab's warm-up and the model
+    loader) let one run a torch op while the other was half-way through torchvision's import
+    of ``torch._dynamo``, which failed with "'prims' object has no attribute 'sum'". Every
+    background path that is about to use torch calls this first, so no torch op runs before
+    the whole chain is imported.
+    """
+    with _TORCH_IMPORT_LOCK:
+        import torch  # noqa: F401
+        import torchvision  # noqa: F401
+
+
 def _shutting_down() -> bool:
     """The interpreter is exiting (a job still running then fails on imports; stay quiet)."""
     return sys.is_finalizing() or not threading.main_thread().is_alive()
@@ -307,7 +324,8 @@ class ModelLoader(QObject):
                 return model
             self._set_state(ModelState.LOADING, self._source_text(path))
             try:
-                from rpn_core import model as rpn_model  # lazy: imports torch
+                import_torch()
+                from rpn_core import model as rpn_model
 
                 if path is None:
                     model = rpn_model.load_embedded_model(device=self._device)
