@@ -173,9 +173,7 @@ def anchor_metadata(
         anchors = generate_anchors(image_size, config).numpy()
     anchors = np.asarray(anchors)
     h, w = image_size
-    cross = (
-        (anchors[:, 0] < 0) | (anchors[:, 1] < 0) | (anchors[:, 2] > w) | (anchors[:, 3] > h)
-    )
+    cross = (anchors[:, 0] < 0) | (anchors[:, 1] < 0) | (anchors[:, 2] > w) | (anchors[:, 3] > h)
     return AnchorMeta(
         row=np.repeat(loc // wf, a),
         col=np.repeat(loc % wf, a),
