@@ -59,6 +59,7 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--rpn-top-n", type=int, default=300)
     p.add_argument("--ss-top-n", type=int, default=2000)
     p.add_argument("--weights", type=Path, help="RPN weights (default: the embedded RPN)")
+    p.add_argument("--float32", action="store_true", help="no bfloat16 backbone")
     # One thread by default: Selective Search runs on one core, so this compares core for
     # core, and on a shared machine a second OpenMP thread mostly waits for its neighbours.
     p.add_argument("--threads", type=int, default=1, help="torch threads (0: torch's default)")
@@ -68,6 +69,7 @@ def main(argv: list[str] | None = None) -> int:
 
     items = load_set(args.data, args.max_images)
     model = load_model(args.weights, "cpu") if args.weights else load_embedded_model("cpu")
+    model.bf16_inference = not args.float32
     propose(model, items[0][1])  # warm-up (allocator, oneDNN kernels)
     rpn_s, ss_s, rpn_cpu, ss_cpu, rpn_pairs, ss_pairs = [], [], [], [], [], []
     for k, (name, rgb, gt) in enumerate(items, 1):
