@@ -5,7 +5,11 @@
 ``label_anchors_ms_median_20gt=<float>``. Goal: <= 2 ms at 20 GT (the overlay relabels on
 every mouse move) and never slower than the torchvision path.
 
-Usage: python bench/labelling.py [--repeats 300]
+Both paths run with the same number of torch intra-op threads, 1 by default: the overlay
+relabels on the GUI thread with one thread (two OpenMP threads on a busy 2-core machine made
+these millisecond-sized ops up to 10x slower, waiting at each op's barrier).
+
+Usage: python bench/labelling.py [--repeats 300] [--threads 1]
 """
 
 from __future__ import annotations
@@ -46,7 +50,9 @@ def median_ms(fn, repeats: int) -> float:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--repeats", type=int, default=300)
+    parser.add_argument("--threads", type=int, default=1)
     args = parser.parse_args()
+    torch.set_num_threads(args.threads)
     config = AnchorConfig()
     anchors = generate_anchors(IMAGE_SIZE, config)
     matcher = Matcher(0.7, 0.3, allow_low_quality_matches=True)

@@ -35,6 +35,7 @@ __all__ = [
     "AnchorMeta",
     "anchor_metadata",
     "base_anchors",
+    "base_anchors_numpy",
     "feature_size",
     "generate_anchors",
 ]
@@ -108,13 +109,25 @@ def base_anchors(
     import torch
 
     dtype = dtype or torch.float32
-    sizes = torch.as_tensor(config.sizes, dtype=dtype, device=device)
-    ratios = torch.as_tensor(config.aspect_ratios, dtype=dtype, device=device)
-    h_scale = torch.sqrt(ratios)
-    w_scale = 1 / h_scale
+    base = base_anchors_numpy(config, torch.empty(0, dtype=dtype).numpy().dtype)
+    return torch.from_numpy(base).to(device=device)
+
+
+def base_anchors_numpy(config: AnchorConfig, dtype: np.dtype | type = np.float32) -> np.ndarray:
+    """:func:`base_anchors` as a numpy array of ``dtype`` (float32 or float64).
+
+    The same IEEE operations as torchvision's ``AnchorGenerator`` (sqrt, reciprocal, products,
+    halving, round-half-to-even) at the same precision, so the values are identical; a dozen
+    tiny numpy ops cost ~1 us each against ~5 us as torch ops, and the overlay calls this on
+    every frame.
+    """
+    dtype = np.dtype(dtype)
+    sizes = np.asarray(config.sizes, dtype=dtype)
+    h_scale = np.sqrt(np.asarray(config.aspect_ratios, dtype=dtype))
+    w_scale = dtype.type(1) / h_scale
     widths = (w_scale[:, None] * sizes[None, :]).reshape(-1)
     heights = (h_scale[:, None] * sizes[None, :]).reshape(-1)
-    return (torch.stack([-widths, -heights, widths, heights], dim=1) / 2).round()
+    return np.round(np.stack([-widths, -heights, widths, heights], axis=1) / dtype.type(2))
 
 
 def generate_anchors(

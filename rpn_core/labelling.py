@@ -34,7 +34,9 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Literal
 
-from rpn_core.anchors import AnchorConfig, base_anchors, feature_size
+import numpy as np
+
+from rpn_core.anchors import AnchorConfig, base_anchors_numpy, feature_size
 from rpn_core.boxes import invalid_box_indices
 
 if TYPE_CHECKING:  # pragma: no cover - typing only
@@ -170,16 +172,16 @@ def _as_tensor(x: object, like: torch.Tensor | None = None) -> torch.Tensor:
 
 
 def _grid_extents(
-    image_size: tuple[int, int], anchor_config: AnchorConfig, like: torch.Tensor
-) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]:
-    """Anchor x-extents per column ``(Wf, A)``, y-extents per row ``(Hf, A)``, base anchors."""
-    import torch
-
+    image_size: tuple[int, int], anchor_config: AnchorConfig, dtype: np.dtype
+) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """Anchor x-extents per column ``(Wf, A)``, y-extents per row ``(Hf, A)``, base anchors
+    ``(A, 4)``, in numpy: these arrays are small, and numpy's per-op cost is a fifth of
+    torch's. The values equal :func:`generate_anchors`' exactly (integers times the stride
+    plus the same rounded base anchors)."""
     hf, wf = feature_size(image_size, anchor_config)
-    base = base_anchors(anchor_config, dtype=like.dtype, device=like.device)  # (A, 4)
-    stride = anchor_config.stride
-    xs = torch.arange(wf, dtype=like.dtype, device=like.device)[:, None] * stride
-    ys = torch.arange(hf, dtype=like.dtype, device=like.device)[:, None] * stride
+    base = base_anchors_numpy(anchor_config, dtype)
+    xs = (np.arange(wf) * anchor_config.stride).astype(dtype)[:, None]
+    ys = (np.arange(hf) * anchor_config.stride).astype(dtype)[:, None]
     return xs + base[:, 0], xs + base[:, 2], ys + base[:, 1], ys + base[:, 3], base
 
 
@@ -189,21 +191,27 @@ def anchor_grid_iou(
     """IoU ``(T, G)`` of ``generate_anchors(image_size, anchor_config)`` with ``gt_boxes``.
 
     Equal to ``torchvision.ops.box_iou(anchors, gt_boxes)`` bit for bit, in the dtype of
-    ``gt_boxes`` (float32 unless given float64), computed separably (module docstring).
-    The result is a transposed view of a contiguous GT-major ``(G, T)`` tensor.
+    ``gt_boxes`` (float32 unless given float64) and on its device, computed separably
+    (module docstring): the per-axis overlaps ``(G, Wf, A)`` and ``(G, Hf, A)`` in numpy, the
+    ``(G, T)`` products in torch. The result is a transposed view of that GT-major tensor.
     """
     import torch
 
     gt = _as_tensor(gt_boxes)
-    ax1, ax2, ay1, ay2, base = _grid_extents(image_size, anchor_config, gt)
-    gx1, gy1, gx2, gy2 = (c[:, None, None] for c in gt.unbind(dim=1))  # (G, 1, 1)
-    ix = (torch.minimum(ax2, gx2) - torch.maximum(ax1, gx1)).clamp_(min=0)  # (G, Wf, A)
-    iy = (torch.minimum(ay2, gy2) - torch.maximum(ay1, gy1)).clamp_(min=0)  # (G, Hf, A)
+    g = gt.detach().cpu().numpy()
+    ax1, ax2, ay1, ay2, base = _grid_extents(image_size, anchor_config, g.dtype)
+    gx1, gy1, gx2, gy2 = (g[:, i, None, None] for i in range(4))  # (G, 1, 1)
+    ix = np.maximum(np.minimum(ax2, gx2) - np.maximum(ax1, gx1), 0)  # (G, Wf, A)
+    iy = np.maximum(np.minimum(ay2, gy2) - np.maximum(ay1, gy1), 0)  # (G, Hf, A)
     area_a = (base[:, 2] - base[:, 0]) * (base[:, 3] - base[:, 1])  # (A,)
     area_g = (gx2 - gx1) * (gy2 - gy1)  # (G, 1, 1)
+    ix_t, iy_t, areas = (
+        torch.from_numpy(np.ascontiguousarray(a)).to(gt.device)
+        for a in (ix, iy, area_a + area_g)
+    )
     # (G, Hf, Wf, A): GT-major so that reductions over G run along contiguous rows.
-    inter = ix[:, None, :, :] * iy[:, :, None, :]  # == wh[..., 0] * wh[..., 1]
-    union = torch.sub((area_a + area_g)[:, None, :, :], inter)
+    inter = ix_t[:, None, :, :] * iy_t[:, :, None, :]  # == wh[..., 0] * wh[..., 1]
+    union = torch.sub(areas[:, None, :, :], inter)
     iou = torch.div(inter, union, out=union)
     return iou.reshape(gt.shape[0], ix.shape[1] * iy.shape[1] * base.shape[0]).T
 
@@ -214,11 +222,11 @@ def anchor_grid_cross_boundary(
     """``(T,)`` bool: the grid anchor reaches outside ``[0, W] x [0, H]`` (separably)."""
     import torch
 
-    ax1, ax2, ay1, ay2, _ = _grid_extents(image_size, anchor_config, torch.zeros(0))
+    ax1, ax2, ay1, ay2, _ = _grid_extents(image_size, anchor_config, np.dtype(np.float32))
     h, w = image_size
     x_out = (ax1 < 0) | (ax2 > w)  # (Wf, A)
     y_out = (ay1 < 0) | (ay2 > h)  # (Hf, A)
-    return (y_out[:, None, :] | x_out[None, :, :]).reshape(-1)
+    return torch.from_numpy((y_out[:, None, :] | x_out[None, :, :]).reshape(-1))
 
 
 def _cross_boundary(anchors: torch.Tensor, image_size: tuple[int, int]) -> torch.Tensor:
