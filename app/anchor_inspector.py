@@ -29,12 +29,13 @@ FLAG = QColor("#D55E00")  # Okabe-Ito vermillion
 
 
 def format_explanation(e: AnchorExplanation) -> str:
-    """Rich text of an explanation (boxes as in :mod:`rpn_core.boxes`)."""
+    """Rich text of an explanation (boxes as in :mod:`rpn_core.boxes`, in the model's input
+    frame: the lab explains anchors where it labels them)."""
     x1, y1, x2, y2 = e.box
     lines = [
         f"<b>Anchor {e.index}</b> at cell (row {e.cell[0]}, col {e.cell[1]})",
         f"size {e.size:g}, ratio h/w {e.ratio:g}: {x2 - x1:g} x {y2 - y1:g} px",
-        f"box ({x1:g}, {y1:g}, {x2:g}, {y2:g})",
+        f"box ({x1:g}, {y1:g}, {x2:g}, {y2:g}) in the model's input frame",
         f"<b>{LABEL_NAMES[e.label]}</b> &mdash; {e.rule}",
         f"matched GT: {e.matched_gt if e.matched_gt >= 0 else 'none'}",
     ]
@@ -119,9 +120,15 @@ class AnchorInspector(QWidget):
         lab = self.lab
         if self.current is None or lab.labels is None or self.current >= len(lab.anchors):
             return None
+        # Explained in the model's input frame, where the labels came from (same grid, same
+        # IoUs); the lab draws the anchors divided by this scale (rpn_config.input_geometry).
+        from rpn_core.rpn_config import RPNConfig, input_geometry
+
+        input_size, (sy, sx) = input_geometry(lab.image_size, RPNConfig())
+        scale = np.array([sx, sy, sx, sy])
         return explain_anchor(
-            self.current, lab.image_size, lab.anchors, lab.gt, lab.labels,
-            lab.anchor_config, lab.label_config,
+            self.current, input_size, lab.anchors * scale,
+            lab.gt.reshape(-1, 4) * scale, lab.labels, lab.anchor_config, lab.label_config,
         )
 
     def _show_anchor(self) -> None:

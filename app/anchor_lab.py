@@ -83,6 +83,7 @@ class AnchorLab(QObject):
         self.overlay.set_message(LOADING)
         self.ready = False
         self.image_size: tuple[int, int] | None = None  # (H, W)
+        self.input_size: tuple[int, int] | None = None  # (H', W') of the model's input frame
         self.anchors = np.zeros((0, 4))
         self.meta = None
         self.gt = np.zeros((0, 4), dtype=np.float32)
@@ -191,11 +192,16 @@ class AnchorLab(QObject):
             self.labels_updated.emit()
             return
         from rpn_core.anchors import generate_anchors
+        from rpn_core.rpn_config import RPNConfig, input_geometry
 
         self.image_size = (int(h), int(w))
         cfg = self.anchor_config
-        self.anchors = generate_anchors(self.image_size, cfg).numpy()
-        self.meta = anchor_metadata(self.image_size, cfg, self.anchors)
+        # The model sees the image resized to its input frame; anchors are tiled and labelled
+        # there and drawn here in original pixels (rpn_config.label_in_input_frame).
+        self.input_size, (sy, sx) = input_geometry(self.image_size, RPNConfig())
+        tiled = generate_anchors(self.input_size, cfg).numpy()
+        self.anchors = tiled / np.array([sx, sy, sx, sy], dtype=tiled.dtype)
+        self.meta = anchor_metadata(self.input_size, cfg, tiled)
         self.overlay.set_anchors(
             self.anchors, self.meta.size_index, self.meta.ratio_index,
             cfg.num_anchors_per_location, cfg.stride,
@@ -206,14 +212,15 @@ class AnchorLab(QObject):
         """Label the anchors against the current GT and push the result to the overlay."""
         if not self.ready or self.image_size is None:
             return
-        from rpn_core.labelling import label_image
+        from rpn_core.rpn_config import label_in_input_frame
 
         t0 = time.perf_counter()
         self.gt = self.current_gt()
         try:
             with _one_thread():
-                labels = label_image(
-                    self.image_size, self.anchor_config, self.gt, self.label_config)
+                labels = label_in_input_frame(
+                    self.image_size, self.gt, self.anchor_config, self.label_config
+                )
                 minibatch = self._minibatch(labels)
         except (ValueError, RuntimeError, MemoryError) as exc:  # e.g. out of memory
             self.error = f"{type(exc).__name__}: {exc}"

@@ -2,7 +2,7 @@
 coverage numbers, the same over the whole folder, and a histogram of the best anchor IoU per
 GT box (pyqtgraph, imported when the lab is ready so the window appears first).
 
-Numbers come from :mod:`rpn_core.inspect` over the lab's ``label_image`` labels.
+Numbers come from :mod:`rpn_core.inspect` over the lab's labels (in the model's input frame).
 """
 
 from __future__ import annotations
@@ -42,10 +42,22 @@ def legend_swatch(category: Category) -> QPixmap:
 
 
 def _folder_items(folder: str):
+    """``(name, input size, GT)`` per annotated image, in the model's input frame (as the
+    lab labels: :func:`rpn_core.rpn_config.label_in_input_frame`)."""
     from rpn_core.dataset import load_dataset
+    from rpn_core.rpn_config import RPNConfig, input_geometry
 
-    data = load_dataset(folder)
-    return [(str(it.image_path), (it.height, it.width), it.boxes) for it in data if len(it.boxes)]
+    items = []
+    for it in load_dataset(folder):
+        if not len(it.boxes):
+            continue
+        gt = np.asarray(it.boxes, dtype=np.float32).reshape(-1, 4)
+        try:
+            size, (sy, sx) = input_geometry((it.height, it.width), RPNConfig())
+        except ValueError:  # a bad size: folder_statistics skips it with its reason
+            size, sx, sy = (it.height, it.width), 1.0, 1.0
+        items.append((str(it.image_path), size, gt * np.array([sx, sy, sx, sy], np.float32)))
+    return items
 
 
 def _folder_job(folder: str, anchor_config, label_config) -> FolderStats:

@@ -19,12 +19,12 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
 from rpn_core.anchors import AnchorConfig, generate_anchors
-from rpn_core.labelling import LabelConfig
+from rpn_core.labelling import AnchorLabels, LabelConfig
 
 if TYPE_CHECKING:  # pragma: no cover - typing only
     import torch
 
-__all__ = ["RPNConfig", "input_geometry", "model_anchors"]
+__all__ = ["RPNConfig", "input_geometry", "label_in_input_frame", "model_anchors"]
 
 
 @dataclass(frozen=True)
@@ -114,3 +114,29 @@ def model_anchors(image_size: tuple[int, int], config: RPNConfig) -> torch.Tenso
     (rh, rw), (sy, sx) = input_geometry(image_size, config)
     anchors = generate_anchors((rh, rw), config.anchors)
     return anchors / torch.tensor([sx, sy, sx, sy], dtype=anchors.dtype)
+
+
+def label_in_input_frame(
+    image_size: tuple[int, int],
+    gt_boxes: object,
+    anchor_config: AnchorConfig,
+    label_config: LabelConfig | str = "faster-rcnn",
+    config: RPNConfig | None = None,
+) -> AnchorLabels:
+    """Anchor labels exactly as the model's training sees them, for an ``(H, W)`` image.
+
+    The model resizes every image to its input frame (:func:`input_geometry`; only
+    ``config``'s ``min_side``/``max_side`` are used, defaults when ``None``) and labels the
+    anchors there against the GT boxes scaled by the same factors. The overlay therefore
+    labels in that frame too and draws the anchors divided by the scale
+    (:func:`model_anchors`): what it shows is what the loss uses, in original pixels.
+    ``gt_boxes`` are in original pixels (:mod:`rpn_core.boxes`).
+    """
+    import numpy as np
+
+    from rpn_core.labelling import label_image
+
+    (rh, rw), (sy, sx) = input_geometry(image_size, config or RPNConfig())
+    gt = np.asarray(gt_boxes, dtype=np.float32).reshape(-1, 4)
+    scaled = gt * np.array([sx, sy, sx, sy], dtype=np.float32)
+    return label_image((rh, rw), anchor_config, scaled, label_config)

@@ -21,11 +21,17 @@ from rpn_core.anchor_view import Category, DisplayMode, ViewOptions, categorize
 from rpn_core.anchors import AnchorConfig
 from rpn_core.annotations import Box, ImageAnnotation
 from rpn_core.imageio import load_image
-from rpn_core.labelling import LabelConfig, label_image
+from rpn_core.labelling import LabelConfig
+from rpn_core.rpn_config import label_in_input_frame
 
-# 320x240 image; one 64x64 anchor per location at stride 128: centres x in {0, 128, 256},
-# y in {0, 128}; anchor index = row * 3 + col, e.g. index 4 = (96, 96, 160, 160).
-SPARSE = AnchorConfig(sizes=(64.0,), aspect_ratios=(1.0,), stride=128)
+# The lab tiles and labels anchors in the model's input frame: the 320x240 image is resized
+# to 800x600 (shorter side 600, scale 2.5) and the GT scaled by 2.5. SPARSE is one 160x160
+# anchor per location at stride 320 there: grid ceil(600/320) x ceil(800/320) = 2 x 3, centres
+# x in {0, 320, 640}, y in {0, 320}. Drawn in original pixels (/ 2.5) that is one 64x64 anchor
+# at stride 128: centres x in {0, 128, 256}, y in {0, 128}; anchor index = row * 3 + col, e.g.
+# index 4 = (240, 240, 400, 400) in the input frame = (96, 96, 160, 160) in the image. IoUs and
+# regression targets are unchanged by the common scale, so the arithmetic below is in image px.
+SPARSE = AnchorConfig(sizes=(160.0,), aspect_ratios=(1.0,), stride=320)
 
 
 class LabWindow(QMainWindow):
@@ -70,15 +76,16 @@ def _vp(lab, x: float, y: float) -> QPoint:
 
 
 def _expected(lab, gt) -> np.ndarray:
-    labels = label_image(lab.image_size, lab.anchor_config, np.array(gt, np.float32),
-                         lab.label_config)
+    labels = label_in_input_frame(lab.image_size, np.array(gt, np.float32), lab.anchor_config,
+                                  lab.label_config)
     return categorize(labels.labels.numpy(), labels.low_quality.numpy(),
                       labels.cross_boundary.numpy())
 
 
 def test_overlay_draws_the_models_labels(lab):
     assert lab.overlay._message == ""
-    assert len(lab.anchors) == 15 * 20 * 9  # ceil(240/16) x ceil(320/16) x 9 (default)
+    # 320x240 is resized to the 800x600 input frame (scale 2.5): ceil(600/16) x ceil(800/16) x 9
+    assert len(lab.anchors) == 38 * 50 * 9
     np.testing.assert_array_equal(lab.categories, _expected(lab, [[100, 100, 160, 160]]))
     shown = lab.overlay.visible()
     assert len(shown[Category.FOREGROUND]) + len(shown[Category.LOW_QUALITY]) > 0
@@ -86,7 +93,10 @@ def test_overlay_draws_the_models_labels(lab):
 
 def test_dragging_a_gt_box_relabels_on_every_mouse_move(qtbot, lab):
     lab.set_configs(SPARSE, LabelConfig.guide())  # fg IoU > 0.5, bg < 0.1, no best-anchor rule
-    # GT (100, 100, 160, 160) vs anchor 4 (96, 96, 160, 160): IoU 3600 / 4096 = 0.879 -> fg.
+    assert lab.input_size == (600, 800) and len(lab.anchors) == 2 * 3
+    np.testing.assert_allclose(lab.anchors[4], [240 / 2.5, 240 / 2.5, 400 / 2.5, 400 / 2.5])
+    # GT (100, 100, 160, 160) vs anchor 4 (96, 96, 160, 160): IoU 3600 / 4096 = 0.879 -> fg
+    # (input frame: (250, 250, 400, 400) vs (240, 240, 400, 400): 22500 / 25600, the same).
     assert lab.categories[4] == Category.FOREGROUND
     vp = lab.canvas.viewport()
     qtbot.mousePress(vp, Qt.MouseButton.LeftButton, Qt.KeyboardModifier.NoModifier,
@@ -133,7 +143,7 @@ def test_preset_and_anchor_settings_apply_live_and_persist(qtbot, lab, settings)
     qtbot.keyClicks(panel.sizes, "48, 96")
     qtbot.keyClick(panel.sizes, Qt.Key.Key_Return)
     assert lab.anchor_config.sizes == (48.0, 96.0)
-    assert len(lab.anchors) == 15 * 20 * 6
+    assert len(lab.anchors) == 38 * 50 * 6  # 800x600 input frame: ceil(600/16) x ceil(800/16)
     settings.sync()
     assert "48" in settings.value(ANCHOR_KEY) and '"fg_iou": 0.5' in settings.value(LABEL_KEY)
     # A bad value is marked and not applied.
@@ -162,9 +172,12 @@ def test_inspector_explains_the_hovered_anchor(qtbot, lab):
     inspector = lab.inspector
     assert inspector.current == 4
     text = inspector.text.text()
-    # Targets: GT centre 130, anchor centre 128, width 64 -> tx = ty = 2/64 = 0.031;
-    # tw = th = log(60 / 64) = -0.065.
+    # Explained in the input frame the label came from: anchor 4 = (240, 240, 400, 400), cell
+    # (row 1, col 1) of the 2 x 3 grid; GT (250, 250, 400, 400). Targets: GT centre 325, anchor
+    # centre 320, width 160 -> tx = ty = 5/160 = 2/64 = 0.031; tw = th = log(150/160) =
+    # log(60/64) = -0.065 (the same as in image pixels: targets are scale-free).
     assert "Anchor 4" in text and "foreground: IoU 0.879 with GT 0" in text
+    assert "cell (row 1, col 1)" in text and "box (240, 240, 400, 400)" in text
     assert f"({2 / 64:.3f}, {2 / 64:.3f}, {math.log(60 / 64):.3f}, {math.log(60 / 64):.3f})" in text
     assert inspector.ious.item(0, 1).text() == "0.879"
     # Far from every anchor outline: nothing.
@@ -252,7 +265,11 @@ def test_main_window_shows_the_sample_with_default_anchors(qtbot, app_settings):
     qtbot.waitUntil(lambda: lab.labels is not None, timeout=60000)
     assert lab.anchor_config == AnchorConfig()  # nothing stored in the fresh settings
     w, h = window.document.size
-    assert len(lab.anchors) == math.ceil(h / 16) * math.ceil(w / 16) * 9
+    # Tiled on the model's input frame: shorter side 600, longer side at most 1000.
+    rh, rw = lab.input_size
+    assert min(rh, rw) == 600 or max(rh, rw) == 1000
+    assert rh / h == pytest.approx(rw / w, rel=0.01)
+    assert len(lab.anchors) == math.ceil(rh / 16) * math.ceil(rw / 16) * 9
     assert len(lab.overlay.visible_all()) > 0  # a sample of background anchors at least
 
 
@@ -289,6 +306,11 @@ def test_folder_statistics_and_folder_design(qtbot, lab, tmp_path):
     qtbot.waitUntil(lambda: stats.folder_stats is not None, timeout=60000)
     assert stats.folder_stats.images == 3 and len(stats.folder_stats.best_iou) == 6
     assert "3 image(s), 6 GT box(es)" in stats.folder_text.text()
+    # Labelled in the model's input frame, as the lab labels this very image (img0 comes first).
+    here = label_in_input_frame((240, 320), lab.document.boxes_array(), lab.anchor_config,
+                                lab.label_config)
+    np.testing.assert_allclose(stats.folder_stats.best_iou[:2], here.gt_best_iou.numpy(),
+                               rtol=1e-6)
     design = lab.design
     design.source.setCurrentIndex(1)  # this image's folder
     design.k_max.setValue(2)

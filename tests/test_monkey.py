@@ -191,12 +191,16 @@ class Monkey:
     def check_overlay(self) -> None:
         from rpn_core.anchors import generate_anchors
         from rpn_core.labelling import label_anchors
+        from rpn_core.rpn_config import RPNConfig, input_geometry
 
         lab = self.w.anchor_lab
         w, h = self.doc.size
-        anchors = generate_anchors((h, w), lab.anchor_config)
+        # The model's frame: the image resized to the network input, GT scaled with it.
+        (rh, rw), (sy, sx) = input_geometry((h, w), RPNConfig())
+        anchors = generate_anchors((rh, rw), lab.anchor_config)
         gt = torch.as_tensor(self.doc.boxes_array(), dtype=torch.float32).reshape(-1, 4)
-        fresh = label_anchors(anchors, gt, lab.label_config, image_size=(h, w))
+        gt = gt * torch.tensor([sx, sy, sx, sy])
+        fresh = label_anchors(anchors, gt, lab.label_config, image_size=(rh, rw))
         assert lab.labels is not None and torch.equal(lab.labels.labels, fresh.labels)
         assert torch.equal(lab.labels.matched_gt[fresh.labels == 1],
                            fresh.matched_gt[fresh.labels == 1])
