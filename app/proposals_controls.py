@@ -101,16 +101,26 @@ class ProposalsControls(QWidget):
             "Arrows from the anchors of the 20 best proposals to the refined boxes:\n"
             "what the box regressor did"
         )
+        self.colour_combo = QComboBox()
+        self.colour_combo.addItem("Colour by rank", "rank")
+        self.colour_combo.addItem("Colour by score", "score")
+        self.colour_combo.setToolTip(
+            "Rank: the best eighth of the shown proposals brightest, whatever their scores.\n"
+            "Score: absolute objectness (0 to 1); a trained RPN's top scores are all near 1."
+        )
         self.legend = QWidget()
         legend = QHBoxLayout(self.legend)
         legend.setContentsMargins(0, 0, 0, 0)
-        ramp = QLabel()
-        ramp.setPixmap(ramp_pixmap())
-        ramp.setToolTip("Outline colour and opacity by objectness score (viridis)")
-        legend.addWidget(QLabel("score 0"))
-        legend.addWidget(ramp)
-        legend.addWidget(QLabel("1"))
+        self.ramp_label = QLabel()
+        self.ramp_label.setPixmap(ramp_pixmap())
+        self.legend_low = QLabel()
+        self.legend_high = QLabel()
+        legend.addWidget(self.colour_combo)
+        legend.addWidget(self.legend_low)
+        legend.addWidget(self.ramp_label)
+        legend.addWidget(self.legend_high)
         legend.addStretch(1)
+        self._update_legend()
         self.status_label = QLabel("Proposals appear here once an image is open.")
         self.summary_label = QLabel()
         self.count_label = QLabel()
@@ -183,12 +193,28 @@ class ProposalsControls(QWidget):
         for spin in (self.threshold_spin, self.nms_spin, self.min_size_spin):
             spin.valueChanged.connect(self.settings_changed)
         self.method_combo.currentIndexChanged.connect(self._on_method)
+        self.colour_combo.currentIndexChanged.connect(self._update_legend)
+
+    def colour_by(self) -> str:
+        return self.colour_combo.currentData()
+
+    def _update_legend(self) -> None:
+        rank = self.colour_by() == "rank"
+        self.legend_low.setText("last" if rank else "score 0")
+        self.legend_high.setText("#1" if rank else "1")
+        self.ramp_label.setToolTip(
+            "Outline colour and opacity by rank among the shown proposals (viridis)"
+            if rank
+            else "Outline colour and opacity by objectness score (viridis)"
+        )
 
     def _on_method(self) -> None:
         rpn = self.method() == "rpn"
         # Selective Search has no scores and its own ranking: only top-N and min size apply.
-        for w in (self.threshold_spin, self.nms_spin, self.arrows_box, self.legend):
+        for w in (self.threshold_spin, self.nms_spin, self.arrows_box, self.colour_combo):
             w.setEnabled(rpn)
+        if not rpn:  # no scores: colour by rank (its order)
+            self.colour_combo.setCurrentIndex(self.colour_combo.findData("rank"))
         self.method_changed.emit()
 
     # -- queries / updates -------------------------------------------------------------------

@@ -1,16 +1,19 @@
 """The Proposals layer: ONE batch-painted ``QGraphicsItem`` for all proposals (STYLE.md #10).
 
 Boxes follow :mod:`rpn_core.boxes` (original-image pixels, which are the scene's units).
-Proposals are drawn as outlines coloured and faded by score on the colour-blind-safe
-*viridis* ramp (dark purple = low, yellow = high). Scores are quantised into
-:data:`N_BINS` bins; each bin is one cached ``QPainterPath`` drawn with one pen, so a paint is
-a handful of ``drawPath`` calls whatever the number of proposals. The selected proposal is
-drawn on top with a thick halo. Optionally, for the top ``arrow_count`` proposals, the anchor
-each one came from is drawn dashed with an arrow from its centre to the refined box's centre:
-what the box regressor did.
+Proposals are drawn as outlines coloured and faded on the colour-blind-safe *viridis* ramp
+(dark purple = low, yellow = high), by **rank** (the default: the best eighth of the shown
+proposals is yellow and opaque, the last eighth faint purple) or by absolute **score**. A
+trained RPN's top 300 scores often all lie within 0.98-0.999, where a score ramp paints one
+uniform mass; the rank ramp always spreads them. Values are quantised into :data:`N_BINS`
+bins; each bin is one cached ``QPainterPath`` drawn with one pen, so a paint is a handful of
+``drawPath`` calls whatever the number of proposals. The selected proposal is drawn on top
+with a thick halo. Optionally, for the top ``arrow_count`` proposals, the anchor each one
+came from is drawn dashed with an arrow from its centre to the refined box's centre: what the
+box regressor did.
 
-Pure helpers (:func:`score_bins`, :func:`ramp_colour`, :func:`proposal_at`) carry the logic
-and are tested without painting.
+Pure helpers (:func:`score_bins`, :func:`rank_bins`, :func:`ramp_colour`, :func:`proposal_at`)
+carry the logic and are tested without painting.
 """
 
 from __future__ import annotations
@@ -30,6 +33,7 @@ __all__ = [
     "ProposalsLayer",
     "proposal_at",
     "ramp_colour",
+    "rank_bins",
     "score_bins",
 ]
 
@@ -60,6 +64,14 @@ def score_bins(scores: np.ndarray, n_bins: int = N_BINS) -> np.ndarray:
     """
     s = np.nan_to_num(np.asarray(scores, dtype=np.float64), nan=0.0)
     return np.clip(np.floor(np.clip(s, 0.0, 1.0) * n_bins), 0, n_bins - 1).astype(np.int64)
+
+
+def rank_bins(count: int, n_bins: int = N_BINS) -> np.ndarray:
+    """Bin index of each of ``count`` proposals sorted best first (``(P,)`` int): rank 1 in
+    the top bin ``n_bins - 1``, then equal shares of the ranks per bin, the last in bin 0
+    (``floor(i * n / P)`` counted from the top)."""
+    i = np.arange(max(int(count), 0))
+    return (n_bins - 1 - (i * n_bins) // max(int(count), 1)).astype(np.int64)
 
 
 def ramp_colour(t: float) -> tuple[int, int, int, int]:
@@ -125,6 +137,7 @@ class ProposalsLayer(QGraphicsItem):
         self._scores = np.zeros((0,))
         self._anchors: np.ndarray | None = None
         self._has_scores = True
+        self._colour_by = "rank"
         self._selected: tuple[int, ...] = ()
         self._show_arrows = False
         self.arrow_count = 20
@@ -186,6 +199,19 @@ class ProposalsLayer(QGraphicsItem):
             self._selected = chosen
             self.update()
 
+    @property
+    def colour_by(self) -> str:
+        """``"rank"`` (default) or ``"score"``: what the outline colour encodes."""
+        return self._colour_by
+
+    def set_colour_by(self, mode: str) -> None:
+        if mode not in ("rank", "score"):
+            raise ValueError(f"colour_by must be 'rank' or 'score', got {mode!r}")
+        if mode != self._colour_by:
+            self._colour_by = mode
+            self._rebuild()
+            self.update()
+
     def show_arrows(self) -> bool:
         return self._show_arrows
 
@@ -217,7 +243,10 @@ class ProposalsLayer(QGraphicsItem):
     def _rebuild(self) -> None:
         """Rebuild the cached per-bin paths (on new data only, never per paint)."""
         self._bin_paths = []
-        bins = score_bins(self._scores)
+        if self._colour_by == "score" and self._has_scores:
+            bins = score_bins(self._scores)
+        else:  # Selective Search has no scores: its order is its ranking
+            bins = rank_bins(len(self._scores))
         for k in range(N_BINS):  # low bins first so strong proposals are painted on top
             idx = np.flatnonzero(bins == k)
             if len(idx) == 0:

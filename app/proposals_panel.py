@@ -103,6 +103,9 @@ class ProposalsPanel(QWidget):
         ui.embedded_button.clicked.connect(lambda: self.set_weights(None))
         ui.show_box.toggled.connect(self.layer.setVisible)
         ui.arrows_box.toggled.connect(self.layer.set_show_arrows)
+        ui.colour_combo.currentIndexChanged.connect(
+            lambda: self.layer.set_colour_by(ui.colour_by())
+        )
         ui.accept_selected_button.clicked.connect(self.accept_selected)
         ui.accept_all_button.clicked.connect(self.accept_all)
         ui.table.selectionModel().selectionChanged.connect(self._on_table_selection)

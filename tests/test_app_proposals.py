@@ -24,6 +24,7 @@ from app.proposals_layer import (
     ProposalsLayer,
     proposal_at,
     ramp_colour,
+    rank_bins,
     score_bins,
 )
 from app.proposals_panel import AUTO_RUN_KEY
@@ -37,6 +38,51 @@ def test_score_bins_hand_computed():
     # floor(s * 8): 0, 0.992 -> 0, 1.0 -> 1, 4, 7.992 -> 7, 8 -> clipped 7; NaN -> 0;
     # 1.5 -> clipped to 1 -> 7; -1 -> clipped to 0 -> 0.
     assert score_bins(np.array(scores)).tolist() == [0, 0, 1, 4, 7, 7, 0, 7, 0]
+
+
+def test_rank_bins_hand_computed():
+    # 8 bins over 16 ranks: two per bin, best first
+    assert rank_bins(16).tolist() == [7, 7, 6, 6, 5, 5, 4, 4, 3, 3, 2, 2, 1, 1, 0, 0]
+    # 3 ranks: floor(i * 8 / 3) = 0, 2, 5 -> bins 7, 5, 2
+    assert rank_bins(3).tolist() == [7, 5, 2]
+    assert rank_bins(1).tolist() == [7] and rank_bins(0).tolist() == []
+
+
+def _render(scene):
+    image = QImage(100, 100, QImage.Format.Format_RGB32)
+    image.fill(QColor(0, 0, 0))
+    painter = QPainter(image)
+    scene.render(painter)
+    painter.end()
+    return image
+
+
+def _blended(k):
+    r, g, b, a = ramp_colour((k + 0.5) / N_BINS)
+    return tuple(round(v * a / 255) for v in (r, g, b))
+
+
+def _close(colour, want):
+    return all(abs(c - w) <= 3 for c, w in zip(colour.getRgb()[:3], want, strict=True))
+
+
+def test_rank_colouring_spreads_near_equal_scores_and_score_mode_does_not(qtbot):
+    scene = QGraphicsScene(0, 0, 100, 100)
+    layer = ProposalsLayer()
+    scene.addItem(layer)
+    # Two disjoint proposals with the near-equal scores of a trained RPN.
+    layer.set_proposals(np.array([[10.0, 10.0, 40.0, 40.0], [60.0, 60.0, 90.0, 90.0]]),
+                        np.array([0.998, 0.981]))  # fmt: skip
+    assert layer.colour_by == "rank"
+    image = _render(scene)
+    assert _close(image.pixelColor(25, 10), _blended(7))  # rank 1: top bin
+    assert _close(image.pixelColor(75, 60), _blended(3))  # rank 2 of 2: floor(1 * 8 / 2) = 4
+    layer.set_colour_by("score")
+    image = _render(scene)
+    assert _close(image.pixelColor(25, 10), _blended(7))
+    assert _close(image.pixelColor(75, 60), _blended(7))  # 0.981 * 8 = 7.8: the same bin
+    with pytest.raises(ValueError, match="colour_by"):
+        layer.set_colour_by("area")
 
 
 def test_ramp_colour_hand_computed():
@@ -90,6 +136,7 @@ def test_layer_paints_in_batches_with_the_score_colour(qtbot):
     boxes = np.column_stack([xy, xy + rng.uniform(5, 30, size=(300, 2))])
     layer.set_proposals(boxes, rng.uniform(0, 1, 300))
     assert layer.batch_count <= N_BINS  # 300 proposals, at most 8 drawPath calls
+    layer.set_colour_by("score")
 
     # One proposal with score 1.0: its outline is drawn in the top bin's colour.
     layer.set_proposals(np.array([[20.0, 20.0, 80.0, 80.0]]), np.array([1.0]))
@@ -320,6 +367,18 @@ def test_arrows_follow_the_anchors_of_the_top_proposals(qtbot, window, tmp_path)
     raw = panel._runs["rpn"].raw
     sel = select_proposals(raw)
     np.testing.assert_allclose(panel.layer._anchors, raw.anchors[sel.anchor_index])
+
+
+def test_colour_choice_reaches_the_layer_and_legend(qtbot, window, tmp_path):
+    panel = window.proposals_panel
+    open_and_wait(qtbot, window, tmp_path / "imgs" / "a.png")
+    combo = panel.ui.colour_combo
+    assert panel.layer.colour_by == "rank" and panel.ui.legend_high.text() == "#1"
+    combo.setFocus()
+    qtbot.keyClick(combo, Qt.Key.Key_Down)  # the next item: score
+    assert panel.layer.colour_by == "score" and panel.ui.legend_low.text() == "score 0"
+    panel.ui.set_method("selective-search")  # no scores: back to rank, choice disabled
+    assert panel.layer.colour_by == "rank" and not combo.isEnabled()
 
 
 def test_model_loads_lazily_from_a_file_with_a_visible_state(qtbot, window, tmp_path, tiny_model):
