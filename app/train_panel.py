@@ -22,11 +22,13 @@ from pathlib import Path
 from typing import Any
 
 from PySide6.QtCore import Qt, QThreadPool, Signal
+from PySide6.QtGui import QAction
 from PySide6.QtWidgets import (
     QFileDialog,
     QFrame,
     QLabel,
     QMainWindow,
+    QMenu,
     QScrollArea,
     QVBoxLayout,
     QWidget,
@@ -326,9 +328,15 @@ class TrainPanel(QWidget):
 
         worker = Worker(load_checkpoint, path)
         worker.signals.finished.connect(lambda out: self._loaded(path, *out))
-        worker.signals.failed.connect(lambda m: self._status(f"Could not load — {m}", error=True))
+        worker.signals.failed.connect(self._load_failed)
         self._keep = worker  # a Python reference until it ran
         return worker.start()
+
+    def _load_failed(self, message: str) -> None:
+        text = f"Could not load — {message}. The active weights are unchanged."
+        self._status(text, error=True)
+        if self.proposals is not None:  # the Weights... button of that dock may have asked
+            self.proposals.ui.set_status(text, error=True)
 
     def _loaded(self, path: str | Path, model: Any, info: Any) -> None:
         from rpn_core.checkpoint import describe_anchor_mismatch
@@ -386,9 +394,43 @@ def install_train_panel(window: QMainWindow) -> TrainPanel:
     if "proposals" in window.docks:
         window.tabifyDockWidget(window.docks["proposals"], dock)
         window.docks["proposals"].raise_()
+    _install_weights_actions(window, panel)
     label = QLabel("Weights: embedded")
     window.statusBar().addPermanentWidget(label)
     panel.weights_changed.connect(lambda text: label.setText(f"Weights: {text}"))
     panel.status_message.connect(lambda text: window.statusBar().showMessage(text, 8000))
     window.weights_label = label
     return panel
+
+
+def _install_weights_actions(window: QMainWindow, panel: TrainPanel) -> None:
+    """One set of weights actions -- Model > Load / Save / Reset -- behind the Train dock's
+    buttons and the Proposals dock's "Weights..." / "Embedded" alike, so every way in
+    validates the file the same way (:func:`rpn_core.checkpoint.load_checkpoint`) and
+    updates the one "active weights" label."""
+    actions = {
+        "load_weights": ("&Load RPN Weights...", panel._ask_load),
+        "save_weights": ("&Save RPN Weights...", panel._ask_save),
+        "reset_weights": ("&Reset to Embedded Weights", panel.reset_weights),
+    }
+    menu = QMenu("&Model", window)
+    panel.weights_actions = {}
+    for key, (text, slot) in actions.items():
+        action = QAction(text, window)
+        action.triggered.connect(slot)
+        menu.addAction(action)
+        panel.weights_actions[key] = action
+    help_menu = window.menus.get("help")
+    bar = window.menuBar()
+    if help_menu is not None:
+        bar.insertMenu(help_menu.menuAction(), menu)
+    else:
+        bar.addMenu(menu)
+    window.menus["model"] = menu
+    proposals = panel.proposals
+    if proposals is not None:
+        ui = proposals.ui
+        pairs = ((ui.weights_button, "load_weights"), (ui.embedded_button, "reset_weights"))
+        for button, key in pairs:
+            button.clicked.disconnect()
+            button.clicked.connect(panel.weights_actions[key].trigger)

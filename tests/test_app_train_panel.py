@@ -126,3 +126,41 @@ def test_save_load_and_reset_weights(qtbot, window, tmp_path):
     panel.reset_weights()
     assert loader.weights_path is None and loader.model_if_ready() is None
     assert window.weights_label.text() == "Weights: embedded"
+
+
+def test_one_set_of_weights_actions_behind_both_docks(qtbot, window, tmp_path, monkeypatch):
+    from PySide6.QtCore import QPoint
+    from PySide6.QtWidgets import QFileDialog
+
+    panel, loader = window.train_panel, window.model_loader
+    menu = window.menus["model"]
+    texts = [a.text().replace("&", "") for a in menu.actions()]
+    assert texts == ["Load RPN Weights...", "Save RPN Weights...", "Reset to Embedded Weights"]
+    titles = [a.text().replace("&", "") for a in window.menuBar().actions()]
+    assert titles.index("Model") == titles.index("Help") - 1
+
+    good = tmp_path / "good.safetensors"
+    assert panel.save_weights(good)
+    bad = tmp_path / "bad.safetensors"
+    bad.write_bytes(b"PK\x03\x04 a torch.save zip, never unpickled")
+    proposals = window.proposals_panel
+    button = proposals.ui.weights_button
+
+    def click(widget):
+        qtbot.mouseClick(widget, Qt.MouseButton.LeftButton, pos=QPoint(5, widget.height() // 2))
+
+    # The Proposals dock's "Weights..." opens the same checked load as Model > Load.
+    chosen = iter([(str(bad), ""), (str(good), "")])
+    monkeypatch.setattr(QFileDialog, "getOpenFileName", lambda *a, **k: next(chosen))
+    before = state_of(loader.model_if_ready())
+    window.docks["proposals"].raise_()
+    click(button)
+    qtbot.waitUntil(lambda: "Could not load" in proposals.ui.status_label.text(), timeout=30000)
+    assert str(bad) in proposals.ui.status_label.text()
+    assert same_state(state_of(loader.model_if_ready()), before)  # active weights unchanged
+    with qtbot.waitSignal(loader.model_changed, timeout=60000):
+        click(button)
+    assert window.weights_label.text() == f"Weights: {good}"
+    assert proposals.ui.weights_label.text() == f"Weights: {good.name}"
+    click(proposals.ui.embedded_button)
+    assert loader.weights_path is None and window.weights_label.text() == "Weights: embedded"
