@@ -215,7 +215,7 @@ class MainWindow(QMainWindow):
 
     def _setup_train_panel(self) -> None:
         """Fine-tuning dock (issue 6), tabbed with Proposals; torch loads only on Start."""
-        from app.train_panel import install_train_panel
+        from app.train_install import install_train_panel
 
         self.train_panel = install_train_panel(self)
 

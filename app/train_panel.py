@@ -22,13 +22,9 @@ from pathlib import Path
 from typing import Any
 
 from PySide6.QtCore import Qt, QThreadPool, Signal
-from PySide6.QtGui import QAction
 from PySide6.QtWidgets import (
     QFileDialog,
     QFrame,
-    QLabel,
-    QMainWindow,
-    QMenu,
     QScrollArea,
     QVBoxLayout,
     QWidget,
@@ -39,7 +35,7 @@ from app.workers import ModelLoader, Worker
 from rpn_core.annotations import AnnotationReadError, ImageAnnotation
 from rpn_core.imageio import ImageReadError, probe_image
 
-__all__ = ["TrainPanel", "TrainedModel", "annotated_items", "install_train_panel", "train_job"]
+__all__ = ["TrainPanel", "TrainedModel", "annotated_items", "train_job"]
 
 PLOT_INTERVAL_S = 0.1  # redraw the curves at most 10 times a second
 
@@ -379,58 +375,3 @@ class TrainPanel(QWidget):
         if error:
             self.ui.progress_label.setText(text)
         self.status_message.emit(text)
-
-
-def install_train_panel(window: QMainWindow) -> TrainPanel:
-    """Add the Train dock to the main window (which has ``workspace``, ``document``,
-    ``model_loader`` and optionally ``proposals_panel``) and show the active weights in the
-    status bar."""
-    panel = TrainPanel(
-        window.workspace, window.document, window.model_loader,
-        getattr(window, "proposals_panel", None), window,
-    )  # fmt: skip
-    dock = window._dock("Train", "train_dock", panel, Qt.DockWidgetArea.LeftDockWidgetArea)
-    window.docks["train"] = dock
-    if "proposals" in window.docks:
-        window.tabifyDockWidget(window.docks["proposals"], dock)
-        window.docks["proposals"].raise_()
-    _install_weights_actions(window, panel)
-    label = QLabel("Weights: embedded")
-    window.statusBar().addPermanentWidget(label)
-    panel.weights_changed.connect(lambda text: label.setText(f"Weights: {text}"))
-    panel.status_message.connect(lambda text: window.statusBar().showMessage(text, 8000))
-    window.weights_label = label
-    return panel
-
-
-def _install_weights_actions(window: QMainWindow, panel: TrainPanel) -> None:
-    """One set of weights actions -- Model > Load / Save / Reset -- behind the Train dock's
-    buttons and the Proposals dock's "Weights..." / "Embedded" alike, so every way in
-    validates the file the same way (:func:`rpn_core.checkpoint.load_checkpoint`) and
-    updates the one "active weights" label."""
-    actions = {
-        "load_weights": ("&Load RPN Weights...", panel._ask_load),
-        "save_weights": ("&Save RPN Weights...", panel._ask_save),
-        "reset_weights": ("&Reset to Embedded Weights", panel.reset_weights),
-    }
-    menu = QMenu("&Model", window)
-    panel.weights_actions = {}
-    for key, (text, slot) in actions.items():
-        action = QAction(text, window)
-        action.triggered.connect(slot)
-        menu.addAction(action)
-        panel.weights_actions[key] = action
-    help_menu = window.menus.get("help")
-    bar = window.menuBar()
-    if help_menu is not None:
-        bar.insertMenu(help_menu.menuAction(), menu)
-    else:
-        bar.addMenu(menu)
-    window.menus["model"] = menu
-    proposals = panel.proposals
-    if proposals is not None:
-        ui = proposals.ui
-        pairs = ((ui.weights_button, "load_weights"), (ui.embedded_button, "reset_weights"))
-        for button, key in pairs:
-            button.clicked.disconnect()
-            button.clicked.connect(panel.weights_actions[key].trigger)
