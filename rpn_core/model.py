@@ -5,7 +5,8 @@ Import lazily (torch at module top). Box convention and shape names: see
 
 Pieces
 ------
-* backbone: :mod:`rpn_core.backbone` (frozen MobileNetV2 ``features[:14]``, 96 channels);
+* backbone: :mod:`rpn_core.backbone` (frozen MobileNetV2 ``features[:14]``, 96 channels, plus
+  the stride-32 context of ``features[14:17]`` upsampled onto the same stride-16 grid: 256);
 * anchors: :class:`ConfigAnchorGenerator`, a module calling
   :func:`rpn_core.anchors.generate_anchors` -- the overlay's function and config;
 * head and loss: torchvision's ``RPNHead`` and ``RegionProposalNetwork``, whose training
@@ -28,18 +29,24 @@ import numpy as np
 import torch
 from torch import nn
 from torchvision.models.detection.image_list import ImageList
-from torchvision.models.detection.rpn import RegionProposalNetwork, RPNHead
+from torchvision.models.detection.rpn import RPNHead
 from torchvision.ops import nms
 
-from rpn_core.anchors import AnchorConfig, feature_size, generate_anchors
-from rpn_core.backbone import FEATURE_CHANNELS, build_backbone, fold_frozen_bn, prepare_image
-from rpn_core.labelling import LabelConfig, label_anchors, sample_minibatch
+from rpn_core.backbone import (
+    FEATURE_CHANNELS,
+    backbone_channels,
+    build_backbone,
+    fold_frozen_bn,
+    prepare_image,
+)
 from rpn_core.proposal_types import Proposals, RawProposals
 from rpn_core.rpn_config import RPNConfig
+from rpn_core.rpn_modules import ConfigAnchorGenerator, ContextRPNHead, LabelledRPN
 from rpn_core.weights import WeightsError, read_weights, write_weights
 
 __all__ = [
     "ConfigAnchorGenerator",
+    "ContextRPNHead",
     "FeatureResult",
     "Proposals",
     "RPNConfig",
@@ -68,98 +75,6 @@ def _cpu_has_bf16() -> bool:
         return bool(torch.ops.mkldnn._is_mkldnn_bf16_supported())
     except (AttributeError, RuntimeError):  # private helper: absent means "don't know"
         return False
-
-
-class ConfigAnchorGenerator(nn.Module):
-    """torchvision's ``AnchorGenerator`` interface over :func:`generate_anchors`.
-
-    ``forward(image_list, feature_maps)`` returns one ``(T, 4)`` tensor per image, in the
-    padded input's pixels; the padded size is a multiple of the stride (module docstring of
-    :mod:`rpn_core.anchors`), so the grid equals the single feature map.
-    """
-
-    def __init__(self, config: AnchorConfig) -> None:
-        super().__init__()
-        self.config = config
-
-    def num_anchors_per_location(self) -> list[int]:
-        return [self.config.num_anchors_per_location]
-
-    def forward(
-        self, image_list: ImageList, feature_maps: list[torch.Tensor]
-    ) -> list[torch.Tensor]:
-        fmap = feature_maps[0]
-        padded = tuple(image_list.tensors.shape[-2:])
-        grid = feature_size(padded, self.config)
-        if grid != tuple(fmap.shape[-2:]):
-            raise ValueError(f"feature map {tuple(fmap.shape[-2:])} != anchor grid {grid}")
-        anchors = generate_anchors(padded, self.config, dtype=fmap.dtype, device=fmap.device)
-        return [anchors for _ in range(image_list.tensors.shape[0])]
-
-
-class _GeneratorSampler:
-    """torchvision's ``fg_bg_sampler`` interface over :func:`sample_minibatch`."""
-
-    def __init__(self, config: LabelConfig) -> None:
-        self.config = config
-        self.generator: torch.Generator | None = None
-
-    def __call__(self, labels: list[torch.Tensor]) -> tuple[list, list]:
-        pos_masks, neg_masks = [], []
-        for lab in labels:
-            pos, neg = sample_minibatch(
-                lab,
-                batch_size=self.config.batch_size_per_image,
-                positive_fraction=self.config.positive_fraction,
-                generator=self.generator,
-            )
-            pos_mask = torch.zeros_like(lab, dtype=torch.uint8)
-            neg_mask = torch.zeros_like(lab, dtype=torch.uint8)
-            pos_mask[pos] = 1
-            neg_mask[neg] = 1
-            pos_masks.append(pos_mask)
-            neg_masks.append(neg_mask)
-        return pos_masks, neg_masks
-
-
-class LabelledRPN(RegionProposalNetwork):
-    """``RegionProposalNetwork`` whose targets are :func:`label_anchors`' labels.
-
-    Each target dict holds ``"boxes"`` (input frame) and ``"image_size"`` ``(H', W')``
-    (used by the cross-boundary rule). Labels are float ``1 / 0 / -1`` as torchvision's
-    ``compute_loss`` expects.
-    """
-
-    def __init__(self, config: RPNConfig, anchor_generator: nn.Module, head: RPNHead) -> None:
-        lab = config.labels
-        super().__init__(
-            anchor_generator,
-            head,
-            fg_iou_thresh=lab.fg_iou,
-            bg_iou_thresh=lab.bg_iou,
-            batch_size_per_image=lab.batch_size_per_image,
-            positive_fraction=lab.positive_fraction,
-            pre_nms_top_n={"training": config.pre_nms_top_n, "testing": config.pre_nms_top_n},
-            post_nms_top_n={"training": config.post_nms_top_n, "testing": config.post_nms_top_n},
-            nms_thresh=config.nms_iou,
-        )
-        self.label_config = lab
-        self.fg_bg_sampler = _GeneratorSampler(lab)
-
-    def assign_targets_to_anchors(
-        self, anchors: list[torch.Tensor], targets: list[dict]
-    ) -> tuple[list[torch.Tensor], list[torch.Tensor]]:
-        labels, matched_boxes = [], []
-        for anchors_i, target in zip(anchors, targets, strict=True):
-            gt = target["boxes"].to(anchors_i)
-            size = tuple(int(s) for s in target["image_size"])
-            result = label_anchors(anchors_i, gt, self.label_config, image_size=size)
-            labels.append(result.labels.to(torch.float32))
-            if gt.shape[0]:
-                matched_boxes.append(gt[result.matched_gt.clamp(min=0)])
-            else:
-                matched_boxes.append(torch.zeros_like(anchors_i))
-        return labels, matched_boxes
 
 
 @dataclass(frozen=True)
@@ -191,9 +106,14 @@ class RPNModel(nn.Module):
         super().__init__()
         self.config = config or RPNConfig()
         a = self.config.anchors.num_anchors_per_location
-        self.backbone = build_backbone()
+        context = self.config.context
+        self.backbone = build_backbone(context=context)
         self.anchor_generator = ConfigAnchorGenerator(self.config.anchors)
-        head = RPNHead(FEATURE_CHANNELS, a, conv_depth=self.config.head_conv_depth)
+        depth = self.config.head_conv_depth
+        if context:
+            head = ContextRPNHead(backbone_channels(True), FEATURE_CHANNELS, a, depth)
+        else:
+            head = RPNHead(FEATURE_CHANNELS, a, conv_depth=depth)
         self.rpn = LabelledRPN(self.config, self.anchor_generator, head)
         self._fused: tuple | None = None  # (key, module): see _inference_backbone
         # Used by compute_features only; turn off for bit-exact float32 features (training).

@@ -34,6 +34,10 @@ class RPNConfig:
     ``pre_nms_top_n`` anchors (by score) enter NMS at ``nms_iou``; ``post_nms_top_n`` are
     kept. ``min_size`` (original pixels) drops proposals narrower or lower than it.
     ``head_conv_depth`` is the number of 3x3 convolutions in torchvision's ``RPNHead``.
+    ``context``: the backbone adds its stride-32 context to the stride-16 map
+    (:class:`rpn_core.backbone.Stride32Context`; the head then starts with a 1x1
+    256 -> 96 reduction). Weights files written before this setting existed have no
+    context: :meth:`from_dict` reads a missing ``context`` as ``False``.
     """
 
     anchors: AnchorConfig = field(default_factory=AnchorConfig)
@@ -46,6 +50,7 @@ class RPNConfig:
     min_side: int = 600
     max_side: int = 1000
     head_conv_depth: int = 1
+    context: bool = True
 
     def __post_init__(self) -> None:
         if self.anchors.stride != 16:
@@ -77,6 +82,9 @@ class RPNConfig:
         if unknown:
             raise ValueError(f"unknown RPN settings: {sorted(unknown)}")
         fields = dict(data)
+        fields.setdefault("context", False)  # files from before the context setting
+        if not isinstance(fields["context"], bool):
+            raise ValueError(f"context must be true or false, got {fields['context']!r}")
         if "anchors" in fields:
             fields["anchors"] = AnchorConfig.from_dict(fields["anchors"])
         if "labels" in fields:

@@ -78,7 +78,7 @@ class _Run:
         if config.device is not None:
             model.to(config.device)
         self.samples, self.split = plan_split(items, config, validation_items)
-        self.first = first_trainable_block(config.mode)
+        self.first = first_trainable_block(config.mode, len(model.backbone))
         n_local = math.ceil(len(self.split.train) / self.dist.world_size)
         self.steps_per_epoch = math.ceil(n_local / config.batch_size)
         total = self.steps_per_epoch * config.epochs

@@ -7,8 +7,9 @@ features have scale 1 and the GT boxes are scaled once).
 
 Caching (why head mode is fast)
 -------------------------------
-The backbone is a fixed stack of 14 blocks. A mode trains the blocks from ``first_trainable``
-on (``head``: none, 14; ``partial``: the 96-channel stage, 11; ``full``: all, 0), so the output
+The backbone is a fixed stack of 14 blocks (15 elements with the stride-32 context, which
+counts as one). A mode trains the elements from ``first_trainable`` on (``head``: none, 14
+or 15; ``partial``: the 96-channel stage and the context, 11; ``full``: all, 0), so the output
 of the frozen prefix ``backbone[:first_trainable]`` never changes: it is computed once per
 image and augmentation copy and kept. ``full`` mode keeps the augmented ``uint8`` pixels.
 """
@@ -43,9 +44,10 @@ PARTIAL_FIRST_BLOCK = 11  # blocks 11-13: MobileNetV2's 96-channel stage
 RECALL_IOUS = (0.5, 0.7)
 
 
-def first_trainable_block(mode: str) -> int:
-    """Index of the first backbone block that trains in ``mode`` (14: none)."""
-    return {"head": NUM_BLOCKS, "partial": PARTIAL_FIRST_BLOCK, "full": 0}[mode]
+def first_trainable_block(mode: str, num_blocks: int = NUM_BLOCKS) -> int:
+    """Index of the first of ``num_blocks`` backbone elements that trains in ``mode``
+    (``num_blocks``: none)."""
+    return {"head": num_blocks, "partial": PARTIAL_FIRST_BLOCK, "full": 0}[mode]
 
 
 def prepare_sample(sample: TrainSample, model: RPNModel) -> tuple[np.ndarray, np.ndarray]:
@@ -103,7 +105,7 @@ class LossModule(nn.Module):
         if self.first == 0:
             data = prepare_image(data, self.model.config, self.model.device).tensor
             data = data.contiguous(memory_format=torch.channels_last)
-        if self.first < NUM_BLOCKS:
+        if self.first < len(self.model.backbone):
             data = self.model.backbone[self.first :](data)
         return FeatureResult(data, item.input_size, item.input_size, item.padded_size, (1.0, 1.0))
 

@@ -66,7 +66,7 @@ def test_feature_grid_matches_anchor_grid(model):
     feat = model.compute_features(_image(50, 70))
     assert feat.input_size == (64, 90)
     assert feat.padded_size == (64, 96)
-    assert tuple(feat.features.shape) == (1, 96, 4, 6)
+    assert tuple(feat.features.shape) == (1, 256, 4, 6)  # 96 + the stride-32 context
     raw = model.raw_proposals(feat)
     assert len(raw) == 4 * 6 * 9
     expected = model_anchors((50, 70), SMALL).numpy()
@@ -303,11 +303,12 @@ def test_embedded_weights_load_and_are_trained():
     assert not math.isnan(side["metadata"]["holdout_metrics"]["300"]["AR"])
 
 
-def test_folded_backbone_equals_the_frozen_one():
+@pytest.mark.parametrize("context", [False, True])
+def test_folded_backbone_equals_the_frozen_one(context):
     from rpn_core.backbone import build_backbone, fold_frozen_bn
 
     torch.manual_seed(2)
-    b = build_backbone()
+    b = build_backbone(context=context)
     for m in b.modules():  # non-trivial statistics, else folding is close to the identity
         if hasattr(m, "running_var"):
             m.running_var.uniform_(0.5, 2.0)
