@@ -32,6 +32,7 @@ from PySide6.QtWidgets import (
 from rpn_core.anchor_view import DisplayMode, ViewOptions
 from rpn_core.anchors import AnchorConfig
 from rpn_core.labelling import LabelConfig
+from rpn_core.rpn_config import embedded_config
 
 __all__ = [
     "ANCHOR_KEY",
@@ -64,8 +65,10 @@ def parse_numbers(text: str) -> tuple[float, ...]:
 
 
 def load_configs(settings: QSettings) -> tuple[AnchorConfig, LabelConfig]:
-    """The persisted configs, or the defaults where nothing (valid) is stored."""
-    anchor, label = AnchorConfig(), LabelConfig.faster_rcnn()
+    """The persisted configs, or where nothing (valid) is stored the embedded model's own
+    anchors and label rule (what the shipped RPN was trained with)."""
+    embedded = embedded_config()
+    anchor, label = embedded.anchors, embedded.labels
     try:
         raw = settings.value(ANCHOR_KEY)
         if raw:

@@ -24,7 +24,16 @@ from rpn_core.labelling import AnchorLabels, LabelConfig
 if TYPE_CHECKING:  # pragma: no cover - typing only
     import torch
 
-__all__ = ["RPNConfig", "input_geometry", "label_in_input_frame", "model_anchors"]
+__all__ = [
+    "EMBEDDED_SIDECAR",
+    "RPNConfig",
+    "embedded_config",
+    "input_geometry",
+    "label_in_input_frame",
+    "model_anchors",
+]
+
+EMBEDDED_SIDECAR = "weights/rpn_mobilenetv2.json"  # under resources/
 
 
 @dataclass(frozen=True)
@@ -93,6 +102,22 @@ class RPNConfig:
             return cls(**fields)
         except TypeError as exc:
             raise ValueError(f"bad RPN settings: {exc}") from exc
+
+
+def embedded_config() -> RPNConfig:
+    """The embedded RPN's configuration, read from its JSON sidecar (no torch needed): the
+    anchors and label rule the anchor lab starts from, so the overlay draws the anchors the
+    shipped model uses. ``RPNConfig()`` when the sidecar is missing or unreadable (the
+    model itself then fails to load with the reason)."""
+    import json
+
+    import resources
+
+    try:
+        side = json.loads(resources.path_of(EMBEDDED_SIDECAR).read_text(encoding="utf-8"))
+        return RPNConfig.from_dict(side["config"])
+    except (OSError, ValueError, KeyError, TypeError):
+        return RPNConfig()
 
 
 def input_geometry(

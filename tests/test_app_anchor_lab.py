@@ -3,6 +3,7 @@ the mouse, settings applied and persisted, inspector, GT highlight, modes and de
 
 from __future__ import annotations
 
+import json
 import math
 
 import numpy as np
@@ -263,7 +264,9 @@ def test_main_window_shows_the_sample_with_default_anchors(qtbot, app_settings):
     window.show()
     qtbot.waitExposed(window)
     qtbot.waitUntil(lambda: lab.labels is not None, timeout=60000)
-    assert lab.anchor_config == AnchorConfig()  # nothing stored in the fresh settings
+    # nothing stored in the fresh settings: the embedded model's anchors, from its sidecar
+    side = json.loads(resources.path_of("weights/rpn_mobilenetv2.json").read_text())
+    assert lab.anchor_config == AnchorConfig.from_dict(side["config"]["anchors"])
     w, h = window.document.size
     # Tiled on the model's input frame: shorter side 600, longer side at most 1000.
     rh, rw = lab.input_size

@@ -366,3 +366,14 @@ def test_propose_defaults_come_from_the_models_config():
     img = _image(64, 96, seed=6)
     assert len(propose(m, img)) == 7  # 4 x 6 cells x 9 anchors = 216 candidates
     assert len(propose(m, img, top_n=3)) == 3
+
+
+def test_embedded_config_is_the_sidecars_without_torch_and_falls_back(monkeypatch, tmp_path):
+    import resources
+    from rpn_core.rpn_config import embedded_config
+
+    side = json.loads(resources.path_of("weights/rpn_mobilenetv2.json").read_text())
+    assert embedded_config() == RPNConfig.from_dict(side["config"])
+    assert embedded_config() == load_embedded_model("cpu").config
+    monkeypatch.setattr(resources, "path_of", lambda rel: tmp_path / "missing.json")
+    assert embedded_config() == RPNConfig()
