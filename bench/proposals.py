@@ -1,6 +1,6 @@
 """Benchmark: embedded RPN vs Selective Search on real, non-reserved photos (not a test).
 
-    .venv/bin/python bench/proposals.py [--data work-data/teacher/holdout] [--max-images 40]
+    .venv/bin/python bench/proposals.py [--data work-data/teacher/holdout] [--max-images 100]
                                         [--threads 1]
 
 Times both methods on the same images in one run (seconds per image, medians, and their
@@ -55,7 +55,7 @@ def load_set(folder: Path, limit: int) -> list[tuple[str, np.ndarray, np.ndarray
 def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     p.add_argument("--data", type=Path, default=Path("work-data/teacher/holdout"))
-    p.add_argument("--max-images", type=int, default=40)
+    p.add_argument("--max-images", type=int, default=100)
     p.add_argument("--rpn-top-n", type=int, default=300)
     p.add_argument("--ss-top-n", type=int, default=2000)
     p.add_argument("--weights", type=Path, help="RPN weights (default: the embedded RPN)")
@@ -72,6 +72,7 @@ def main(argv: list[str] | None = None) -> int:
     model.bf16_inference = not args.float32
     propose(model, items[0][1])  # warm-up (allocator, oneDNN kernels)
     rpn_s, ss_s, rpn_cpu, ss_cpu, rpn_pairs, ss_pairs = [], [], [], [], [], []
+    kinds: list[str] = []
     for k, (name, rgb, gt) in enumerate(items, 1):
         c0, t0 = time.process_time(), time.perf_counter()
         props = propose(model, rgb, top_n=args.rpn_top_n)
@@ -85,6 +86,7 @@ def main(argv: list[str] | None = None) -> int:
         if gt is not None:
             rpn_pairs.append((props.boxes, gt))
             ss_pairs.append((ss, gt))
+            kinds.append("vtest" if name.startswith("vtest") else "not-vtest")
         print(f"[{k}/{len(items)}] {name} {rgb.shape[1]}x{rgb.shape[0]}: "
               f"rpn {1e3 * (t1 - t0):.0f} ms, ss {1e3 * (t2 - t1):.0f} ms ({len(ss)} boxes)",
               file=sys.stderr)  # fmt: skip
@@ -105,6 +107,13 @@ def main(argv: list[str] | None = None) -> int:
         for n, row in ss_m.items():
             print(f"ss  AR@{n}={row['AR']:.4f} recall@0.5={row['recall@0.5']:.4f} "
                   f"recall@0.7={row['recall@0.7']:.4f}")  # fmt: skip
+        # By kind: vtest.avi's small pedestrians vs everything else (photos, crops, animation).
+        for kind in sorted(set(kinds)):
+            pick = [i for i, k in enumerate(kinds) if k == kind]
+            r = proposal_metrics([rpn_pairs[i] for i in pick], [args.rpn_top_n])[args.rpn_top_n]
+            s = proposal_metrics([ss_pairs[i] for i in pick], [args.ss_top_n])[args.ss_top_n]
+            print(f"{kind} ({len(pick)} images, {r['num_gt']} boxes): rpn AR@{args.rpn_top_n}="
+                  f"{r['AR']:.4f} ss AR@{args.ss_top_n}={s['AR']:.4f}")  # fmt: skip
         rpn_ar, ss_ar = rpn_m[args.rpn_top_n]["AR"], ss_m[args.ss_top_n]["AR"]
         verdict = ">=" if rpn_ar >= ss_ar else "<"
         print(f"rpn_AR@{args.rpn_top_n}={rpn_ar:.4f} {verdict} ss_AR@{args.ss_top_n}={ss_ar:.4f}")
