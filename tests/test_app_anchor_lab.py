@@ -85,8 +85,10 @@ def _expected(lab, gt) -> np.ndarray:
 
 def test_overlay_draws_the_models_labels(lab):
     assert lab.overlay._message == ""
-    # 320x240 is resized to the 800x600 input frame (scale 2.5): ceil(600/16) x ceil(800/16) x 9
-    assert len(lab.anchors) == 38 * 50 * 9
+    # 320x240 is resized to the 800x600 input frame (scale 2.5): ceil(600/16) x ceil(800/16)
+    # cells x the embedded model's 12 anchors (4 sizes x 3 ratios), the fresh settings' default
+    assert lab.anchor_config.num_anchors_per_location == 12
+    assert len(lab.anchors) == 38 * 50 * 12
     np.testing.assert_array_equal(lab.categories, _expected(lab, [[100, 100, 160, 160]]))
     shown = lab.overlay.visible()
     assert len(shown[Category.FOREGROUND]) + len(shown[Category.LOW_QUALITY]) > 0
@@ -272,7 +274,7 @@ def test_main_window_shows_the_sample_with_default_anchors(qtbot, app_settings):
     rh, rw = lab.input_size
     assert min(rh, rw) == 600 or max(rh, rw) == 1000
     assert rh / h == pytest.approx(rw / w, rel=0.01)
-    assert len(lab.anchors) == math.ceil(rh / 16) * math.ceil(rw / 16) * 9
+    assert len(lab.anchors) == math.ceil(rh / 16) * math.ceil(rw / 16) * 12
     assert len(lab.overlay.visible_all()) > 0  # a sample of background anchors at least
 
 
