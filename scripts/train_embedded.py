@@ -221,10 +221,12 @@ def main(argv: list[str] | None = None) -> int:
         "--no-context", dest="context", action="store_false",
         help="no stride-32 context (the architecture of the first shipped weights)",
     )  # fmt: skip
+    p.add_argument("--head-depth", type=int, default=1, help="3x3 convolutions in the RPNHead")
     args = p.parse_args(argv)
     torch.manual_seed(args.seed)  # the head's initialisation
 
-    config = RPNConfig(anchors=AnchorConfig(sizes=tuple(args.anchor_sizes)), context=args.context)
+    anchors = AnchorConfig(sizes=tuple(args.anchor_sizes))
+    config = RPNConfig(anchors=anchors, context=args.context, head_conv_depth=args.head_depth)
     model = build_model(args.imagenet, config)
     train_items, holdout = load_items(args.data, "train"), load_items(args.data, "holdout")
     train_items, holdout = train_items[: args.limit], holdout[: args.limit]
