@@ -102,8 +102,8 @@ class ProposalsControls(QWidget):
             "what the box regressor did"
         )
         self.colour_combo = QComboBox()
-        self.colour_combo.addItem("Colour by rank", "rank")
-        self.colour_combo.addItem("Colour by score", "score")
+        self.colour_combo.addItem("Rank", "rank")
+        self.colour_combo.addItem("Score", "score")
         self.colour_combo.setToolTip(
             "Rank: the best eighth of the shown proposals brightest, whatever their scores.\n"
             "Score: absolute objectness (0 to 1); a trained RPN's top scores are all near 1."
@@ -115,7 +115,6 @@ class ProposalsControls(QWidget):
         self.ramp_label.setPixmap(ramp_pixmap())
         self.legend_low = QLabel()
         self.legend_high = QLabel()
-        legend.addWidget(self.colour_combo)
         legend.addWidget(self.legend_low)
         legend.addWidget(self.ramp_label)
         legend.addWidget(self.legend_high)
@@ -172,6 +171,7 @@ class ProposalsControls(QWidget):
         form.addRow("Score >=", self.threshold_spin)
         form.addRow("NMS IoU", self.nms_spin)
         form.addRow("Min size", self.min_size_spin)
+        form.addRow("Colour by", self.colour_combo)
         accept = QHBoxLayout()
         accept.addWidget(self.accept_selected_button)
         accept.addWidget(self.accept_all_button)
