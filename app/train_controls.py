@@ -166,6 +166,14 @@ class TrainControls(QWidget):
         aug.addWidget(self.hflip)
         aug.addWidget(self.jitter)
         form.addRow("Augment", aug)
+        self.lab_anchors = QCheckBox("The anchor lab's set")
+        self.lab_anchors.setChecked(True)
+        self.lab_anchors.setToolTip(
+            "Train with the anchors of the Anchor settings (e.g. applied from Anchor design).\n"
+            "When they differ from the model's, each new anchor starts from the weights of\n"
+            "the model's closest anchor shape. Off: keep the model's own anchors."
+        )
+        form.addRow("Anchors", self.lab_anchors)
         return box
 
     def _run_row(self) -> QHBoxLayout:

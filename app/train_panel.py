@@ -12,12 +12,8 @@ Reset goes back to the embedded weights. ``weights_changed(str)`` names the acti
 
 from __future__ import annotations
 
-import contextlib
 import os
-import sys
-import threading
 import time
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -31,89 +27,13 @@ from PySide6.QtWidgets import (
 )
 
 from app.train_controls import LossPlot, TrainControls, format_eta, recall_html
+from app.train_jobs import TrainedModel, annotated_items, train_job
 from app.workers import ModelLoader, Worker
-from rpn_core.annotations import AnnotationReadError, ImageAnnotation
-from rpn_core.imageio import ImageReadError, probe_image
+from rpn_core.annotations import ImageAnnotation
 
 __all__ = ["TrainPanel", "TrainedModel", "annotated_items", "train_job"]
 
 PLOT_INTERVAL_S = 0.1  # redraw the curves at most 10 times a second
-
-
-@dataclass(frozen=True)
-class TrainedModel:
-    """What a successful training job hands back: the trained copy and the run's result."""
-
-    model: Any
-    result: Any
-
-
-def _lower_thread_priority(niceness: int = 10) -> None:
-    """Make the calling thread yield the CPU to the GUI (Linux: per-thread nice; elsewhere a
-    no-op). Only for threads of the Train dock's own pool, which nothing else uses."""
-    if sys.platform.startswith("linux"):
-        with contextlib.suppress(OSError, AttributeError):
-            tid = threading.get_native_id()
-            os.setpriority(
-                os.PRIO_PROCESS, tid, max(os.getpriority(os.PRIO_PROCESS, tid), niceness)
-            )
-
-
-def train_job(get_model: Any, items: list, config: Any, *, threads: int | None = None):
-    """Generator for :class:`Worker`: fine-tune a deep copy of ``get_model()``; returns a
-    :class:`TrainedModel`. ``threads`` caps torch's intra-op threads meanwhile (one core stays
-    free for the GUI), and the thread runs at a lower priority."""
-    import copy
-
-    from app.workers import import_torch
-
-    import_torch()
-    import torch
-
-    from rpn_core.train import fine_tune
-
-    _lower_thread_priority()
-    model = copy.deepcopy(get_model())
-    import cv2
-
-    previous = torch.get_num_threads(), cv2.getNumThreads()
-    if threads:
-        torch.set_num_threads(threads)
-        cv2.setNumThreads(threads)  # resizing in augmentation: OpenCV's own thread pool
-    try:
-        result = yield from fine_tune(model, items, config)
-    finally:
-        torch.set_num_threads(previous[0])
-        cv2.setNumThreads(previous[1])
-    return TrainedModel(model, result)
-
-
-def annotated_items(workspace: Any, document: Any) -> list[ImageAnnotation]:
-    """The folder's images with at least one box: the shown image's live boxes, unsaved edits,
-    else the annotation files (unreadable ones are skipped)."""
-    items = []
-    current = document.image_path
-    for path in workspace.images:
-        if current is not None and path == current and document.annotation is not None:
-            ann = document.core.copy_annotation()
-        elif path in workspace.unsaved:
-            ann = workspace.unsaved[path]
-        else:
-            ann = _stored(workspace, path)
-        if ann is not None and ann.boxes:
-            items.append(ann)
-    return items
-
-
-def _stored(workspace: Any, path: Path) -> ImageAnnotation | None:
-    for store in (workspace.store, getattr(workspace, "read_store", None)):
-        if store is not None and store.has_annotation(path):
-            try:
-                w, h = probe_image(path)
-                return store.load(path, width=w, height=h)
-            except (AnnotationReadError, ImageReadError):
-                return None
-    return None
 
 
 class TrainPanel(QWidget):
@@ -203,8 +123,14 @@ class TrainPanel(QWidget):
             self._status("Nothing to train on: draw boxes on some images first.", error=True)
             return None
         config = config or self.ui.config()
+        anchors, note = self._lab_anchors()
+        if note.startswith("Cannot"):
+            self._status(note, error=True)
+            return None
         threads = max(1, (os.cpu_count() or 2) - 1)
-        worker = Worker(train_job, self.loader.get, list(self.items), config, threads=threads)
+        worker = Worker(
+            train_job, self.loader.get, list(self.items), config, threads=threads, anchors=anchors
+        )
         s = worker.signals
         s.progress.connect(self._on_progress)
         s.finished.connect(self._on_finished)
@@ -216,8 +142,31 @@ class TrainPanel(QWidget):
         self.ui.recall_label.setText(recall_html({}, {}))
         self.ui.set_running(True)
         self.worker = worker
-        self._status("Training: preparing images…")
+        self._status("Training: preparing images…" + (f" {note}" if note else ""))
         return worker.start(self.pool)
+
+    def _lab_anchors(self) -> tuple[Any, str]:
+        """``(AnchorConfig or None, note)``: the anchor lab's set when the Anchors box is ticked
+        and it differs from the model's; the note says so (or why it cannot be used)."""
+        lab = getattr(self.window(), "anchor_lab", None)
+        anchors = getattr(lab, "anchor_config", None)
+        if not self.ui.lab_anchors.isChecked() or anchors is None:
+            return None, ""
+        model_anchors = getattr(lab, "model_anchor_config", None)
+        if model_anchors is not None and anchors == model_anchors:
+            return None, ""
+        if anchors.stride != 16:
+            return None, (
+                f"Cannot train with the anchor lab's anchors: stride {anchors.stride:g}, but the "
+                "backbone's feature map has stride 16. Set the stride to 16 or untick Anchors."
+            )
+        sizes = ", ".join(f"{s:g}" for s in anchors.sizes)
+        ratios = ", ".join(f"{r:g}" for r in anchors.aspect_ratios)
+        return anchors, (
+            f"With the anchor lab's anchors (sizes {sizes}; ratios {ratios}; "
+            f"{anchors.num_anchors_per_location} per cell), each started from the model's "
+            "closest anchor shape."
+        )
 
     def cancel(self) -> None:
         if self.worker is not None:

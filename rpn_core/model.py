@@ -32,6 +32,7 @@ from torchvision.models.detection.image_list import ImageList
 from torchvision.models.detection.rpn import RPNHead
 from torchvision.ops import nms
 
+from rpn_core.anchors import AnchorConfig, base_anchors
 from rpn_core.backbone import (
     FEATURE_CHANNELS,
     backbone_channels,
@@ -59,6 +60,7 @@ __all__ = [
     "propose",
     "save_weights",
     "select_proposals",
+    "with_anchors",
 ]
 
 EMBEDDED_WEIGHTS = "weights/rpn_mobilenetv2.safetensors"
@@ -338,3 +340,40 @@ def load_embedded_model(device: torch.device | str | None = None) -> RPNModel:
     import resources
 
     return load_model(resources.path_of(EMBEDDED_WEIGHTS), device, _require_sidecar=True)
+
+
+def with_anchors(model: RPNModel, anchors: AnchorConfig) -> RPNModel:
+    """A copy of ``model`` that uses ``anchors`` (e.g. designed in the anchor lab), ready to
+    fine-tune; ``model`` itself is unchanged (returned as is when the anchors are equal).
+
+    The backbone and the head's shared layers are copied. Each new anchor shape takes the
+    objectness and box-delta weights of the old anchor shape it overlaps most (IoU of the
+    two boxes centred on one point): deltas are relative to the anchor, so a similar shape
+    is a close first guess, and fine-tuning starts from a working model rather than from
+    noise. ``ValueError`` when the anchors' stride is not the backbone's (16).
+    """
+    old = model.config.anchors
+    if anchors == old:
+        return model
+    if anchors.stride != old.stride:
+        raise ValueError(
+            f"the backbone's feature map has stride {old.stride}; anchors with stride "
+            f"{anchors.stride:g} cannot be used by this model"
+        )
+    from torchvision.ops import box_iou
+
+    new = RPNModel(replace(model.config, anchors=anchors), device="cpu")
+    src = {k: v.detach().cpu() for k, v in model.state_dict().items()}
+    donor = box_iou(base_anchors(anchors), base_anchors(old)).argmax(dim=1)  # (A_new,)
+    state = new.state_dict()
+    for key, value in src.items():
+        if key.startswith("rpn.head.cls_logits."):
+            state[key] = value[donor]
+        elif key.startswith("rpn.head.bbox_pred."):
+            state[key] = value.unflatten(0, (-1, 4))[donor].flatten(0, 1)  # 4 rows per anchor
+        elif key in state:
+            state[key] = value
+    new.load_state_dict(state)
+    new.metadata = dict(getattr(model, "metadata", {}) or {})
+    new.bf16_inference = model.bf16_inference
+    return new.to(model.device).eval()

@@ -164,3 +164,28 @@ def test_one_set_of_weights_actions_behind_both_docks(qtbot, window, tmp_path, m
     assert proposals.ui.weights_label.text() == f"Weights: {good.name}"
     click(proposals.ui.embedded_button)
     assert loader.weights_path is None and window.weights_label.text() == "Weights: embedded"
+
+
+def test_training_uses_the_anchor_labs_set_when_it_differs(qtbot, window):
+    from rpn_core.anchors import AnchorConfig
+
+    panel, ui, lab = window.train_panel, window.train_panel.ui, window.anchor_lab
+    qtbot.waitUntil(lambda: lab.ready and lab.model_anchor_config is not None, timeout=60000)
+    model = window.model_loader.model_if_ready()
+    assert lab.anchor_config == model.config.anchors  # the lab follows the loaded model
+    # A set with another stride cannot run on the stride-16 backbone: clear error, no run.
+    lab.set_configs(AnchorConfig(sizes=(20.0,), aspect_ratios=(1.0,), stride=8), lab.label_config)
+    qtbot.mouseClick(ui.start_button, Qt.MouseButton.LeftButton)
+    assert panel.worker is None and "stride 8" in ui.progress_label.text()
+    designed = AnchorConfig(sizes=(20.0, 40.0), aspect_ratios=(0.5, 1.0))
+    lab.set_configs(designed, lab.label_config)  # e.g. "Apply to anchors" in Anchor design
+    ui.epochs.setValue(1)
+    messages = []
+    panel.status_message.connect(messages.append)
+    with qtbot.waitSignal(panel.training_finished, timeout=120000):
+        qtbot.mouseClick(ui.start_button, Qt.MouseButton.LeftButton)
+    assert any("anchor lab's anchors (sizes 20, 40; ratios 0.5, 1; 4 per cell)" in m
+               for m in messages)  # fmt: skip
+    trained = window.model_loader.model_if_ready()
+    assert trained.config.anchors == designed and trained.rpn.head.cls_logits.out_channels == 4
+    assert model.config.anchors != designed  # the previous model is untouched

@@ -377,3 +377,43 @@ def test_embedded_config_is_the_sidecars_without_torch_and_falls_back(monkeypatc
     assert embedded_config() == load_embedded_model("cpu").config
     monkeypatch.setattr(resources, "path_of", lambda rel: tmp_path / "missing.json")
     assert embedded_config() == RPNConfig()
+
+
+def test_with_anchors_keeps_the_network_and_maps_each_anchor_to_its_closest_shape(model):
+    from rpn_core.model import with_anchors
+
+    old = model.config.anchors  # 64, 128, 256 x ratios 0.5, 1, 2: index = ratio * 3 + size
+    assert with_anchors(model, old) is model
+    new_cfg = AnchorConfig(sizes=(64.0, 128.0), aspect_ratios=(1.0,))
+    new = with_anchors(model, new_cfg)
+    assert new is not model and model.config.anchors == old  # the original is untouched
+    assert new.config.anchors == new_cfg and new.config.context == model.config.context
+    assert new.rpn.head.cls_logits.out_channels == 2
+    assert new.rpn.head.bbox_pred.out_channels == 8
+    img = _image(50, 70, seed=9)
+    a = model.raw_proposals(model.compute_features(img))
+    b = new.raw_proposals(new.compute_features(img))
+    # The same shapes exist in both sets (size 64 and 128 at ratio 1 = old indices 3 and 4):
+    # same logits, same refined boxes, location by location.
+    np.testing.assert_allclose(b.logits.reshape(-1, 2), a.logits.reshape(-1, 9)[:, [3, 4]],
+                               rtol=1e-5, atol=1e-5)  # fmt: skip
+    np.testing.assert_allclose(b.boxes.reshape(-1, 2, 4), a.boxes.reshape(-1, 9, 4)[:, [3, 4]],
+                               rtol=1e-5, atol=1e-3)  # fmt: skip
+    with pytest.raises(ValueError, match="stride 16; anchors with stride 8"):
+        with_anchors(model, AnchorConfig(sizes=(32.0,), aspect_ratios=(1.0,), stride=8))
+
+
+def test_with_anchors_trains_and_saves_with_the_new_anchors(tmp_path):
+    from rpn_core.model import with_anchors
+
+    torch.manual_seed(5)
+    base = RPNModel(SMALL, device="cpu")
+    new = with_anchors(base, AnchorConfig(sizes=(40.0, 90.0), aspect_ratios=(0.5, 1.0)))
+    gt = np.array([[10.0, 12.0, 50.0, 40.0]], dtype=np.float32)
+    feats = new.compute_features(_image(64, 96, seed=3))
+    losses = new.losses(feats, [gt], torch.Generator().manual_seed(0))
+    (losses["loss_objectness"] + losses["loss_rpn_box_reg"]).backward()
+    assert new.rpn.head.cls_logits.weight.grad.shape == (4, 96, 1, 1)
+    save_weights(new, tmp_path / "w.safetensors")
+    back = load_model(tmp_path / "w.safetensors", "cpu")
+    assert back.config.anchors == new.config.anchors

@@ -84,3 +84,27 @@ def test_progress_line():
     v = Progress("validate", 0, 48, val_total=0.5, recall={"recall@100/0.7": 0.75})
     assert progress_line(v, width=4) == "[....] step 0: val loss 0.5000, R@100/0.7 0.750"
     assert "ETA --:--" in progress_line(Progress("train", 1, 2, eta_s=math.nan))
+
+
+def test_train_with_designed_anchors_writes_them_into_the_checkpoint(tmp_path, tiny_weights, capsys):
+    from rpn_core.model import load_model
+
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    try:
+        write_folder(tmp_path / "data", 3)
+        out = tmp_path / "ck.safetensors"
+        argv = ["train", str(tmp_path / "data"), "--weights", str(tiny_weights), "--epochs", "1",
+                "--device", "cpu", "--out", str(out), "--quiet",
+                "--anchor-sizes", "20", "44", "--anchor-ratios", "0.5", "1"]  # fmt: skip
+        assert main(argv) == 0
+        model = load_model(out, "cpu")
+        assert model.config.anchors.sizes == (20.0, 44.0)
+        assert model.config.anchors.aspect_ratios == (0.5, 1.0)
+        assert model.rpn.head.cls_logits.out_channels == 4
+        bad = ["train", str(tmp_path / "data"), "--weights", str(tiny_weights), "--quiet",
+               "--device", "cpu", "--out", str(out), "--anchor-sizes", "-3"]  # fmt: skip
+        assert main(bad) == 2
+    finally:
+        torch.set_num_threads(threads)
+    assert "error:" in capsys.readouterr().err

@@ -54,6 +54,15 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--seed", type=int, default=d.seed)
     parser.add_argument("--time-budget", type=float, metavar="SECONDS", help="stop after this")
     parser.add_argument("--no-augment", action="store_true", help="no flips or scale jitter")
+    parser.add_argument(
+        "--anchor-sizes", type=float, nargs="+", metavar="PX",
+        help="train with these anchor sizes (e.g. from 'rpn-studio anchors'; stride 16): "
+        "each new anchor starts from the weights of the closest old shape",
+    )  # fmt: skip
+    parser.add_argument(
+        "--anchor-ratios", type=float, nargs="+", metavar="H/W",
+        help="with --anchor-sizes: aspect ratios h/w (default: the model's)",
+    )  # fmt: skip
     parser.add_argument("--format", dest="fmt", help="annotation format (default: detect)")
     parser.add_argument("--recursive", action="store_true", help="include sub-folders")
     parser.add_argument("--json", type=Path, help="also write the metrics as JSON")
@@ -119,9 +128,19 @@ def format_metrics(result) -> str:  # noqa: ANN001 - a TrainResult
 
 
 def _load(args: argparse.Namespace, device: str):  # noqa: ANN202
-    from rpn_core.model import load_embedded_model, load_model
+    from rpn_core.anchors import AnchorConfig
+    from rpn_core.model import load_embedded_model, load_model, with_anchors
 
-    return load_model(args.weights, device) if args.weights else load_embedded_model(device)
+    model = load_model(args.weights, device) if args.weights else load_embedded_model(device)
+    if args.anchor_sizes or args.anchor_ratios:
+        current = model.config.anchors
+        anchors = AnchorConfig(
+            sizes=tuple(args.anchor_sizes or current.sizes),
+            aspect_ratios=tuple(args.anchor_ratios or current.aspect_ratios),
+            stride=current.stride,
+        )  # ValueError (exit 2) names a bad value
+        model = with_anchors(model, anchors)
+    return model
 
 
 def run(args: argparse.Namespace) -> int:
