@@ -140,7 +140,7 @@ class TrainControls(QWidget):
             self.mode.addItem(text, key)
         self.mode.setToolTip(
             "RPN head: backbone features are computed once and cached (fastest).\n"
-            "Head + last stage: also MobileNetV2's 96-channel stage.\n"
+            "Head + last stage: also MobileNetV2's 96-channel stage and its stride-32 context.\n"
             "Whole network: every backbone layer (batch-norm statistics stay frozen)."
         )
         self.epochs = _int(1, 10000, _D.epochs)

@@ -40,7 +40,7 @@ __all__ = [
     "recall_counts",
 ]
 
-PARTIAL_FIRST_BLOCK = 11  # blocks 11-13: MobileNetV2's 96-channel stage
+PARTIAL_FIRST_BLOCK = 11  # blocks 11-13 (the 96-channel stage) and the context element 14
 RECALL_IOUS = (0.5, 0.7)
 
 
