@@ -224,7 +224,7 @@ class ProposalsPanel(QWidget):
         if state == ModelState.LOADING.value:
             self._show_status(f"Loading model ({message})...")
         elif state == ModelState.READY.value:
-            self.status_message.emit(f"Model ready ({message})")
+            self.status_message.emit(f"Model ready ({message})" if message else "Model ready")
 
     def _show_status(self, text: str, *, error: bool = False) -> None:
         self.ui.set_status(text, error=error)

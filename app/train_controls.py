@@ -122,8 +122,9 @@ class TrainControls(QWidget):
         self.data_label.setWordWrap(True)
         self.refresh_button = QPushButton("Refresh")
         self.refresh_button.setToolTip("Re-read which images of the folder have boxes")
+        v.addWidget(self.data_label)  # full width: the dock is narrow
         top = QHBoxLayout()
-        top.addWidget(self.data_label, 1)
+        top.addStretch(1)
         top.addWidget(self.refresh_button)
         v.addLayout(top)
         v.addWidget(QLabel("Validation images (never trained on):"))
@@ -162,7 +163,7 @@ class TrainControls(QWidget):
         form.addRow("Validation share", self.val_fraction)
         form.addRow("Seed", self.seed)
         form.addRow("Time budget", self.budget)
-        aug = QHBoxLayout()
+        aug = QVBoxLayout()  # one per row: the dock is narrow
         aug.addWidget(self.hflip)
         aug.addWidget(self.jitter)
         form.addRow("Augment", aug)

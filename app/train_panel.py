@@ -62,7 +62,8 @@ class TrainPanel(QWidget):
         scroll.setFrameShape(QFrame.Shape.NoFrame)
         scroll.setHorizontalScrollBarPolicy(Qt.ScrollBarPolicy.ScrollBarAlwaysOff)
         scroll.setWidget(self.ui)
-        self.ui.setMinimumWidth(320)
+        self.scroll = scroll
+        self.ui.setMinimumWidth(260)  # fits the narrow left dock: no control is clipped
         self.ui.setMinimumHeight(760)
         layout = QVBoxLayout(self)
         layout.setContentsMargins(4, 4, 4, 4)
