@@ -149,6 +149,92 @@ def cache_mosaics(model: RPNModel, items: list, count: int, seed: int) -> list:
     return cache
 
 
+STAMP_SKIP = ("symbols", "town/cartoon", "town/roadsigns", "town/flags")
+
+
+def load_stamps(folder: Path) -> list[np.ndarray]:
+    """RGBA cut-outs (Debian ``tuxpaint-stamps-default``'s photos of animals, food, plants,
+    objects...) with a real alpha channel; drawn symbols and signs skipped."""
+    stamps = []
+    for path in sorted(folder.rglob("*.png")):
+        rel = path.relative_to(folder).as_posix()
+        if rel.startswith(STAMP_SKIP):
+            continue
+        im = cv2.imread(str(path), cv2.IMREAD_UNCHANGED)
+        if im is None or im.ndim != 3 or im.shape[2] != 4 or min(im.shape[:2]) < 32:
+            continue
+        alpha = im[:, :, 3]
+        if (alpha > 128).mean() < 0.1 or (alpha > 128).mean() > 0.97:
+            continue  # nearly empty, or a rectangle with no cut-out
+        stamps.append(cv2.cvtColor(im, cv2.COLOR_BGRA2RGBA))
+    return stamps
+
+
+def make_composite(
+    background: tuple[np.ndarray, np.ndarray], stamps: list[np.ndarray], rng: np.random.Generator
+) -> tuple[np.ndarray, np.ndarray]:
+    """1-3 cut-outs pasted on a training image (resized to 600 x 800), each 60-720 px on its
+    longer side, alpha slightly blurred; each box is the bounding box of the cut-out's
+    *visible* pixels (later pastes occlude earlier ones; under 30 % visible: dropped). The
+    background's own boxes stay unless a paste covers over half of one."""
+    rgb, boxes = background
+    h, w = MOSAIC_SIZE
+    canvas = cv2.resize(rgb, (w, h), interpolation=cv2.INTER_AREA).astype(np.float32)
+    bg_boxes = boxes * np.array([w / rgb.shape[1], h / rgb.shape[0]] * 2, dtype=np.float32)
+    owner = np.full((h, w), -1, dtype=np.int16)  # which paste a pixel shows (-1: background)
+    areas = []
+    for k in range(int(rng.integers(1, 4))):
+        stamp = stamps[int(rng.integers(len(stamps)))]
+        if rng.random() < 0.5:
+            stamp = stamp[:, ::-1]
+        side = rng.uniform(60, 720)
+        s = side / max(stamp.shape[:2])
+        sh, sw = max(8, round(stamp.shape[0] * s)), max(8, round(stamp.shape[1] * s))
+        if sh > h or sw > w:
+            f = min(h / sh, w / sw)
+            sh, sw = max(8, int(sh * f)), max(8, int(sw * f))
+        st = cv2.resize(np.ascontiguousarray(stamp), (sw, sh), interpolation=cv2.INTER_AREA)
+        alpha = cv2.GaussianBlur(st[:, :, 3].astype(np.float32) / 255.0, (3, 3), 0)[:, :, None]
+        y0, x0 = int(rng.integers(0, h - sh + 1)), int(rng.integers(0, w - sw + 1))
+        region = canvas[y0 : y0 + sh, x0 : x0 + sw]
+        region[:] = st[:, :, :3] * alpha + region * (1 - alpha)
+        visible = alpha[:, :, 0] > 0.5
+        owner[y0 : y0 + sh, x0 : x0 + sw][visible] = k
+        areas.append(int(visible.sum()))
+    out = []
+    for k, area in enumerate(areas):
+        ys, xs = np.nonzero(owner == k)
+        if area and len(ys) >= 0.3 * area:
+            out.append([xs.min(), ys.min(), xs.max() + 1, ys.max() + 1])
+    covered = owner >= 0
+    for b in bg_boxes:
+        x1, y1, x2, y2 = (int(round(v)) for v in b)
+        patch = covered[max(0, y1) : max(0, y2), max(0, x1) : max(0, x2)]
+        if patch.size and patch.mean() <= 0.5:
+            out.append(list(b))
+    return canvas.round().astype(np.uint8), np.asarray(out, dtype=np.float32).reshape(-1, 4)
+
+
+def cache_composites(model: RPNModel, items: list, stamps: list, count: int, seed: int) -> list:
+    """Features of ``count`` composites (:func:`make_composite`) on training images."""
+    rng = np.random.default_rng(seed + 2)
+    images: dict[Path, np.ndarray] = {}
+    cache = []
+    for m in range(count):
+        path, boxes = items[int(rng.integers(len(items)))]
+        if path not in images:
+            images[path] = load_rgb(path)
+        canvas, out = make_composite((images[path], boxes), stamps, rng)
+        if not len(out):
+            continue
+        feat = model.compute_features(canvas, min_side=MOSAIC_SIZE[0])
+        half = feat.features.to(torch.float16).contiguous()
+        cache.append((feat.__class__(half, *_geometry(feat)), out, False))
+        if (m + 1) % 200 == 0:
+            print(f"cached {m + 1}/{count} composites", file=sys.stderr)
+    return cache
+
+
 def _is_frame(path: Path) -> bool:
     return path.stem.startswith(("vtest", "Megamind", "tree"))  # make_teacher_data's VIDEOS
 
@@ -222,6 +308,8 @@ def main(argv: list[str] | None = None) -> int:
         help="no stride-32 context (the architecture of the first shipped weights)",
     )  # fmt: skip
     p.add_argument("--head-depth", type=int, default=1, help="3x3 convolutions in the RPNHead")
+    p.add_argument("--stamps", type=Path, help="cut-out folder (tuxpaint-stamps) for composites")
+    p.add_argument("--composites", type=int, default=1200, help="composites (with --stamps)")
     args = p.parse_args(argv)
     torch.manual_seed(args.seed)  # the head's initialisation
 
@@ -232,6 +320,10 @@ def main(argv: list[str] | None = None) -> int:
     train_items, holdout = train_items[: args.limit], holdout[: args.limit]
     cache = cache_features(model, train_items, args.scales)
     cache += cache_mosaics(model, train_items, args.mosaics, args.seed)
+    if args.stamps is not None and args.composites:
+        stamps = load_stamps(args.stamps)
+        print(f"{len(stamps)} cut-outs from {args.stamps}", file=sys.stderr)
+        cache += cache_composites(model, train_items, stamps, args.composites, args.seed)
     t0 = time.perf_counter()
     log = train(model, cache, args)
     train_s = time.perf_counter() - t0
