@@ -71,8 +71,9 @@ class ClassList(QObject):
         if self._extend(names):
             self.classes_changed.emit()
 
-    def rename(self, old: str, new: str) -> None:
-        """Rename in place (the position, hence the 1-9 key, is kept)."""
+    def checked_rename(self, old: str, new: str) -> str:
+        """The name ``old`` would get (``new`` stripped); raises ``KeyError`` if ``old`` is not
+        a class, ``ValueError`` if ``new`` is empty or another class (no merging)."""
         new = new.strip()
         if old not in self._names:
             raise KeyError(old)
@@ -80,6 +81,12 @@ class ClassList(QObject):
             raise ValueError("a class name cannot be empty")
         if new in self._names and new != old:
             raise ValueError(f"class {new!r} already exists")
+        return new
+
+    def rename(self, old: str, new: str) -> None:
+        """Rename in place (the position, hence the 1-9 key, is kept); errors as
+        :meth:`checked_rename`."""
+        new = self.checked_rename(old, new)
         self._names[self._names.index(old)] = new
         self.classes_changed.emit()
         if self._default == old:

@@ -42,6 +42,10 @@ class ClassPanel(QWidget):
         self.new_edit = QLineEdit(placeholderText="New class name, Enter to add")
         self.new_edit.returnPressed.connect(self._add)
         rename = QPushButton("Rename…")
+        rename.setToolTip(
+            "Rename the selected class in the whole folder: the current image's boxes (undo "
+            "with Ctrl+Z) and every other image's annotation file (asks first)"
+        )
         rename.clicked.connect(self._ask_rename)
         self.difficult_box = QCheckBox("Difficult (selected boxes)")
         self.difficult_box.toggled.connect(self.difficult_toggled)

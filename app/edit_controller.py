@@ -3,6 +3,10 @@ becomes one undo command (STYLE.md #9). Kept out of the main window so it stays 
 
 from __future__ import annotations
 
+from collections.abc import Callable
+from dataclasses import replace
+from pathlib import Path
+
 from PySide6.QtCore import QObject, Signal
 
 from app.commands import (
@@ -16,14 +20,24 @@ from app.commands import (
 from app.document import AnnotationDocument
 from app.workspace import Workspace
 from rpn_core.annotations import Box
+from rpn_core.class_rename import (
+    ClassRenamePlan,
+    ClassRenameResult,
+    apply_class_rename,
+    plan_class_rename,
+    relabel_annotation,
+)
+from rpn_core.formats import AnnotationStore
 
 __all__ = ["EditController"]
 
 
 class EditController(QObject):
-    """Signal ``status(str)``: a short note for the status bar (e.g. "Copied 2 boxes")."""
+    """Signals: ``status(str)``, a short note for the status bar (e.g. "Copied 2 boxes");
+    ``message(str, str)``, ``(level, text)`` for the message bar (as ``Workspace.message``)."""
 
     status = Signal(str)
+    message = Signal(str, str)
 
     def __init__(
         self, document: AnnotationDocument, workspace: Workspace, parent: QObject | None = None
@@ -32,6 +46,11 @@ class EditController(QObject):
         self.document = document
         self.workspace = workspace
         self.clipboard: list[Box] = []  # boxes copied with Ctrl+C, pasted into any image
+        # Asked before a class rename rewrites other images' files: (old, new, plans) -> go on?
+        # The main window asks the user; the default goes on (the user asked for the rename).
+        self.confirm_rename: Callable[[str, str, list[ClassRenamePlan]], bool] = (
+            lambda _old, _new, _plans: True
+        )
 
     def _push(self, command) -> None:
         self.document.undo_stack.push(command)
@@ -78,16 +97,87 @@ class EditController(QObject):
             self._push(RelabelBoxesCommand(doc, sel, name))
 
     def rename_class(self, old: str, new: str) -> str | None:
-        """Rename a project class and, as one undo step, the current image's boxes of it.
-        Returns an error text if the rename is refused."""
+        """Rename a project class in the whole folder: the current image's boxes of it as one
+        undo step, edits not saved yet in memory, every other image's saved annotation on disk
+        (YOLO, COCO: the class map; see :mod:`rpn_core.class_rename`) -- after
+        ``confirm_rename`` agrees, when other images have boxes of it. Returns an error text if
+        the rename is refused (then nothing changed, as after a cancel)."""
+        classes = self.workspace.classes
         try:
-            self.workspace.classes.rename(old, new)
+            new = classes.checked_rename(old, new)
+            plans = self._plan_rename(old, new)
         except (KeyError, ValueError) as exc:
             return f"Cannot rename class: {exc}"
-        hits = [i for i, b in enumerate(self.document.boxes) if b.label == old]
+        if any(plan.images for plan in plans) and not self.confirm_rename(old, new, plans):
+            return None
+        results = [apply_class_rename(plan) for plan in plans]
+        renamed = self._rename_in_memory(old, new)
+        classes.rename(old, new)  # after the stores: classes_changed adds its names to them
+        doc = self.document
+        hits = [i for i, b in enumerate(doc.boxes) if b.label == old]
         if hits:
-            self._push(RelabelBoxesCommand(self.document, hits, new))
+            self._push(RelabelBoxesCommand(doc, hits, new))
+            renamed.add(doc.image_path)
+        renamed.update(p for result in results for p in result.images)
+        self._report_rename(old, new, len(renamed), results)
         return None
+
+    def _plan_rename(self, old: str, new: str) -> list[ClassRenamePlan]:
+        """Plans for the save store and, if of another format, the store read from.
+
+        The open image (an undo step) and parked unsaved edits (relabelled in memory) are
+        excluded; they reach their files on their next save. Nothing needs saving first: no
+        other image's per-image file holds the open image's boxes, and a class-map rename
+        (YOLO, COCO) keeps the id they will be saved under.
+        """
+        ws = self.workspace
+        stores: dict[str, AnnotationStore] = {}
+        for store in (ws.store, ws.read_store):
+            # A read store of the save format (after a VOC convention change) holds the same
+            # files: they are rewritten once, by the save store, as the app saves them.
+            if store is not None:
+                stores.setdefault(store.fmt, store)
+        exclude = [p for p in (self.document.image_path, *ws.unsaved) if p is not None]
+        return [
+            plan_class_rename(store, ws.images, old, new, exclude=exclude)
+            for store in stores.values()
+        ]
+
+    def _rename_in_memory(self, old: str, new: str) -> set[Path]:
+        """Relabel what is held besides the open image: parked unsaved edits, the previous
+        image's boxes (Ctrl+Shift+V) and the clipboard. Returns the images relabelled."""
+        ws = self.workspace
+        renamed = set()
+        for path, ann in ws.unsaved.items():
+            # The open image's parked edits are its document (relabelled by the undo step).
+            if path != self.document.image_path and relabel_annotation(ann, old, new):
+                renamed.add(path)
+
+        def relabel(boxes: list[Box]) -> list[Box]:
+            return [replace(b, label=new) if b.label == old else b for b in boxes]
+
+        ws.previous_boxes = relabel(ws.previous_boxes)
+        self.clipboard = relabel(self.clipboard)
+        return renamed
+
+    def _report_rename(
+        self, old: str, new: str, images: int, results: list[ClassRenameResult]
+    ) -> None:
+        errors = [e for result in results for e in result.errors]
+        if errors:
+            more = f" (+{len(errors) - 5} more)" if len(errors) > 5 else ""
+            shown = "; ".join(errors[:5]) + more
+            self.message.emit(
+                "warning",
+                f"Renaming '{old}' to '{new}': {len(errors)} file(s) left as they were: {shown}",
+            )
+        backups = {k: v for result in results for k, v in result.backups.items()}
+        if backups:
+            listed = ", ".join(f"{k.name} to {v.name}" for k, v in list(backups.items())[:5])
+            self.message.emit(
+                "info", f"Backed up {len(backups)} file(s) read with warnings first: {listed}"
+            )
+        self.status.emit(f"Renamed '{old}' to '{new}' in {images} image" + "s" * (images != 1))
 
     def toggle_difficult(self) -> None:
         doc = self.document

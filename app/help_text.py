@@ -1,4 +1,4 @@
-"""Help ▸ Keyboard Shortcuts and Help ▸ About."""
+"""Help ▸ Keyboard Shortcuts and Help ▸ About, and the app's few questions to the user."""
 
 from __future__ import annotations
 
@@ -78,6 +78,34 @@ def confirm_discard(parent: QWidget, paths: list) -> bool:
         QMessageBox.StandardButton.Cancel,
     )
     return answer == QMessageBox.StandardButton.Discard
+
+
+def confirm_rename(parent: QWidget, old: str, new: str, plans: list) -> bool:
+    """Ask before a class rename rewrites other images' annotation files (``plans``: the
+    :class:`rpn_core.class_rename.ClassRenamePlan` of each store); it cannot be undone."""
+    images = len({p for plan in plans for p in plan.images})
+    boxes = sum(plan.boxes for plan in plans)
+    files = [f for plan in plans for f in plan.files]
+    listed = "\n".join(str(f) for f in files[:10]) + ("\n…" if len(files) > 10 else "")
+    text = (
+        f"{images} other image(s) have {boxes} box(es) of '{old}'. Renaming it to '{new}' "
+        f"rewrites {len(files)} annotation file(s) on disk:\n{listed}\n\n"
+        "This cannot be undone: Ctrl+Z only undoes the current image's change."
+    )
+    unreadable = sum(len(plan.errors) for plan in plans)
+    if unreadable:
+        text += (
+            f"\n\n{unreadable} file(s) cannot be read and will be left as they are "
+            "(listed in Help ▸ Messages afterwards)."
+        )
+    answer = QMessageBox.question(
+        parent,
+        "Rename class in all images",
+        text,
+        QMessageBox.StandardButton.Yes | QMessageBox.StandardButton.Cancel,
+        QMessageBox.StandardButton.Cancel,
+    )
+    return answer == QMessageBox.StandardButton.Yes
 
 
 def ask_class(parent: QWidget, names: list[str], current: str) -> str | None:

@@ -54,6 +54,9 @@ class MainWindow(QMainWindow):
         self.workspace = Workspace(self.document, self.settings, self)
         self.edits = EditController(self.document, self.workspace, self)
         self.workspace.confirm_discard = lambda paths: help_text.confirm_discard(self, paths)
+        self.edits.confirm_rename = lambda old, new, plans: help_text.confirm_rename(
+            self, old, new, plans
+        )
         self.setWindowIcon(icon("app"))
         self.setAcceptDrops(True)
         self._setup_central()
@@ -300,6 +303,7 @@ class MainWindow(QMainWindow):
         ws.store_changed.connect(self._show_format)
         ws.classes.default_changed.connect(lambda name: setattr(c, "default_label", name))
         e.status.connect(lambda text: self.statusBar().showMessage(text, 4000))
+        e.message.connect(self._show_message)
         self.file_list.image_activated.connect(ws.go_to)
         self.class_panel.class_chosen.connect(e.relabel_selection)
         self.class_panel.rename_requested.connect(self.rename_class)
@@ -316,7 +320,8 @@ class MainWindow(QMainWindow):
             self.edits.relabel_selection(name)
 
     def rename_class(self, old: str, new: str) -> None:
-        """Rename a project class (and the current image's boxes of it, one undo step)."""
+        """Rename a project class in the whole folder (the current image's boxes as one undo
+        step, the other images' annotation files on disk, after asking)."""
         error = self.edits.rename_class(old, new)
         if error:
             self._show_message("warning", error)

@@ -14,6 +14,10 @@ remembered as *damaged*; a file that exists but was never loaded through this st
 ``name.bak`` (or ``name.bak1``...; see :func:`rpn_core.atomic.backup_once`) and records it in
 ``backups``. Every write is atomic; a failed save raises
 :class:`~rpn_core.annotations.AnnotationWriteError` and leaves the old file as it was.
+
+Classes: names are only ever appended, so a class keeps its id. :meth:`rename_class` renames one
+in place (same id); for YOLO and COCO, whose files refer to classes by id, that is one edit of
+the class map (``classes.txt``, the COCO categories) and relabels every image's boxes at once.
 """
 
 from __future__ import annotations
@@ -53,6 +57,29 @@ class AnnotationStore(ABC):
     def add_class(self, name: str) -> None:
         if name not in self._classes:
             self._classes.append(name)
+
+    def class_map_path(self) -> Path | None:
+        """The file whose class names the annotation files refer to by id (YOLO's class map,
+        the COCO file), or ``None`` when each file spells out its labels (VOC, labelme)."""
+        return None
+
+    def rename_class(self, old: str, new: str) -> list[Path]:
+        """Rename class ``old`` to ``new`` in place: its id is kept (a no-op if ``old`` is not
+        a class). Formats with a class map rewrite it, which relabels the boxes of ``old`` in
+        every image; per-image files are not touched here (see :mod:`rpn_core.class_rename`).
+
+        Returns the files written. Raises ``ValueError`` if ``new`` is already a class
+        (merging classes is not supported) and :class:`AnnotationError` if the class map
+        cannot be read or written; nothing is changed then. (VOC and labelme have no ids: their
+        list only notes the names seen, and ``new`` simply replaces ``old`` in it.)
+        """
+        self._check_rename(old, new)
+        self._classes = [new if name == old else name for name in self._classes]
+        return []
+
+    def _check_rename(self, old: str, new: str) -> None:
+        if new != old and new in self._classes:
+            raise ValueError(f"class {new!r} already exists; merging classes is not supported")
 
     def _note_labels(self, ann: ImageAnnotation) -> None:
         for label in ann.labels:
@@ -148,6 +175,33 @@ class PerImageStore(AnnotationStore):
     def annotation_path(self, image_path: str | Path) -> Path:
         return self.folder / self.image_rel(image_path).with_suffix(self.suffix)
 
+    def class_map_path(self) -> Path | None:
+        return self.classes_path if self.fmt == "yolo" else None
+
+    def rename_class(self, old: str, new: str) -> list[Path]:
+        if self.fmt != "yolo":
+            # Each file spells out its labels; the class list only notes the names seen (the
+            # rename's own saves note new too), so there are no ids to keep apart.
+            renamed = (new if name == old else name for name in self._classes)
+            self._classes = list(dict.fromkeys(renamed))
+            return []
+        self._check_class_map()
+        if old not in (self._classes_on_disk or []):  # no file refers to old's id yet
+            return super().rename_class(old, new)
+        self._check_rename(old, new)
+        if "\n" in new or "\r" in new:  # would shift every later id in classes.txt
+            raise AnnotationWriteError(self.classes_path, f"class name {new!r} has a line break")
+        renamed = [new if name == old else name for name in self._classes]
+        self._write(self.classes_path, yolo.format_classes(renamed))
+        self._classes, self._classes_on_disk = renamed, list(renamed)
+        return [self.classes_path]
+
+    def _check_class_map(self) -> None:
+        if self.classes_path in self._damaged and self.classes_path not in self._loaded:
+            raise AnnotationWriteError(
+                self.classes_path, "unreadable class map; fix or remove it before saving YOLO"
+            )
+
     def has_annotation(self, image_path: str | Path) -> bool:
         return self.annotation_path(image_path).is_file()
 
@@ -197,10 +251,7 @@ class PerImageStore(AnnotationStore):
         self._note_labels(annotation)
 
     def _yolo_bytes(self, annotation: ImageAnnotation, path: Path) -> bytes:
-        if self.classes_path in self._damaged and self.classes_path not in self._loaded:
-            raise AnnotationWriteError(
-                self.classes_path, "unreadable class map; fix or remove it before saving YOLO"
-            )
+        self._check_class_map()
         data, classes = yolo.format_yolo(annotation, self._classes)
         if classes != self._classes_on_disk:  # new labels, add_class() or no file yet
             self._write(self.classes_path, yolo.format_classes(classes))
@@ -279,6 +330,35 @@ class CocoStore(AnnotationStore):
 
     def annotation_path(self, image_path: str | Path) -> Path:
         return self.path
+
+    def class_map_path(self) -> Path | None:
+        return self.path
+
+    def rename_class(self, old: str, new: str) -> list[Path]:
+        self._refresh()
+        if self._error is not None:
+            raise self._error
+        assert self._doc is not None
+        self._check_rename(old, new)
+        if new != old and any(c["name"] == new for c in self._doc.categories):
+            raise ValueError(f"category {new!r} already exists; merging classes is not supported")
+        renamed = [c for c in self._doc.categories if c["name"] == old]
+        written = []
+        if renamed:
+            for c in renamed:  # same id: every annotation of it now reads as new
+                c["name"] = new
+            try:
+                self._write(self.path, self._doc.to_bytes())
+            except (AnnotationWriteError, ValueError) as exc:
+                for c in renamed:
+                    c["name"] = old
+                if isinstance(exc, ValueError):
+                    raise AnnotationWriteError(self.path, str(exc)) from exc
+                raise
+            self._stamp = self._file_stamp()
+            written.append(self.path)
+        super().rename_class(old, new)
+        return written
 
     def has_annotation(self, image_path: str | Path) -> bool:
         self._refresh()
