@@ -6,12 +6,17 @@ one and push it on ``document.undo_stack``; ``redo()`` runs on push. Box coordin
 
 * :class:`AddBoxesCommand` -- any number of boxes in ONE step (new box, paste, duplicate, copy
   from the previous image, "accept proposals as GT"). Invalid boxes are clamped or dropped at
-  construction; check ``cmd.boxes`` before pushing.
+  construction; check ``cmd.boxes`` before pushing. Added boxes are new objects: they carry no
+  per-box format data (``Box.extra``) of a box they were copied from -- a copy must not claim
+  the original's COCO annotation id or segmentation, nor its VOC pose or labelme group.
 * :class:`DeleteBoxesCommand`
 * :class:`EditBoxesCommand` -- move/resize/nudge; commands with the same ``merge_key`` and the
   same boxes merge (``id()``/``mergeWith()``), so a drag or a run of arrow-key nudges is one
   step. :class:`RelabelBoxesCommand` and :class:`SetDifficultCommand` are edits too.
 * :class:`SetVerifiedCommand`
+
+Every other edit keeps a box's ``Box.extra`` (it is changed with ``dataclasses.replace``), and
+undoing a delete puts the very same boxes back, so a save loses only what the user deleted.
 """
 
 from __future__ import annotations
@@ -41,13 +46,14 @@ _EDIT_ID = 0x5250_4E01  # any constant shared by all mergeable edits
 
 
 class AddBoxesCommand(QUndoCommand):
-    """Append boxes (clamped to the image; empty ones dropped) and select them."""
+    """Append boxes (clamped to the image; empty ones dropped; without per-box format data:
+    they are new) and select them."""
 
     def __init__(self, doc: AnnotationDocument, boxes: Iterable[Box], text: str = "") -> None:
         self.boxes: list[Box] = []
         for box in boxes:
             try:
-                self.boxes.append(doc.core.clamp(box))
+                self.boxes.append(doc.core.clamp(replace(box, extra=None) if box.extra else box))
             except ValueError:
                 continue
         n = len(self.boxes)

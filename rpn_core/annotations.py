@@ -3,13 +3,20 @@
 Coordinates follow :mod:`rpn_core.boxes`: ``(x1, y1, x2, y2)``, 0-based continuous pixels of
 the EXIF-upright image. A :class:`Box` is an immutable value; an :class:`ImageAnnotation`
 is the list of boxes of one image plus what the file formats need to round-trip it.
+
+Format data of one box that the app does not model (VOC ``<pose>``, labelme ``group_id``, a
+COCO annotation's ``id`` and ``segmentation``...) rides on the box itself (``Box.extra``), so
+it follows the box through every edit made with ``dataclasses.replace`` -- relabel, move,
+resize, flags -- and through undo/redo and the undo of a delete, and is gone only with the box.
 """
 
 from __future__ import annotations
 
 import math
+from collections.abc import Mapping
 from dataclasses import dataclass, field, replace
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
@@ -44,7 +51,14 @@ class AnnotationWriteError(AnnotationError):
 
 @dataclass(frozen=True)
 class Box:
-    """One ground-truth box. Classes matter to users; the RPN ignores them."""
+    """One ground-truth box. Classes matter to users; the RPN ignores them.
+
+    ``extra`` holds the box's format data that we do not edit, by format name (``{"voc":
+    [elements], "labelme": {keys}, "coco": {keys}}``), set by a reader and written back by the
+    writer of the same format (another format ignores it). It is not part of equality, hash or
+    repr (two boxes are equal when the app shows them the same) and is never mutated: writers
+    copy it. A *new* box -- drawn, pasted, duplicated -- has none (see ``app.commands``).
+    """
 
     x1: float
     y1: float
@@ -53,6 +67,11 @@ class Box:
     label: str = ""
     difficult: bool = False
     truncated: bool = False
+    extra: Mapping[str, Any] | None = field(default=None, compare=False, repr=False)
+
+    def format_extra(self, fmt: str, default: Any = None) -> Any:
+        """``extra[fmt]`` (the data format ``fmt`` keeps for this box), else ``default``."""
+        return self.extra.get(fmt, default) if self.extra else default
 
     @property
     def width(self) -> float:
@@ -93,7 +112,8 @@ class ImageAnnotation:
 
     ``width``/``height`` are of the upright image (0 when unknown, e.g. a labelme file read
     without its image). ``extra`` keeps format data we do not edit (labelme's non-rectangle
-    shapes, VOC's ``<source>``...) so that a save writes them back untouched.
+    shapes, VOC's ``<source>``...) so that a save writes them back untouched; per-box data is
+    kept on each box (``Box.extra``).
     """
 
     image_path: Path

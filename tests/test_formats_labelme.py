@@ -10,6 +10,7 @@ from hypothesis import strategies as st
 
 from rpn_core.annotations import AnnotationReadError, Box, ImageAnnotation
 from rpn_core.formats.labelme import format_labelme, parse_labelme
+from rpn_core.formats.voc import format_voc, parse_voc
 
 # As labelme 5 saves it (LabelFile.save: json.dump(..., ensure_ascii=False, indent=2)); the
 # rectangle's corners are in drag order (bottom-right first here), the 4-point rectangle is
@@ -67,6 +68,27 @@ def test_other_shapes_and_keys_are_written_back_untouched():
     assert out["rpn_studio"] == {"verified": True}
     again = read(json.dumps(out).encode())
     assert again.verified and again.same_content(ann)
+
+
+def test_per_box_keys_ride_on_the_box_and_other_formats_ignore_them():
+    box4 = read(LABELME).boxes[1]
+    # Kept on the box, but not part of its value: it equals (and hashes as) the bare box.
+    assert box4.extra == {"labelme": {"group_id": 2, "description": "from CVAT",
+                                      "flags": {"x": True}, "mask": None}}
+    assert box4 == Box(10, 10, 50, 40, "box4") and hash(box4) == hash(Box(10, 10, 50, 40, "box4"))
+    # Saved as VOC: its labelme keys are not VOC elements; written as a plain object.
+    voc = format_voc(ImageAnnotation("cat.jpg", 200, 100, [box4]))
+    assert b"group_id" not in voc and b"from CVAT" not in voc
+    # A box read from VOC with a <pose>, saved as labelme: labelme's defaults, no <pose>.
+    xml = (b"<annotation><object><name>dog</name><pose>Left</pose><bndbox><xmin>1</xmin>"
+           b"<ymin>1</ymin><xmax>9</xmax><ymax>9</ymax></bndbox></object></annotation>")
+    dog = parse_voc(xml, path="a.xml", image_path="a.jpg", width=20, height=20).boxes[0]
+    assert dog.format_extra("voc")[0].text == "Left"
+    (shape,) = json.loads(format_labelme(ImageAnnotation("a.jpg", 20, 20, [dog]),
+                                         image_rel="a.jpg"))["shapes"]
+    # devkit (1, 1, 9, 9) -> (0, 0, 9, 9).
+    assert shape == {"label": "dog", "points": [[0, 0], [9, 9]], "group_id": None,
+                     "description": "", "shape_type": "rectangle", "flags": {}, "mask": None}
 
 
 def test_new_file_has_labelme_keys():

@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import xml.etree.ElementTree as ET
+from dataclasses import replace
+
 import pytest
 from hypothesis import given
 from hypothesis import strategies as st
@@ -113,12 +116,21 @@ def test_golden_writes_in_both_conventions():
     assert read(format_voc(thin)).boxes[0].xyxy == (5, 1, 6, 9)
 
 
-def test_edited_box_drops_its_stale_extras_but_others_keep_them():
-    ann = read(LABELIMG_XML, "labelimg")
+def test_edited_box_keeps_its_own_elements_and_a_new_box_has_none():
+    ann = read(LABELIMG_XML.replace(b"<pose>Unspecified</pose>\n\t\t<truncated>0", b"<pose>Left"
+                                    b"</pose><occluded>1</occluded>\n\t\t<truncated>0"),
+               "labelimg")
     ann.boxes[0] = ann.boxes[0].moved(1, 0)
-    out = format_voc(ann, convention="labelimg").decode()
-    assert out.count("<pose>Unspecified</pose>") == 1
-    assert "<path>/home/user/images/cat.jpg</path>" in out and 'verified="yes"' in out
+    ann.boxes[1] = replace(ann.boxes[1], label="puppy")
+    ann.boxes.append(Box(10, 10, 20, 20, "new"))
+    root = ET.fromstring(format_voc(ann, convention="labelimg"))
+    got = [(o.findtext("name"), o.findtext("pose"), o.findtext("occluded"),
+            o.findtext("bndbox/xmin")) for o in root.iter("object")]
+    # The moved cat: xmin 1 + 1 = 2, its pose kept; the relabelled dog keeps both elements.
+    assert got == [("cat", "Unspecified", None, "2"), ("puppy", "Left", "1", "210"),
+                   ("new", None, None, "10")]
+    assert root.findtext("path") == "/home/user/images/cat.jpg"
+    assert root.get("verified") == "yes"
 
 
 def test_partial_read_skips_bad_objects_with_warnings():

@@ -1,4 +1,4 @@
-"""Helpers shared by the format readers/writers (box checks, per-box extras, number text)."""
+"""Helpers shared by the format readers/writers (box checks, number text, nesting depth)."""
 
 from __future__ import annotations
 
@@ -70,15 +70,6 @@ def num_text(value: float) -> str:
 
 def round_half_up(value: float) -> int:
     return math.floor(value + 0.5)
-
-
-def box_key(box: Box) -> tuple:
-    """Key under which per-box format data (VOC ``<pose>``, COCO ``segmentation``...) is kept.
-
-    Data is matched back to a box by value: an edited box no longer matches and is written
-    with defaults, an unedited one gets its data back untouched.
-    """
-    return (box.x1, box.y1, box.x2, box.y2, box.label)
 
 
 def require_finite(ann: ImageAnnotation) -> None:

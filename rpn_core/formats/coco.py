@@ -9,20 +9,22 @@ name when that is unique (CVAT writes bare names). ``iscrowd = 1`` maps to ``dif
 
 Category ids are stable: existing categories keep their ids, a new label gets ``max id + 1``
 (a numeric label that names an unknown id, as read from an annotation whose category is
-missing, gets that id back). Annotation ids are kept for unedited boxes; new boxes get
-``max id + 1``. Unknown keys are kept: top level (``info``, ``licenses``...), each image
-entry, and each annotation's extra keys (``segmentation``, ``attributes``...) while its box
-is unedited. Annotations that point to unknown images are reported and written back as is.
+missing, gets that id back). Unknown keys are kept: top level (``info``, ``licenses``...), each
+image entry, and each annotation's own keys (``id``, ``segmentation``, ``attributes``...),
+which ride on its box (``Box.extra["coco"]``): a relabelled, moved or resized box keeps its
+annotation id and keys (``segmentation`` is kept as it was, not moved with the box; ``area`` is
+the box's). A new box (drawn, pasted, duplicated) gets ``max id + 1``. Annotations that point
+to unknown images are reported and written back as is.
 """
 
 from __future__ import annotations
 
 import copy
+from dataclasses import replace
 from pathlib import Path, PurePosixPath
 
 from rpn_core.annotations import AnnotationReadError, Box, ImageAnnotation
 from rpn_core.formats._common import (
-    box_key,
     checked_box,
     json_bytes,
     require_finite,
@@ -162,14 +164,12 @@ class CocoDocument:
             ann.width, ann.height = fw, fh
         ann.warnings.extend(self._image_warnings.get(entry["id"], []))
         names = {c["id"]: c["name"] for c in self.categories}
-        per_box: dict[tuple, dict] = {}
         assert self._by_image is not None
         for k, raw in self._by_image.get(entry["id"], []):
             box = self._box(raw, f"{self.path.name}: annotations[{k}]", names, ann)
             if box is not None:
-                ann.boxes.append(box)
-                per_box[box_key(box)] = {k2: v for k2, v in raw.items() if k2 not in _OWN_ANN}
-        ann.extra["coco"] = {"annotations": per_box}
+                own = {k2: v for k2, v in raw.items() if k2 not in _OWN_ANN}
+                ann.boxes.append(replace(box, extra={"coco": own}) if own else box)
         return ann
 
     def _box(self, raw: dict, where: str, names: dict, ann: ImageAnnotation) -> Box | None:
@@ -224,9 +224,8 @@ class CocoDocument:
         ]
         used = {_int_id(a.get("id")) for a in self.annotations} - {None}
         next_id = max(used, default=0) + 1
-        kept = ann.extra.get("coco", {}).get("annotations", {})
         for box in ann.boxes:
-            raw = copy.deepcopy(kept.get(box_key(box), {}))
+            raw = copy.deepcopy(box.format_extra("coco", {}))
             ann_id = _int_id(raw.get("id"))
             if ann_id is None or ann_id in used:
                 ann_id = next_id

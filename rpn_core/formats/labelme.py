@@ -7,7 +7,8 @@ as some exporters write it, four corners; the box is their bounding box. Every o
 (polygon, circle, line, point, linestrip, mask...) is reported and kept untouched in
 ``ImageAnnotation.extra["labelme"]["shapes"]`` and written back. Top-level keys (``version``,
 ``flags``, ``imagePath``, ``imageData``...) and per-rectangle keys (``group_id``,
-``description``, ``flags``...) are kept too. ``difficult``/``truncated`` are kept as
+``description``, ``flags``...) are kept too, the latter on their box (``Box.extra["labelme"]``)
+so that they survive its relabel, move and resize. ``difficult``/``truncated`` are kept as
 per-shape ``"difficult"``/``"truncated"`` keys and ``verified`` as a top-level
 ``"rpn_studio": {"verified": true}`` -- labelme keeps unknown keys, so they survive a round
 trip through labelme.
@@ -17,12 +18,12 @@ from __future__ import annotations
 
 import copy
 import json
+from dataclasses import replace
 from pathlib import Path
 
 from rpn_core.annotations import AnnotationReadError, Box, ImageAnnotation
 from rpn_core.formats._common import (
     MAX_DEPTH,
-    box_key,
     checked_box,
     json_bytes,
     json_depth,
@@ -91,7 +92,6 @@ def parse_labelme(
     studio = doc.get("rpn_studio")
     ann.verified = isinstance(studio, dict) and studio.get("verified") is True
     others: list = []
-    per_box: dict[tuple, dict] = {}
     for k, shape in enumerate(shapes):
         where = f"{path.name}: shapes[{k}]"
         box = _rectangle(shape, where, warnings)
@@ -100,11 +100,10 @@ def parse_labelme(
         if box is None:
             others.append(shape)  # kept untouched, written back
             continue
-        ann.boxes.append(box)
         kept = {key: value for key, value in shape.items() if key not in _OWN_SHAPE}
-        per_box[box_key(box)] = kept
+        ann.boxes.append(replace(box, extra={"labelme": kept}) if kept else box)
     top = {key: value for key, value in doc.items() if key not in _OWN_TOP}
-    ann.extra["labelme"] = {"top": top, "shapes": others, "rectangles": per_box}
+    ann.extra["labelme"] = {"top": top, "shapes": others}
     return ann
 
 
@@ -164,7 +163,6 @@ def format_labelme(ann: ImageAnnotation, *, image_rel: str) -> bytes:
         "imageHeight": ann.height,
         "imageWidth": ann.width,
     }
-    per_box = kept.get("rectangles", {})
     for box in ann.boxes:
         shape = {
             "label": box.label,
@@ -175,7 +173,7 @@ def format_labelme(ann: ImageAnnotation, *, image_rel: str) -> bytes:
             "flags": {},
             "mask": None,
         }
-        shape.update(copy.deepcopy(per_box.get(box_key(box), {})))
+        shape.update(copy.deepcopy(box.format_extra("labelme", {})))
         if box.difficult:
             shape["difficult"] = True
         if box.truncated:

@@ -18,7 +18,8 @@ Both write integers (VOC is an integer format; ``round`` is half-up); a box narr
 pixel is widened to one. Readers accept floats. ``difficult``/``truncated`` round-trip, as does
 ``verified="yes"`` on ``<annotation>`` (labelImg's flag). Unknown elements (``<source>``,
 ``<owner>``, per-object ``<pose>``, ``<occluded>``, ``<attributes>``...) are kept in
-``ImageAnnotation.extra["voc"]`` and written back (per object: while the box is unedited).
+``ImageAnnotation.extra["voc"]`` and written back; an object's own ones ride on its box
+(``Box.extra["voc"]``), so they survive its relabel, move and resize.
 XML is parsed with defusedxml: entity expansion and external references are refused.
 """
 
@@ -27,6 +28,7 @@ from __future__ import annotations
 import copy
 import re
 import xml.etree.ElementTree as ET
+from dataclasses import replace
 from pathlib import Path
 
 import defusedxml
@@ -35,7 +37,6 @@ import defusedxml.ElementTree as SafeET
 from rpn_core.annotations import AnnotationReadError, Box, ImageAnnotation
 from rpn_core.formats._common import (
     MAX_DEPTH,
-    box_key,
     checked_box,
     require_finite,
     round_half_up,
@@ -140,7 +141,6 @@ def parse_voc(
     ann.verified = root.get("verified", "").lower() in ("yes", "1", "true")
     head = [copy.deepcopy(el) for el in root if el.tag not in _HEAD_OWN]
     depth = root.findtext("size/depth")
-    per_box: dict[tuple, list[ET.Element]] = {}
     for k, obj in enumerate(root.findall("object"), start=1):
         where = f"{path.name}: object #{k}"
         box = _read_object(obj, shift, where, warnings)
@@ -149,11 +149,9 @@ def parse_voc(
         box = checked_box(box, width, height, where, warnings)
         if box is None:
             continue
-        ann.boxes.append(box)
         others = [copy.deepcopy(el) for el in obj if el.tag not in _OBJECT_KNOWN]
-        if others:
-            per_box[box_key(box)] = others
-    ann.extra["voc"] = {"head": head, "objects": per_box, "depth": depth}
+        ann.boxes.append(replace(box, extra={"voc": others}) if others else box)
+    ann.extra["voc"] = {"head": head, "depth": depth}
     return ann
 
 
@@ -231,11 +229,10 @@ def format_voc(ann: ImageAnnotation, *, convention: str = "devkit") -> bytes:
     _sub(size, "depth", str(kept.get("depth") or "3"))
     segmented = next((el for el in head if el.tag == "segmented"), None)
     root.append(segmented if segmented is not None else _segmented())
-    per_box = kept.get("objects", {})
     for box in ann.boxes:
         obj = ET.SubElement(root, "object")
         _sub(obj, "name", box.label)
-        for el in per_box.get(box_key(box), []):
+        for el in box.format_extra("voc", ()):
             obj.append(copy.deepcopy(el))
         _sub(obj, "truncated", "1" if box.truncated else "0")
         _sub(obj, "difficult", "1" if box.difficult else "0")
