@@ -38,6 +38,7 @@ import torch
 
 from rpn_core.anchors import AnchorConfig
 from rpn_core.backbone import load_imagenet_state
+from rpn_core.labelling import LabelConfig
 from rpn_core.model import RPNModel, propose, save_weights
 from rpn_core.proposals import proposal_metrics
 from rpn_core.rpn_config import RPNConfig
@@ -258,8 +259,9 @@ def train(model: RPNModel, cache: list, args: argparse.Namespace) -> list[dict]:
         idx = torch.multinomial(weights, args.batch, replacement=True, generator=gen).tolist()
         feats = [cache[i][0].__class__(cache[i][0].features.float(), *_geometry(cache[i][0]))
                  for i in idx]  # fmt: skip
-        losses = model.losses(feats, [cache[i][1] for i in idx], gen)
-        total = losses["loss_objectness"] + losses["loss_rpn_box_reg"]
+        gts = [cache[i][1] for i in idx]
+        losses = model.losses(feats, gts, gen, objectness_target=args.objectness_target)
+        total = losses["loss_objectness"] + args.box_weight * losses["loss_rpn_box_reg"]
         if not torch.isfinite(total):
             raise SystemExit(f"loss is not finite at step {step}: {losses}")
         opt.zero_grad()
@@ -310,11 +312,20 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--head-depth", type=int, default=1, help="3x3 convolutions in the RPNHead")
     p.add_argument("--stamps", type=Path, help="cut-out folder (tuxpaint-stamps) for composites")
     p.add_argument("--composites", type=int, default=1200, help="composites (with --stamps)")
+    p.add_argument(
+        "--objectness-target", choices=("label", "iou"), default="label",
+        help="'iou': a foreground anchor's target is its decoded box's IoU (tried, not shipped)",
+    )  # fmt: skip
+    p.add_argument("--box-weight", type=float, default=1.0, help="weight of the box loss")
+    p.add_argument("--fg-iou", type=float, default=0.7, help="foreground IoU of training labels")
     args = p.parse_args(argv)
     torch.manual_seed(args.seed)  # the head's initialisation
 
     anchors = AnchorConfig(sizes=tuple(args.anchor_sizes))
-    config = RPNConfig(anchors=anchors, context=args.context, head_conv_depth=args.head_depth)
+    labels = LabelConfig.faster_rcnn(fg_iou=args.fg_iou)
+    config = RPNConfig(
+        anchors=anchors, context=args.context, head_conv_depth=args.head_depth, labels=labels
+    )
     model = build_model(args.imagenet, config)
     train_items, holdout = load_items(args.data, "train"), load_items(args.data, "holdout")
     train_items, holdout = train_items[: args.limit], holdout[: args.limit]
@@ -347,6 +358,9 @@ def main(argv: list[str] | None = None) -> int:
         "anchor_sizes": list(config.anchors.sizes),
         "optimizer": {"name": "AdamW", "lr": args.lr, "schedule": "cosine", "weight_decay": 1e-4},
         "steps": args.steps,
+        "objectness_target": args.objectness_target,
+        "box_loss_weight": args.box_weight,
+        "fg_iou": args.fg_iou,
         "batch_images": args.batch,
         "seed": args.seed,
         "photo_sampling_weight": args.photo_weight,

@@ -24,6 +24,7 @@ from rpn_core.model import (
     RPNConfig,
     RPNModel,
     WeightsError,
+    iou_aware_objectness_loss,
     load_embedded_model,
     load_model,
     propose,
@@ -125,6 +126,45 @@ def test_losses_are_seeded_and_train_only_the_head():
     assert all(p.grad is not None for p in m.head_parameters())
     with pytest.raises(ValueError, match="GT box 0"):
         m.losses(feat, [[[5.0, 5.0, 5.0, 9.0]]])
+
+
+def test_iou_aware_objectness_loss_golden(model):
+    """Hand-computed: anchor 0 is foreground with zero deltas, so its decoded box is the
+    anchor and its target the anchor's IoU with the GT box; anchor 1 is background (target
+    0); anchor 2 is ignored and never sampled."""
+    anchors = [torch.tensor([[0.0, 0.0, 10.0, 10.0], [20, 20, 30, 30], [0, 0, 8, 8]])]
+    matched = [torch.tensor([[5.0, 0.0, 15.0, 10.0], [0, 0, 1, 1], [0, 0, 1, 1]])]
+    labels = [torch.tensor([1.0, 0.0, -1.0])]
+    logits = torch.tensor([2.0, -1.0, 5.0])
+    deltas = torch.zeros(3, 4)
+    obj, box = iou_aware_objectness_loss(model.rpn, logits, deltas, labels, matched, anchors)
+    t = 50 / 150  # [0,0,10,10] vs [5,0,15,10]
+    sig = lambda x: 1 / (1 + math.exp(-x))  # noqa: E731
+    bce_fg = -(t * math.log(sig(2.0)) + (1 - t) * math.log(1 - sig(2.0)))
+    bce_bg = -math.log(1 - sig(-1.0))
+    assert obj.item() == pytest.approx((bce_fg + bce_bg) / 2, rel=1e-6)
+    # box target of anchor 0: dx = 5/10, others 0; smooth L1 (beta 1/9) of 0.5 = 0.5 - 1/18,
+    # summed over the one positive and divided by the 2 sampled anchors
+    assert box.item() == pytest.approx((0.5 - 1 / 18) / 2, rel=1e-6)
+
+
+def test_iou_objectness_target_keeps_the_minibatch_and_box_loss():
+    torch.manual_seed(1)
+    m = RPNModel(replace(SMALL, labels=LabelConfig(batch_size_per_image=16)), device="cpu")
+    with torch.no_grad():
+        for p in m.head_parameters():
+            p.normal_(0, 0.05)
+    feat = m.compute_features(_image(64, 100, seed=3))
+    gt = [[[10.0, 5.0, 60.0, 50.0]]]
+    a = m.losses(feat, gt, torch.Generator().manual_seed(5))
+    b = m.losses(feat, gt, torch.Generator().manual_seed(5), objectness_target="iou")
+    assert b["loss_rpn_box_reg"].item() == pytest.approx(a["loss_rpn_box_reg"].item(), rel=1e-6)
+    # soft targets below 1 for the positives: a different objectness loss, still finite
+    assert b["loss_objectness"].item() != pytest.approx(a["loss_objectness"].item(), rel=1e-4)
+    b["loss_objectness"].backward()
+    assert all(p.grad is None for p in m.backbone.parameters())
+    with pytest.raises(ValueError, match="objectness_target"):
+        m.losses(feat, gt, objectness_target="soft")
 
 
 def test_zero_deltas_give_anchors_in_original_pixels():

@@ -86,7 +86,9 @@ def test_progress_line():
     assert "ETA --:--" in progress_line(Progress("train", 1, 2, eta_s=math.nan))
 
 
-def test_train_with_designed_anchors_writes_them_into_the_checkpoint(tmp_path, tiny_weights, capsys):
+def test_train_with_designed_anchors_writes_them_into_the_checkpoint(
+    tmp_path, tiny_weights, capsys
+):
     from rpn_core.model import load_model
 
     threads = torch.get_num_threads()
