@@ -48,8 +48,13 @@ class _StateFilter(QSortFilterProxyModel):
         self.setFilterCaseSensitivity(Qt.CaseSensitivity.CaseInsensitive)
 
     def set_state(self, state: ImageState | None) -> None:
-        self.state = state
-        self.invalidateFilter()
+        if hasattr(self, "beginFilterChange"):  # Qt >= 6.10 deprecates invalidateFilter()
+            self.beginFilterChange()
+            self.state = state
+            self.endFilterChange(QSortFilterProxyModel.Direction.Rows)
+        else:
+            self.state = state
+            self.invalidateFilter()
 
     def filterAcceptsRow(self, row: int, parent: QModelIndex) -> bool:  # noqa: N802
         if self.state is not None:
