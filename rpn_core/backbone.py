@@ -174,6 +174,8 @@ def prepare_image(
     pairs = zip(IMAGENET_MEAN, IMAGENET_STD, strict=True)
     shift = torch.tensor([m / s for m, s in pairs], device=device)
     padded = torch.zeros((1, ph, pw, 3), device=device)
+    if not rgb.flags.writeable:  # torch warns on read-only arrays (e.g. PIL's, unresized)
+        rgb = rgb.copy()
     pixels = torch.from_numpy(rgb).to(device=device)
     torch.addcmul(-shift, pixels, scale, out=padded[0, :rh, :rw])
     padded = padded.permute(0, 3, 1, 2)  # (1, 3, Hp, Wp), channels-last strides

@@ -7,6 +7,7 @@ backbone where weights do not matter), so the file stays fast.
 import json
 import math
 import pickle
+import warnings
 from dataclasses import replace
 from pathlib import Path
 
@@ -226,6 +227,19 @@ def test_odd_images_are_handled(model, shape):
     assert props.image_size == (h, w)
     assert len(props) <= 5
     assert (props.boxes[:, 2] <= w + 1e-4).all() and (props.boxes[:, 3] <= h + 1e-4).all()
+
+
+def test_read_only_image_at_input_size_gives_the_same_features_without_a_warning(model):
+    """PIL hands out read-only arrays; an image already at the input size is not resized
+    (no copy), and ``torch.from_numpy`` would warn on it."""
+    img = _image(64, 96, seed=4)  # SMALL: shorter side 64 -> no resize
+    frozen = img.copy()
+    frozen.flags.writeable = False
+    expected = model.compute_features(img).features
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        got = model.compute_features(frozen).features
+    assert torch.equal(got, expected)
 
 
 @pytest.mark.parametrize(
