@@ -7,7 +7,8 @@ from collections.abc import Callable
 from dataclasses import replace
 from pathlib import Path
 
-from PySide6.QtCore import QObject, Signal
+from PySide6.QtCore import QObject, Qt, Signal
+from PySide6.QtGui import QGuiApplication
 
 from app.commands import (
     DeleteBoxesCommand,
@@ -110,7 +111,12 @@ class EditController(QObject):
             return f"Cannot rename class: {exc}"
         if any(plan.images for plan in plans) and not self.confirm_rename(old, new, plans):
             return None
-        results = [apply_class_rename(plan) for plan in plans]
+        # ~1 s per 1000 VOC files here: a busy cursor says the window is working.
+        QGuiApplication.setOverrideCursor(Qt.CursorShape.WaitCursor)
+        try:
+            results = [apply_class_rename(plan) for plan in plans]
+        finally:
+            QGuiApplication.restoreOverrideCursor()
         renamed = self._rename_in_memory(old, new)
         classes.rename(old, new)  # after the stores: classes_changed adds its names to them
         doc = self.document
