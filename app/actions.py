@@ -55,6 +55,13 @@ class Actions:
     zoom_out: QAction
     zoom_fit: QAction
     zoom_actual: QAction
+    show_boxes: QAction
+    show_labels: QAction
+    brighter: QAction
+    darker: QAction
+    more_contrast: QAction
+    less_contrast: QAction
+    reset_adjustments: QAction
     next_image: QAction
     prev_image: QAction
     shortcuts: QAction
@@ -142,6 +149,33 @@ def create_actions(parent: QWidget, undo_stack: QUndoStack) -> Actions:
         zoom_out=_act(parent, "Zoom &Out", ["Ctrl+-"], icon_name="zoom_out"),
         zoom_fit=_act(parent, "&Fit to Window", ["Ctrl+F"], icon_name="zoom_fit"),
         zoom_actual=_act(parent, "&Actual Size (100%)", ["Ctrl+0"], icon_name="zoom_actual"),
+        show_boxes=_act(
+            parent,
+            "Show &Boxes",
+            ["Ctrl+H"],
+            "Show the boxes (hidden boxes cannot be selected; drawing shows them again)",
+            checkable=True,
+        ),
+        show_labels=_act(
+            parent,
+            "Show Box &Labels",
+            ["Ctrl+Shift+P"],
+            "Show the class names on the boxes",
+            checkable=True,
+        ),
+        # Ctrl+Shift+arrows, not labelImg's Ctrl+Shift+= / Ctrl+Shift+-: on most layouts
+        # Shift+= types "+", so that key would also match zoom in's Ctrl++ (ambiguous shortcut).
+        brighter=_act(parent, "B&righter", ["Ctrl+Shift+Up"], "Brighter view (not the file)"),
+        darker=_act(parent, "Dar&ker", ["Ctrl+Shift+Down"], "Darker view (not the file)"),
+        more_contrast=_act(
+            parent, "&More Contrast", ["Ctrl+Shift+Right"], "More contrast in the view"
+        ),
+        less_contrast=_act(
+            parent, "Le&ss Contrast", ["Ctrl+Shift+Left"], "Less contrast in the view"
+        ),
+        reset_adjustments=_act(
+            parent, "Reset Image Ad&justments", ["Ctrl+Shift+R"], "Show the original pixels"
+        ),
         next_image=_act(parent, "&Next Image", ["D", "PgDown"], icon_name="next"),
         prev_image=_act(parent, "&Previous Image", ["A", "PgUp"], icon_name="prev"),
         shortcuts=_act(parent, "&Keyboard Shortcuts", ["F1"]),

@@ -74,6 +74,7 @@ class Canvas(CanvasInputMixin, QGraphicsView):
         self._mode = "edit"
         self._zoom = 1.0
         self._fit_mode = True  # re-fit on resize until the user picks a zoom
+        self._boxes_visible = True  # View ▸ Show Boxes (app.view_options)
         self._items: list[BoxItem] = []
         self._init_input_state()
         self._setup_scene()
@@ -132,6 +133,18 @@ class Canvas(CanvasInputMixin, QGraphicsView):
                 Qt.CursorShape.CrossCursor if mode == "create" else Qt.CursorShape.ArrowCursor
             )
             self.mode_changed.emit(mode)
+
+    def set_box_visibility(self, boxes: bool, labels: bool) -> None:
+        """Show or hide the GT boxes and, while boxes are shown, their class tags. Hidden boxes
+        have no handles and cannot be picked (``box_at`` finds none), so no click selects,
+        moves or resizes a box the user cannot see; a drag under way is cancelled."""
+        if not boxes:
+            self._cancel_drag()
+        self._boxes_visible = boxes
+        for item in self._items:
+            item.setVisible(boxes)
+        self.tags.setVisible(boxes and labels)
+        self._place_handles()
 
     def box_items(self) -> list[BoxItem]:
         """The box items, in document order (``box_items()[i]`` shows ``document.boxes[i]``)."""
@@ -206,6 +219,7 @@ class Canvas(CanvasInputMixin, QGraphicsView):
     # -- document -> items ---------------------------------------------------------------------
     def _new_item(self, box: Box) -> BoxItem:
         item = BoxItem(box)
+        item.setVisible(self._boxes_visible)
         self.scene().addItem(item)
         return item
 
@@ -262,9 +276,11 @@ class Canvas(CanvasInputMixin, QGraphicsView):
         self._place_handles()
 
     def _handle_box(self) -> int | None:
-        """The box whose handles are shown: the only selected box, if exactly one."""
+        """The box whose handles are shown: the only selected box, if exactly one (and boxes
+        are shown)."""
         sel = self.document.selection
-        return sel[0] if len(sel) == 1 and sel[0] < len(self._items) else None
+        shown = self._boxes_visible and len(sel) == 1 and sel[0] < len(self._items)
+        return sel[0] if shown else None
 
     def _place_handles(self) -> None:
         index = self._handle_box()

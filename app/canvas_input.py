@@ -65,7 +65,10 @@ class CanvasInputMixin:
         return self.mapToScene(event.position().toPoint())
 
     def box_at(self, scene_pos: QPointF) -> int | None:
-        """Index of the smallest box containing ``scene_pos`` (nested boxes stay reachable)."""
+        """Index of the smallest box containing ``scene_pos`` (nested boxes stay reachable);
+        None while the boxes are hidden (View ▸ Show Boxes)."""
+        if not self._boxes_visible:
+            return None
         best, best_area = None, None
         for item in self.scene().items(scene_pos):
             if isinstance(item, BoxItem):

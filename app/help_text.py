@@ -24,6 +24,11 @@ SHORTCUTS = [
     ("Ctrl+Z, Ctrl+Shift+Z or Ctrl+Y", "undo, redo (History panel lists every step)"),
     ("Ctrl+wheel, Ctrl+= / Ctrl+-", "zoom about the cursor / in / out"),
     ("Ctrl+F, Ctrl+0", "fit the image / 100 %"),
+    ("Ctrl+H", "show / hide the boxes (hidden boxes cannot be selected; W shows them)"),
+    ("Ctrl+Shift+P", "show / hide the class names on the boxes"),
+    ("Ctrl+Shift+Up / Ctrl+Shift+Down", "brighter / darker view (not the file, not the RPN)"),
+    ("Ctrl+Shift+Right / Ctrl+Shift+Left", "more / less contrast in the view"),
+    ("Ctrl+Shift+R", "original brightness and contrast"),
     ("Middle drag", "pan"),
     ("Ctrl+S", "save now"),
 ]

@@ -40,6 +40,7 @@ from app.icons import icon
 from app.message_bar import MessageBar
 from app.proposals_panel import ProposalsPanel
 from app.settings import AppSettings
+from app.view_options import DisplayOptions
 from app.workers import ModelLoader
 from app.workspace import Workspace
 
@@ -62,6 +63,7 @@ class MainWindow(QMainWindow):
         self._setup_central()
         self._setup_actions()
         self._setup_menus()
+        self.display_options = DisplayOptions(self)  # View ▸ Show Boxes / Labels, brightness
         self._setup_toolbar()
         self._setup_docks()
         self._setup_statusbar()

@@ -19,6 +19,20 @@ SAVE_FORMATS = ("auto", *FORMATS)  # auto: the format detected in the folder, VO
 VOC_CONVENTIONS = ("devkit", "labelimg")
 
 
+class _Flag:
+    """A boolean setting: ``settings.autosave`` reads ``key`` (``default`` when unset), and
+    assigning stores it."""
+
+    def __init__(self, key: str, default: bool) -> None:
+        self.key, self.default = key, default
+
+    def __get__(self, settings: AppSettings | None, owner: type | None = None):
+        return self if settings is None else settings._get(self.key, self.default, bool)
+
+    def __set__(self, settings: AppSettings, value: bool) -> None:
+        settings.q.setValue(self.key, bool(value))
+
+
 class AppSettings:
     """Preferences with defaults; every setter writes through to the QSettings backend."""
 
@@ -53,13 +67,7 @@ class AppSettings:
     def clear_recent(self) -> None:
         self.q.setValue("files/recent", [])
 
-    @property
-    def recursive(self) -> bool:
-        return self._get("files/recursive", False, bool)
-
-    @recursive.setter
-    def recursive(self, value: bool) -> None:
-        self.q.setValue("files/recursive", bool(value))
+    recursive = _Flag("files/recursive", False)
 
     @property
     def last_dir(self) -> str:
@@ -92,30 +100,12 @@ class AppSettings:
             raise ValueError(f"unknown VOC convention {value!r}")
         self.q.setValue("save/voc_convention", value)
 
-    @property
-    def autosave(self) -> bool:
-        return self._get("save/autosave", True, bool)
-
-    @autosave.setter
-    def autosave(self, value: bool) -> None:
-        self.q.setValue("save/autosave", bool(value))
+    autosave = _Flag("save/autosave", True)
 
     # -- annotation ----------------------------------------------------------------------------
-    @property
-    def keep_previous(self) -> bool:
-        return self._get("edit/keep_previous", False, bool)
+    keep_previous = _Flag("edit/keep_previous", False)
 
-    @keep_previous.setter
-    def keep_previous(self, value: bool) -> None:
-        self.q.setValue("edit/keep_previous", bool(value))
-
-    @property
-    def create_sticky(self) -> bool:
-        return self._get("edit/create_sticky", False, bool)
-
-    @create_sticky.setter
-    def create_sticky(self, value: bool) -> None:
-        self.q.setValue("edit/create_sticky", bool(value))
+    create_sticky = _Flag("edit/create_sticky", False)
 
     def classes_for(self, root: str | Path) -> list[str]:
         """The project class list remembered for an image folder."""
@@ -129,6 +119,11 @@ class AppSettings:
         self.q.beginGroup("classes")
         self.q.setValue(_key(root), list(classes))
         self.q.endGroup()
+
+    # -- view ------------------------------------------------------------------------------
+    show_boxes = _Flag("view/show_boxes", True)
+
+    show_labels = _Flag("view/show_labels", True)
 
     # -- window ------------------------------------------------------------------------------
     def window_state(self) -> tuple[QByteArray | None, QByteArray | None]:
