@@ -277,6 +277,8 @@ def test_background_scan_shows_states_before_any_visit(qtbot, tmp_path, app_sett
     }
 
 
+# rpn_core.imageio silences Pillow's warning for the app; pytest resets filters per test.
+@pytest.mark.filterwarnings("ignore::PIL.Image.DecompressionBombWarning")
 def test_decompression_bomb_is_refused_with_the_reason(qtbot, tmp_path, app_settings):
     import struct
     import zlib
