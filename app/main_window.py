@@ -4,8 +4,9 @@ Attributes other parts rely on: ``window.document`` (:class:`app.document.Annota
 with ``undo_stack``), ``window.canvas`` (:class:`app.canvas.Canvas`; ``canvas.scene()``),
 ``window.workspace`` (:class:`app.workspace.Workspace`), ``window.actions``
 (:class:`app.actions.Actions`), ``window.menus`` (name -> QMenu: file, edit, view, go, help),
-``window.message_bar`` and ``window.settings``. Behaviour lives in those objects; this class only
-forwards user intent to them.
+``window.message_bar``, ``window.display_options`` (:class:`app.view_options.DisplayOptions`:
+show boxes / labels, brightness and contrast) and ``window.settings``. Behaviour lives in those
+objects; this class only forwards user intent to them (menus and tool bar: :mod:`app.menus`).
 """
 
 from __future__ import annotations
@@ -19,9 +20,7 @@ from PySide6.QtWidgets import (
     QDockWidget,
     QLabel,
     QMainWindow,
-    QMenu,
     QScrollArea,
-    QToolBar,
     QUndoView,
     QVBoxLayout,
     QWidget,
@@ -37,6 +36,7 @@ from app.document import AnnotationDocument
 from app.edit_controller import EditController
 from app.file_list import FileListPanel
 from app.icons import icon
+from app.menus import build_menus, build_toolbar
 from app.message_bar import MessageBar
 from app.proposals_panel import ProposalsPanel
 from app.settings import AppSettings
@@ -62,9 +62,9 @@ class MainWindow(QMainWindow):
         self.setAcceptDrops(True)
         self._setup_central()
         self._setup_actions()
-        self._setup_menus()
+        self.menus = build_menus(self)
         self.display_options = DisplayOptions(self)  # View ▸ Show Boxes / Labels, brightness
-        self._setup_toolbar()
+        self.toolbar = build_toolbar(self)
         self._setup_docks()
         self._setup_statusbar()
         self._setup_proposals()
@@ -96,77 +96,6 @@ class MainWindow(QMainWindow):
         a.recursive.setChecked(self.settings.recursive)
         a.save_formats[self.settings.save_format].setChecked(True)
         a.voc_conventions[self.settings.voc_convention].setChecked(True)
-
-    def _setup_menus(self) -> None:
-        a, bar = self.actions, self.menuBar()
-        self.menus: dict[str, QMenu] = {}
-        file_menu = self.menus["file"] = bar.addMenu("&File")
-        file_menu.addActions([a.open_file, a.open_folder])
-        self.recent_menu = file_menu.addMenu("Open &Recent")
-        self.recent_menu.aboutToShow.connect(
-            lambda: window_layout.fill_recent_menu(self, self.recent_menu)
-        )
-        file_menu.addAction(a.recursive)
-        file_menu.addSeparator()
-        file_menu.addActions([a.save, a.autosave])
-        fmt_menu = file_menu.addMenu("Save &Format")
-        fmt_menu.addActions(list(a.save_formats.values()))
-        conv_menu = file_menu.addMenu("&VOC Coordinates")
-        conv_menu.addActions(list(a.voc_conventions.values()))
-        file_menu.addSeparator()
-        file_menu.addAction(a.quit)
-        edit = self.menus["edit"] = bar.addMenu("&Edit")
-        edit.addActions([a.undo, a.redo])
-        edit.addSeparator()
-        edit.addActions([a.create_box, a.edit_mode])
-        edit.addSeparator()
-        edit.addActions([a.copy, a.paste, a.duplicate, a.delete, a.select_all])
-        edit.addSeparator()
-        edit.addActions([a.copy_previous, a.keep_previous])
-        edit.addSeparator()
-        edit.addActions([a.toggle_difficult, a.toggle_verified])
-        classes = edit.addMenu("&Class of Selection")
-        classes.addActions(a.class_keys)
-        view = self.menus["view"] = bar.addMenu("&View")
-        view.addActions([a.zoom_in, a.zoom_out, a.zoom_fit, a.zoom_actual])
-        view.addSeparator()
-        go = self.menus["go"] = bar.addMenu("&Go")
-        go.addActions([a.next_image, a.prev_image])
-        help_menu = self.menus["help"] = bar.addMenu("&Help")
-        help_menu.addActions([a.shortcuts, a.messages, a.about])
-
-    def _setup_toolbar(self) -> None:
-        a = self.actions
-        tb = QToolBar("Tools", self)
-        tb.setObjectName("tools")
-        tb.setToolButtonStyle(Qt.ToolButtonStyle.ToolButtonIconOnly)
-        tb.setMovable(False)
-        for action in (
-            a.open_file,
-            a.open_folder,
-            a.save,
-            None,
-            a.prev_image,
-            a.next_image,
-            None,
-            a.edit_mode,
-            a.create_box,
-            a.duplicate,
-            a.delete,
-            a.copy_previous,
-            a.toggle_verified,
-            None,
-            a.undo,
-            a.redo,
-            None,
-            a.zoom_in,
-            a.zoom_out,
-            a.zoom_fit,
-            a.zoom_actual,
-        ):
-            tb.addSeparator() if action is None else tb.addAction(action)
-        self.addToolBar(Qt.ToolBarArea.TopToolBarArea, tb)
-        self.toolbar = tb
 
     def _dock(self, title: str, name: str, widget: QWidget, area: Qt.DockWidgetArea) -> QDockWidget:
         dock = QDockWidget(title, self)
