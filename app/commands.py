@@ -14,6 +14,9 @@ one and push it on ``document.undo_stack``; ``redo()`` runs on push. Box coordin
   same boxes merge (``id()``/``mergeWith()``), so a drag or a run of arrow-key nudges is one
   step. :class:`RelabelBoxesCommand` and :class:`SetDifficultCommand` are edits too.
 * :class:`SetVerifiedCommand`
+* :class:`RenameClassCommand` -- a class rename in the whole folder (other images' files, the
+  class list and the open image's boxes) as ONE step; it calls back into whoever does the
+  rename (:class:`app.edit_controller.EditController`), the same way in both directions.
 
 Every other edit keeps a box's ``Box.extra`` (it is changed with ``dataclasses.replace``), and
 undoing a delete puts the very same boxes back, so a save loses only what the user deleted.
@@ -21,7 +24,7 @@ undoing a delete puts the very same boxes back, so a save loses only what the us
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import replace
 
 from PySide6.QtGui import QUndoCommand
@@ -35,6 +38,7 @@ __all__ = [
     "DeleteBoxesCommand",
     "EditBoxesCommand",
     "RelabelBoxesCommand",
+    "RenameClassCommand",
     "SetDifficultCommand",
     "SetVerifiedCommand",
     "duplicate_command",
@@ -134,6 +138,25 @@ class SetDifficultCommand(EditBoxesCommand):
     def __init__(self, doc: AnnotationDocument, indices: Iterable[int], difficult: bool) -> None:
         changes = {i: replace(doc.boxes[i], difficult=difficult) for i in indices}
         super().__init__(doc, changes, "Mark difficult" if difficult else "Clear difficult")
+
+
+class RenameClassCommand(QUndoCommand):
+    """Rename class ``old`` to ``new`` on redo and back on undo through ``rename(a, b)``,
+    which renames everywhere and returns False when it cannot (a message says why): the
+    command then drops out of the history (``setObsolete``), having changed nothing."""
+
+    def __init__(self, rename: Callable[[str, str], bool], old: str, new: str) -> None:
+        super().__init__(f"Rename class '{old}' to '{new}'")
+        self._rename = rename
+        self.old, self.new = old, new
+
+    def redo(self) -> None:
+        if not self._rename(self.old, self.new):
+            self.setObsolete(True)
+
+    def undo(self) -> None:
+        if not self._rename(self.new, self.old):
+            self.setObsolete(True)
 
 
 class SetVerifiedCommand(QUndoCommand):

@@ -13,6 +13,7 @@ from PySide6.QtGui import QGuiApplication
 from app.commands import (
     DeleteBoxesCommand,
     RelabelBoxesCommand,
+    RenameClassCommand,
     SetDifficultCommand,
     SetVerifiedCommand,
     duplicate_command,
@@ -52,6 +53,7 @@ class EditController(QObject):
         self.confirm_rename: Callable[[str, str, list[ClassRenamePlan]], bool] = (
             lambda _old, _new, _plans: True
         )
+        self._confirmed: tuple[str, str, list[ClassRenamePlan]] | None = None
 
     def _push(self, command) -> None:
         self.document.undo_stack.push(command)
@@ -98,19 +100,39 @@ class EditController(QObject):
             self._push(RelabelBoxesCommand(doc, sel, name))
 
     def rename_class(self, old: str, new: str) -> str | None:
-        """Rename a project class in the whole folder: the current image's boxes of it as one
-        undo step, edits not saved yet in memory, every other image's saved annotation on disk
-        (YOLO, COCO: the class map; see :mod:`rpn_core.class_rename`) -- after
-        ``confirm_rename`` agrees, when other images have boxes of it. Returns an error text if
-        the rename is refused (then nothing changed, as after a cancel)."""
-        classes = self.workspace.classes
+        """Rename a project class in the whole folder as ONE undo step: the open image's boxes,
+        edits not saved yet in memory, every other image's saved annotation on disk (YOLO,
+        COCO: the class map; see :mod:`rpn_core.class_rename`) and the class list -- after
+        ``confirm_rename`` agrees, when other images have boxes of it. Undo renames it back
+        the same way (while the image stays open, like every edit), so the folder, the class
+        list and the open image always agree. Returns an error text if the rename is refused
+        (then nothing changed, as after a cancel)."""
         try:
-            new = classes.checked_rename(old, new)
+            new = self.workspace.classes.checked_rename(old, new)
             plans = self._plan_rename(old, new)
         except (KeyError, ValueError) as exc:
             return f"Cannot rename class: {exc}"
         if any(plan.images for plan in plans) and not self.confirm_rename(old, new, plans):
             return None
+        self._confirmed = (old, new, plans)  # the first redo writes what the user agreed to
+        self._push(RenameClassCommand(self._rename_everywhere, old, new))
+        return None
+
+    def _rename_everywhere(self, old: str, new: str) -> bool:
+        """Do a rename (or its undo, ``new`` to ``old``) without asking: the user confirmed
+        it. Returns False, with a message, when it is refused now (e.g. undoing a rename
+        after ``old`` was added again as a class): then nothing changed."""
+        classes = self.workspace.classes
+        confirmed, self._confirmed = self._confirmed, None
+        try:
+            new = classes.checked_rename(old, new)
+            if confirmed is not None and confirmed[:2] == (old, new):
+                plans = confirmed[2]
+            else:
+                plans = self._plan_rename(old, new)
+        except (KeyError, ValueError) as exc:
+            self.message.emit("warning", f"Cannot rename class '{old}' to '{new}': {exc}")
+            return False
         # ~1 s per 1000 VOC files here: a busy cursor says the window is working.
         QGuiApplication.setOverrideCursor(Qt.CursorShape.WaitCursor)
         try:
@@ -120,13 +142,13 @@ class EditController(QObject):
         renamed = self._rename_in_memory(old, new)
         classes.rename(old, new)  # after the stores: classes_changed adds its names to them
         doc = self.document
-        hits = [i for i, b in enumerate(doc.boxes) if b.label == old]
+        hits = {i: replace(b, label=new) for i, b in enumerate(doc.boxes) if b.label == old}
         if hits:
-            self._push(RelabelBoxesCommand(doc, hits, new))
+            doc.replace_boxes(hits)
             renamed.add(doc.image_path)
         renamed.update(p for result in results for p in result.images)
         self._report_rename(old, new, len(renamed), results)
-        return None
+        return True
 
     def _plan_rename(self, old: str, new: str) -> list[ClassRenamePlan]:
         """Plans for the save store and, if of another format, the store read from.

@@ -1,5 +1,6 @@
-"""Renaming a class through the Classes panel renames it in the whole folder: the open image as
-one undo step, the other images' annotation files on disk (after a confirmation)."""
+"""Renaming a class through the Classes panel renames it in the whole folder (the open image,
+the other images' annotation files on disk after a confirmation, the class list) as ONE undo
+step: Ctrl+Z renames it back everywhere."""
 
 from __future__ import annotations
 
@@ -81,13 +82,25 @@ def test_rename_rewrites_the_other_images_files_and_undo_keeps_working(
     assert window.statusBar().currentMessage() == "Renamed 'dog' to 'puppy' in 3 images"
     assert "puppy" in window.workspace.classes.names
     assert "dog" not in window.workspace.classes.names
-    # The open image: one undo step, undone and redone like any other.
+    # One undo step for the whole folder, undone and redone like any other.
     assert doc.boxes[0].label == "puppy" and doc.boxes[1].label == "cat"
     assert stack.count() == steps + 1
     qtbot.keyClick(window.canvas, Qt.Key.Key_Z, Qt.KeyboardModifier.ControlModifier)
     assert [b.label for b in doc.boxes] == ["dog", "cat"]
-    stack.redo()
+    assert saved(folder, "voc", "img1.png").boxes == [Box(10, 20, 110, 120, "dog")]
+    assert saved(folder, "voc", "img2.png").labels == ["cat", "dog"]
+    assert broken.read_bytes() == b"<annotation><object><name>dog</name>"
+    assert "dog" in window.workspace.classes.names
+    assert "puppy" not in window.workspace.classes.names
+    assert window.statusBar().currentMessage() == "Renamed 'puppy' to 'dog' in 3 images"
+    qtbot.keyClick(
+        window.canvas,
+        Qt.Key.Key_Z,
+        Qt.KeyboardModifier.ControlModifier | Qt.KeyboardModifier.ShiftModifier,
+    )
     assert [b.label for b in doc.boxes] == ["puppy", "cat"]
+    assert saved(folder, "voc", "img2.png").labels == ["cat", "puppy"]
+    assert len(answers["asked"]) == 1  # undo and redo do what the user agreed to: no question
     assert window.workspace.save_current()
     assert saved(folder, "voc", "img0.png").labels == ["puppy", "cat"]
 
@@ -128,6 +141,54 @@ def test_yolo_rename_keeps_the_class_id_for_every_image(qtbot, folder, app_setti
     # The open image's box is saved with the same id 1: centre (80, 60) / (320, 240) = 0.25.
     assert (folder / "img0.txt").read_text() == "1 0.250000 0.250000 0.500000 0.500000\n"
     assert (folder / "classes.txt").read_text() == "cat\npuppy\n"
+
+
+def test_undoing_a_yolo_rename_restores_the_class_map(qtbot, folder, app_settings, answers):
+    """Undo renames the class map back at the same id, so the open image's box is saved with
+    id 1 again -- not as a new class 'dog' appended at id 2."""
+    (folder / "classes.txt").write_text("cat\ndog\n")
+    (folder / "img1.txt").write_text("1 0.500000 0.500000 0.250000 0.250000\n")
+    window = open_window(qtbot, app_settings, [folder], fmt="yolo")  # shows img0
+    doc = window.document
+    doc.undo_stack.push(AddBoxesCommand(doc, [Box(0, 0, 160, 120, "dog")]))
+    click_rename(window, "dog")
+    assert window.workspace.save_current()
+
+    qtbot.keyClick(window.canvas, Qt.Key.Key_Z, Qt.KeyboardModifier.ControlModifier)
+
+    assert [b.label for b in doc.boxes] == ["dog"]
+    assert (folder / "classes.txt").read_text() == "cat\ndog\n"
+    assert window.workspace.save_current()
+    assert (folder / "img0.txt").read_text() == "1 0.250000 0.250000 0.500000 0.500000\n"
+    assert (folder / "classes.txt").read_text() == "cat\ndog\n"
+    assert saved(folder, "yolo", "img1.png").labels == ["dog"]
+
+
+def test_undo_refused_when_the_old_name_is_taken_again(qtbot, folder, app_settings, answers):
+    """After renaming dog to puppy the user adds a new class 'dog': undoing the rename would
+    merge two classes, so it is refused with a message, changes nothing and leaves the
+    history (the rename stays done)."""
+    store = open_store(folder, "voc")
+    store.save(ImageAnnotation(folder / "img1.png", W, H, [Box(10, 20, 110, 120, "dog")]))
+    window = open_window(qtbot, app_settings, [folder])
+    doc, stack = window.document, window.document.undo_stack
+    window.workspace.classes.add("dog")
+    stack.push(AddBoxesCommand(doc, [Box(5, 5, 40, 40, "dog")]))
+    click_rename(window, "dog")
+    window.workspace.classes.add("dog")
+    steps = stack.count()
+
+    qtbot.keyClick(window.canvas, Qt.Key.Key_Z, Qt.KeyboardModifier.ControlModifier)
+
+    assert any(
+        lv == "warning" and "Cannot rename class 'puppy' to 'dog'" in t and "already exists" in t
+        for lv, t in window.message_bar.messages
+    )
+    assert [b.label for b in doc.boxes] == ["puppy"]
+    assert saved(folder, "voc", "img1.png").labels == ["puppy"]
+    assert stack.count() == steps - 1  # the rename left the history; the box is still there
+    qtbot.keyClick(window.canvas, Qt.Key.Key_Z, Qt.KeyboardModifier.ControlModifier)
+    assert doc.boxes == []
 
 
 def test_renaming_onto_an_existing_class_is_refused(qtbot, folder, app_settings, answers):
