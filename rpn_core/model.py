@@ -60,6 +60,7 @@ __all__ = [
     "propose",
     "save_weights",
     "select_proposals",
+    "selection_settings",
     "with_anchors",
 ]
 
@@ -351,19 +352,24 @@ def select_proposals(
     )
 
 
+def selection_settings(config: RPNConfig, **overrides: object) -> dict:
+    """Keywords of :func:`select_proposals` from ``config``, with ``overrides`` applied."""
+    settings = {
+        "top_n": config.post_nms_top_n,
+        "score_threshold": config.score_threshold,
+        "nms_iou": config.nms_iou,
+        "min_size": config.min_size,
+        "pre_nms_top_n": config.pre_nms_top_n,
+    }
+    settings.update(overrides)
+    return settings
+
+
 def propose(model: RPNModel, image: np.ndarray, **select_kwargs: object) -> Proposals:
     """Backbone, head and selection for one RGB ``uint8`` image; selection settings default
     to the model's :class:`RPNConfig` (keywords of :func:`select_proposals` override)."""
-    c = model.config
-    settings = {
-        "top_n": c.post_nms_top_n,
-        "score_threshold": c.score_threshold,
-        "nms_iou": c.nms_iou,
-        "min_size": c.min_size,
-        "pre_nms_top_n": c.pre_nms_top_n,
-    }
-    settings.update(select_kwargs)
-    return select_proposals(model.raw_proposals(model.compute_features(image)), **settings)
+    raw = model.raw_proposals(model.compute_features(image))
+    return select_proposals(raw, **selection_settings(model.config, **select_kwargs))
 
 
 def save_weights(model: RPNModel, path: str | Path, metadata: dict | None = None) -> str:

@@ -106,3 +106,60 @@ def test_eval_without_annotations_is_an_error(tmp_path, capsys):
     (tmp_path / "empty").mkdir()
     assert main(["eval", str(tmp_path / "empty")]) == 2
     assert "no annotated images" in capsys.readouterr().err
+
+
+def _messi_folder(tmp_path):
+    data = tmp_path / "data"
+    data.mkdir()
+    img = cv2.resize(cv2.imread(str(PHOTO)), (274, 171))
+    cv2.imwrite(str(data / "messi.png"), img)  # lossless: the test reads the same pixels
+    gt = [[100.0, 10.0, 190.0, 165.0], [145.0, 140.0, 165.0, 160.0]]
+    (data / "messi.json").write_text(json.dumps(_labelme("messi.png", 274, 171, gt)))
+    return data, cv2.cvtColor(img, cv2.COLOR_BGR2RGB), np.array(gt, dtype=np.float32)
+
+
+def test_eval_breakdown_rows_match_their_definitions(tmp_path, capsys):
+    """--breakdown's rows, recomputed here from the model's raw output: every anchor's box
+    (N = all), the top N by score without NMS, and the usual proposals (top N after NMS)."""
+    from rpn_core.model import load_embedded_model, propose
+    from rpn_core.proposals import average_recall, best_iou_per_gt, recall_at_iou
+
+    data, rgb, gt = _messi_folder(tmp_path)
+    out = tmp_path / "metrics.json"
+    args = ["eval", str(data), "--methods", "rpn", "--breakdown", "--top-n", "10", "300"]
+    assert main([*args, "--json", str(out)]) == 0
+    table = capsys.readouterr().out
+    assert "rpn-every-anchor    all" in table
+    metrics = json.loads(out.read_text())["metrics"]
+    assert set(metrics) == {"rpn", "rpn-no-nms", "rpn-every-anchor"}
+    assert set(metrics["rpn-every-anchor"]) == {"all"}
+
+    model = load_embedded_model()
+    raw = model.raw_proposals(model.compute_features(rgb))
+    by_score = raw.boxes[np.argsort(-raw.scores, kind="stable")]
+    expected = {
+        ("rpn-every-anchor", "all"): best_iou_per_gt(raw.boxes, gt),
+        ("rpn-no-nms", "10"): best_iou_per_gt(by_score[:10], gt),
+        ("rpn-no-nms", "300"): best_iou_per_gt(by_score[:300], gt),
+        ("rpn", "10"): best_iou_per_gt(propose(model, rgb, top_n=10).boxes, gt),
+        ("rpn", "300"): best_iou_per_gt(propose(model, rgb, top_n=300).boxes, gt),
+    }
+    for (row, n), best in expected.items():
+        got = metrics[row][n]
+        assert got["num_gt"] == 2
+        assert got["AR"] == pytest.approx(average_recall(best))
+        assert got["recall@0.7"] == pytest.approx(recall_at_iou(best, 0.7))
+    # Every anchor's box is a superset of both other rows' boxes: never less recall.
+    every = metrics["rpn-every-anchor"]["all"]
+    for row in ("rpn", "rpn-no-nms"):
+        for n in ("10", "300"):
+            assert every["AR"] >= metrics[row][n]["AR"]
+
+
+def test_eval_with_no_readable_image_is_an_error(tmp_path, capsys):
+    data, _rgb, _gt = _messi_folder(tmp_path)
+    png = (data / "messi.png").read_bytes()
+    (data / "messi.png").write_bytes(png[: len(png) // 2])  # header fine, pixels cut off
+    assert main(["eval", str(data), "--methods", "rpn"]) == 2
+    err = capsys.readouterr().err
+    assert "messi.png" in err and "none of the annotated images" in err

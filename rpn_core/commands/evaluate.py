@@ -4,6 +4,12 @@ Proposal recall of the RPN and of Selective Search against a folder's annotation
 format :func:`rpn_core.dataset.load_dataset` reads): recall@N at IoU 0.5 and 0.7 and AR@N
 (IoU 0.5:0.95), definitions in :mod:`rpn_core.proposals`. Prints a table; ``--json FILE``
 also writes the numbers. Images without boxes are skipped; unreadable ones are reported.
+
+``--breakdown`` says where the RPN loses its recall, from the same forward pass, in two more
+rows: ``rpn-every-anchor`` (every anchor's decoded box, N = all: what the box regressor can
+reach at all) and ``rpn-no-nms`` (the top N by objectness without NMS: what the ranking
+keeps). Far below the first, a row points at the regressor; between the rows, at the scores;
+``rpn`` below ``rpn-no-nms``, at NMS keeping poorly placed boxes of a crowd.
 """
 
 from __future__ import annotations
@@ -15,6 +21,7 @@ import time
 from pathlib import Path
 
 METHODS = ("rpn", "selective-search")
+ALL = "all"  # the N of rpn-every-anchor
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -24,21 +31,45 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--methods", nargs="+", choices=METHODS, default=list(METHODS), help="what to evaluate"
     )
+    parser.add_argument(
+        "--breakdown", action="store_true",
+        help="also rpn-every-anchor and rpn-no-nms: where the RPN loses recall",
+    )  # fmt: skip
     parser.add_argument("--format", dest="fmt", help="annotation format (default: detect)")
     parser.add_argument("--json", type=Path, help="also write the metrics as JSON")
 
 
 def _proposers(args: argparse.Namespace, max_n: int) -> dict:
+    """Per method, a function of an RGB image to ``{row name: ranked boxes}`` (one pass)."""
     from rpn_core.proposals import selective_search
 
     out = {}
     if "rpn" in args.methods:
-        from rpn_core.model import load_embedded_model, load_model, propose
+        import numpy as np
+
+        from rpn_core.model import (
+            load_embedded_model,
+            load_model,
+            select_proposals,
+            selection_settings,
+        )
 
         model = load_model(args.weights) if args.weights else load_embedded_model()
-        out["rpn"] = lambda rgb: propose(model, rgb, top_n=max_n).boxes
+        settings = selection_settings(model.config, top_n=max_n)
+
+        def rpn(rgb):  # noqa: ANN001, ANN202
+            raw = model.raw_proposals(model.compute_features(rgb))
+            rows = {"rpn": select_proposals(raw, **settings).boxes}
+            if args.breakdown:
+                rows["rpn-no-nms"] = raw.boxes[np.argsort(-raw.scores, kind="stable")[:max_n]]
+                rows["rpn-every-anchor"] = raw.boxes
+            return rows
+
+        out["rpn"] = rpn
     if "selective-search" in args.methods:
-        out["selective-search"] = lambda rgb: selective_search(rgb, max_boxes=max_n)
+        out["selective-search"] = lambda rgb: {
+            "selective-search": selective_search(rgb, max_boxes=max_n)
+        }
     return out
 
 
@@ -47,8 +78,8 @@ def collect(args: argparse.Namespace, dataset, max_n: int) -> tuple[dict, dict, 
     from rpn_core.imageio import ImageReadError, load_image
 
     proposers = _proposers(args, max_n)
-    pairs: dict[str, list] = {m: [] for m in proposers}
-    seconds: dict[str, list] = {m: [] for m in proposers}
+    pairs: dict[str, list] = {}
+    seconds: dict[str, list] = {}
     skipped = []
     items = dataset.annotated
     for k, item in enumerate(items, 1):
@@ -57,11 +88,13 @@ def collect(args: argparse.Namespace, dataset, max_n: int) -> tuple[dict, dict, 
         except ImageReadError as exc:
             skipped.append((item.image_path, exc.reason))
             continue
-        for method, fn in proposers.items():
+        for fn in proposers.values():
             start = time.perf_counter()
-            boxes = fn(loaded.pixels) / loaded.scale
-            seconds[method].append(time.perf_counter() - start)
-            pairs[method].append((boxes, item.boxes))
+            rows = fn(loaded.pixels)
+            elapsed = time.perf_counter() - start  # the method's; its extra rows share it
+            for row, boxes in rows.items():
+                seconds.setdefault(row, []).append(elapsed)
+                pairs.setdefault(row, []).append((boxes / loaded.scale, item.boxes))
         print(f"[{k}/{len(items)}] {item.image_path.name}", file=sys.stderr)
     return pairs, seconds, skipped
 
@@ -105,7 +138,18 @@ def run(args: argparse.Namespace) -> int:
         return 2
     for path, reason in skipped:
         print(f"warning: {path}: {reason}", file=sys.stderr)
-    results = {m: proposal_metrics(p, top_ns) for m, p in pairs.items()}
+    if not pairs:
+        print(
+            f"error: none of the annotated images in {args.data_dir} could be read", file=sys.stderr
+        )
+        return 2
+    results = {}
+    for method, p in pairs.items():
+        if method == "rpn-every-anchor":
+            most = max(len(boxes) for boxes, _ in p)
+            results[method] = {ALL: proposal_metrics(p, [most])[most]}
+        else:
+            results[method] = proposal_metrics(p, top_ns)
     secs = {m: median(s) if s else float("nan") for m, s in seconds.items()}
     print(format_table(results, secs))
     if args.json:
