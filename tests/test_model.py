@@ -25,7 +25,6 @@ from rpn_core.model import (
     RPNConfig,
     RPNModel,
     WeightsError,
-    iou_aware_objectness_loss,
     load_embedded_model,
     load_model,
     propose,
@@ -33,6 +32,7 @@ from rpn_core.model import (
     select_proposals,
 )
 from rpn_core.rpn_config import input_geometry, model_anchors
+from rpn_core.rpn_modules import iou_aware_objectness_loss
 
 SMALL = RPNConfig(min_side=64, max_side=128)
 
