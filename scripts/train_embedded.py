@@ -318,11 +318,12 @@ def main(argv: list[str] | None = None) -> int:
     )  # fmt: skip
     p.add_argument("--box-weight", type=float, default=1.0, help="weight of the box loss")
     p.add_argument("--fg-iou", type=float, default=0.7, help="foreground IoU of training labels")
+    p.add_argument("--bg-iou", type=float, default=0.3, help="background IoU of training labels")
     args = p.parse_args(argv)
     torch.manual_seed(args.seed)  # the head's initialisation
 
     anchors = AnchorConfig(sizes=tuple(args.anchor_sizes))
-    labels = LabelConfig.faster_rcnn(fg_iou=args.fg_iou)
+    labels = LabelConfig.faster_rcnn(fg_iou=args.fg_iou, bg_iou=args.bg_iou)
     config = RPNConfig(
         anchors=anchors, context=args.context, head_conv_depth=args.head_depth, labels=labels
     )
@@ -361,6 +362,7 @@ def main(argv: list[str] | None = None) -> int:
         "objectness_target": args.objectness_target,
         "box_loss_weight": args.box_weight,
         "fg_iou": args.fg_iou,
+        "bg_iou": args.bg_iou,
         "batch_images": args.batch,
         "seed": args.seed,
         "photo_sampling_weight": args.photo_weight,
