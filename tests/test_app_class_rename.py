@@ -123,12 +123,18 @@ def test_cancel_changes_nothing(qtbot, folder, app_settings, answers):
     assert window.document.undo_stack.count() == steps
 
 
-def test_yolo_rename_keeps_the_class_id_for_every_image(qtbot, folder, app_settings, answers):
+def open_yolo_folder(qtbot, app_settings, folder):
+    """YOLO classes cat (0), dog (1); img1 holds a dog; img0 (shown) gets a dog drawn."""
     (folder / "classes.txt").write_text("cat\ndog\n")
     (folder / "img1.txt").write_text("1 0.500000 0.500000 0.250000 0.250000\n")
     window = open_window(qtbot, app_settings, [folder], fmt="yolo")  # shows img0
     doc = window.document
     doc.undo_stack.push(AddBoxesCommand(doc, [Box(0, 0, 160, 120, "dog")]))
+    return window, doc
+
+
+def test_yolo_rename_keeps_the_class_id_for_every_image(qtbot, folder, app_settings, answers):
+    window, doc = open_yolo_folder(qtbot, app_settings, folder)
 
     click_rename(window, "dog")
 
@@ -146,11 +152,7 @@ def test_yolo_rename_keeps_the_class_id_for_every_image(qtbot, folder, app_setti
 def test_undoing_a_yolo_rename_restores_the_class_map(qtbot, folder, app_settings, answers):
     """Undo renames the class map back at the same id, so the open image's box is saved with
     id 1 again -- not as a new class 'dog' appended at id 2."""
-    (folder / "classes.txt").write_text("cat\ndog\n")
-    (folder / "img1.txt").write_text("1 0.500000 0.500000 0.250000 0.250000\n")
-    window = open_window(qtbot, app_settings, [folder], fmt="yolo")  # shows img0
-    doc = window.document
-    doc.undo_stack.push(AddBoxesCommand(doc, [Box(0, 0, 160, 120, "dog")]))
+    window, doc = open_yolo_folder(qtbot, app_settings, folder)
     click_rename(window, "dog")
     assert window.workspace.save_current()
 
