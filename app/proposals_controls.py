@@ -122,6 +122,12 @@ class ProposalsControls(QWidget):
         self._update_legend()
         self.status_label = QLabel("Proposals appear here once an image is open.")
         self.summary_label = QLabel()
+        self.summary_label.setToolTip(
+            "Time taken and, when the image has GT boxes, recall at IoU 0.5 of the proposals"
+            " shown.\n'every anchor': the recall of every anchor's refined box, before ranking"
+            " and NMS -- what the RPN's boxes reach at all. Far above the shown recall, the"
+            " scores are what lose objects: raise Top-N or NMS IoU, or fine-tune."
+        )
         self.count_label = QLabel()
         for label in (self.status_label, self.summary_label, self.weights_label):
             label.setWordWrap(True)
