@@ -13,7 +13,7 @@ from __future__ import annotations
 import dataclasses
 import time
 from collections.abc import Callable, Generator
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
@@ -40,6 +40,24 @@ class ProposalRun:
     boxes: np.ndarray | None = None
     load_seconds: float = 0.0
     backbone_seconds: float = 0.0
+    _best_iou: dict = field(default_factory=dict, compare=False, repr=False)
+
+    def every_anchor_recall(self, gt: np.ndarray, iou: float = 0.5) -> float:
+        """Recall of the RPN's every anchor's refined box (~20,000: before ranking and NMS)
+        for GT boxes ``gt``. Each GT box's best IoU is kept, so after a box edit only the
+        edited box costs a column of IoUs."""
+        from rpn_core.proposals import recall_at_iou
+
+        keys = [tuple(b) for b in np.asarray(gt, dtype=np.float32).tolist()]
+        missing = [k for k in dict.fromkeys(keys) if k not in self._best_iou]
+        if missing:
+            import torch  # loaded: this run produced ``raw``
+            from torchvision.ops import box_iou
+
+            iou_matrix = box_iou(torch.from_numpy(self.raw.boxes), torch.tensor(missing))
+            best = torch.nan_to_num(iou_matrix).amax(dim=0).tolist()
+            self._best_iou.update(zip(missing, best, strict=True))
+        return recall_at_iou(np.array([self._best_iou[k] for k in keys]), iou)
 
 
 def _to_original(raw: Any, scale: float, size_hw: tuple[int, int]) -> Any:

@@ -290,7 +290,7 @@ class ProposalsPanel(QWidget):
                 boxes = self._selected(method, s)[0]
                 line += f", recall@{s.top_n} = {_recall(boxes, gt):.2f} ({len(gt)} GT, IoU 0.5)"
                 if method == "rpn":  # before ranking and NMS: see the label's tooltip
-                    line += f"; every anchor: {_recall(run.raw.boxes, gt):.2f}"
+                    line += f"; every anchor: {run.every_anchor_recall(gt):.2f}"
             lines.append(line)
         self.ui.set_summary("\n".join(lines))
 

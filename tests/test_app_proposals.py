@@ -443,3 +443,23 @@ def test_rpn_job_maps_a_downscaled_display_copy_back_to_original_pixels(tiny_mod
     np.testing.assert_allclose(half.raw.boxes, same.raw.boxes * 2, rtol=1e-6)
     np.testing.assert_allclose(half.raw.anchors, same.raw.anchors * 2, rtol=1e-6)
     np.testing.assert_array_equal(half.raw.scores, same.raw.scores)
+
+
+def test_every_anchor_recall_golden_and_recomputes_only_edited_boxes():
+    """Two refined boxes; GT A overlaps the first at IoU 50 / 150 = 1/3 (under 0.5), GT B
+    equals the second (IoU 1): recall 0.5. Moving A onto the first box makes it 1.0; the
+    cache then holds A's old and new places and B, computed once each."""
+    from types import SimpleNamespace
+
+    from app.proposal_jobs import ProposalRun
+
+    boxes = np.array([[0, 0, 10, 10], [20, 20, 30, 30]], dtype=np.float32)
+    run = ProposalRun("rpn", token=1, seconds=0.0, raw=SimpleNamespace(boxes=boxes))
+    a = [5.0, 0.0, 15.0, 10.0]  # overlap 5 x 10 = 50; union 100 + 100 - 50 = 150
+    b = [20.0, 20.0, 30.0, 30.0]
+    assert run.every_anchor_recall(np.array([a, b])) == 0.5
+    assert run.every_anchor_recall(np.array([a, b]), iou=0.3) == 1.0  # 1/3 >= 0.3
+    assert run._best_iou[tuple(a)] == pytest.approx(1 / 3)
+    moved = [0.0, 0.0, 10.0, 10.0]
+    assert run.every_anchor_recall(np.array([moved, b])) == 1.0
+    assert set(run._best_iou) == {tuple(a), tuple(b), tuple(moved)}
