@@ -33,7 +33,9 @@ def make_folder(folder: Path, n: int = 3, size: tuple[int, int] = (320, 240)) ->
     return [make_image(folder / f"img{i}.png", i, size) for i in range(n)]
 
 
-def open_window(qtbot, settings, paths, *, fmt: str = "voc") -> MainWindow:
+def open_window(
+    qtbot, settings, paths, *, fmt: str = "voc", prompt: bool = False
+) -> MainWindow:
     settings.save_format = fmt
     settings.q.setValue("proposals/auto_run", False)  # no model runs while we test annotation
     window = MainWindow(settings=settings)
@@ -44,7 +46,17 @@ def open_window(qtbot, settings, paths, *, fmt: str = "voc") -> MainWindow:
         window.activateWindow()
     assert window.open_paths([str(p) for p in paths])
     window.canvas.setFocus()
+    if not prompt:
+        skip_label_prompt(window)
     return window
+
+
+def skip_label_prompt(window: MainWindow, fallback: str = "object") -> None:
+    """For tests not about the label prompt: new boxes get the default class at once, as with
+    "use default label" -- ``fallback`` while there is no class yet (the real prompt would
+    ask; tests/test_app_label_prompt.py drives it)."""
+    classes = window.workspace.classes
+    window.canvas.ask_label = lambda _what: classes.default or fallback
 
 
 def view_pos(canvas: Canvas, x: float, y: float) -> QPoint:

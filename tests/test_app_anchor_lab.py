@@ -275,6 +275,9 @@ def test_main_window_shows_the_sample_with_default_anchors(qtbot, app_settings):
     assert min(rh, rw) == 600 or max(rh, rw) == 1000
     assert rh / h == pytest.approx(rw / w, rel=0.01)
     assert len(lab.anchors) == math.ceil(rh / 16) * math.ceil(rw / 16) * 12
+    # The light default (issue 14) draws only foreground anchors: none without GT boxes.
+    assert len(lab.overlay.visible_all()) == 0
+    window.actions.all_anchors.trigger()
     assert len(lab.overlay.visible_all()) > 0  # a sample of background anchors at least
 
 

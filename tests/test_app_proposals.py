@@ -12,7 +12,7 @@ import math
 
 import numpy as np
 import pytest
-from app_testing import drag_image, make_image, show_zoom, view_pos
+from app_testing import drag_image, make_image, show_zoom, skip_label_prompt, view_pos
 from PySide6.QtCore import QPoint, Qt
 from PySide6.QtGui import QColor, QImage, QPainter
 from PySide6.QtWidgets import QGraphicsScene
@@ -171,6 +171,7 @@ def window(qtbot, app_settings, tiny_model, tmp_path):
     w = MainWindow(settings=app_settings)
     qtbot.addWidget(w)
     w.model_loader.set_model(tiny_model)
+    skip_label_prompt(w)
     w.resize(1200, 800)
     w.show()
     qtbot.waitExposed(w)

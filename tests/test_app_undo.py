@@ -81,7 +81,7 @@ def test_history_view_lists_the_steps(qtbot, window):
     qtbot.keyClick(canvas, Qt.Key.Key_Delete)
     model = window.undo_view.model()
     texts = [model.index(r, 0).data() for r in range(model.rowCount())]
-    assert texts == ["<opened>", "Draw box", "Delete box"]
+    assert texts == ["<opened>", "Draw box 'object'", "Delete box"]
     edit_menu = [a.text() for a in window.menus["edit"].actions()]
     assert any(t.startswith("&Undo") for t in edit_menu)
 

@@ -1,5 +1,6 @@
 """The class panel: the project class list (keys 1-9), add and rename, the default class for
-new boxes, and the difficult / verified flags of the current selection and image."""
+new boxes, "use default label" (skip the label prompt), and the difficult / verified flags of
+the current selection and image."""
 
 from __future__ import annotations
 
@@ -24,9 +25,15 @@ __all__ = ["ClassPanel"]
 
 class ClassPanel(QWidget):
     """Signals: ``class_chosen(str)`` (double-click/Enter: apply to selection),
-    ``rename_requested(str, str)``, ``difficult_toggled(bool)``, ``verified_toggled(bool)``."""
+    ``rename_requested(str, str)``, ``difficult_toggled(bool)``, ``verified_toggled(bool)``,
+    ``use_default_toggled(bool)``; ``class_added(str)`` after Enter in the new-class field (the
+    window gives the keyboard back to the canvas, so W draws at once)."""
+
+    VISIBLE_ROWS = 9  # keys 1-9 all in view without scrolling
 
     class_chosen = Signal(str)
+    class_added = Signal(str)
+    use_default_toggled = Signal(bool)
     rename_requested = Signal(str, str)
     difficult_toggled = Signal(bool)
     verified_toggled = Signal(bool)
@@ -35,6 +42,8 @@ class ClassPanel(QWidget):
         super().__init__(parent)
         self.classes = classes
         self.list = QListWidget()
+        rows = self.list.fontMetrics().height() + 4
+        self.list.setMinimumHeight(self.VISIBLE_ROWS * rows + 6)
         self.list.currentTextChanged.connect(self._on_current)
         self.list.itemActivated.connect(
             lambda item: self.class_chosen.emit(item.data(Qt.ItemDataRole.UserRole))
@@ -51,6 +60,11 @@ class ClassPanel(QWidget):
         self.difficult_box.toggled.connect(self.difficult_toggled)
         self.verified_box = QCheckBox("Image verified (Space)")
         self.verified_box.toggled.connect(self.verified_toggled)
+        self.use_default_box = QCheckBox("Use default label (no prompt)")
+        self.use_default_box.setToolTip(
+            "New boxes get the bold class at once instead of asking (keys 1-9 pick it)"
+        )
+        self.use_default_box.toggled.connect(self.use_default_toggled)
         row = QHBoxLayout()
         row.addWidget(self.new_edit, 1)
         row.addWidget(rename)
@@ -58,6 +72,7 @@ class ClassPanel(QWidget):
         layout.setContentsMargins(2, 2, 2, 2)
         layout.addWidget(self.list, 1)
         layout.addLayout(row)
+        layout.addWidget(self.use_default_box)
         layout.addWidget(self.difficult_box)
         layout.addWidget(self.verified_box)
         classes.classes_changed.connect(self.refresh)
@@ -97,6 +112,11 @@ class ClassPanel(QWidget):
             self.classes.add(name)
             self.classes.set_default(name)
             self.new_edit.clear()
+            self.class_added.emit(name)
+
+    def set_use_default(self, on: bool) -> None:
+        with QSignalBlocker(self.use_default_box):
+            self.use_default_box.setChecked(on)
 
     def _ask_rename(self) -> None:
         item = self.list.currentItem()

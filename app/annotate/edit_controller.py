@@ -54,6 +54,9 @@ class EditController(QObject):
             lambda _old, _new, _plans: True
         )
         self._confirmed: tuple[str, str, list[ClassRenamePlan]] | None = None
+        # The selection a draw left (the new, labelled box): keys 1-9 do not relabel it.
+        self._drawn: list[int] | None = None
+        document.selection_changed.connect(self._forget_drawn)
 
     def _push(self, command) -> None:
         self.document.undo_stack.push(command)
@@ -84,14 +87,43 @@ class EditController(QObject):
     def select_all(self) -> None:
         self.document.select(range(len(self.document.boxes)))
 
+    def note_drawn(self, selection: list[int]) -> None:
+        """A box was just drawn (and labelled by the prompt); it is selected."""
+        self._drawn = list(selection)
+
+    def forget_drawn(self, *_args: object) -> None:
+        """The user picked boxes themselves (a click): keys 1-9 relabel them."""
+        self._drawn = None
+
+    def _forget_drawn(self, selection: list[int]) -> None:
+        if self._drawn is not None and list(selection) != self._drawn:
+            self._drawn = None
+
     def use_class_key(self, number: int) -> None:
-        """Key 1-9: make class #number the default and give it to the selected boxes."""
+        """Key 1-9: class #number becomes the class of the next box (the default). It also
+        relabels the selected boxes -- unless the selection is the box just drawn, which the
+        label prompt has labelled already: then the key only picks the next box's class
+        (labelImg's rule: number keys choose the class to draw with). Click the box to
+        relabel it. The status bar says which happened."""
         name = self.workspace.classes.by_key(number)
         if name is None:
             self.status.emit(f"No class #{number}: add classes in the Classes panel")
             return
         self.workspace.classes.set_default(name)
+        doc = self.document
+        if not doc.selection or doc.selection == self._drawn:
+            kept = ""
+            if doc.selection:
+                label = doc.boxes[doc.selection[0]].label
+                kept = f"; the new box keeps '{label}' (click it to relabel)"
+            self.status.emit(f"Next box: '{name}' (key {number}){kept}")
+            return
+        n = len(doc.selection)
         self.relabel_selection(name)
+        self.status.emit(
+            f"Set class '{name}' on {n} selected box" + ("es" if n != 1 else "")
+            + f"; next box: '{name}'"
+        )
 
     def relabel_selection(self, name: str) -> None:
         doc = self.document
@@ -160,7 +192,9 @@ class EditController(QObject):
         """
         ws = self.workspace
         stores: dict[str, AnnotationStore] = {}
-        for store in (ws.store, ws.read_store):
+        # The save store, the store read from, then any other format written this session
+        # (after a save format switch its files -- classes.txt -- still name the class).
+        for store in (ws.store, ws.read_store, *ws.session_stores()):
             # A read store of the save format (after a VOC convention change) holds the same
             # files: they are rewritten once, by the save store, as the app saves them.
             if store is not None:

@@ -30,7 +30,9 @@ from app.state.qdocument import AnnotationDocument
 from app.state.undo import push_boxes
 from rpn_core.annotation.data import AnnotationReadError, Box, ImageAnnotation
 from rpn_core.annotation.formats import AnnotationStore, detect_format, open_store
+from rpn_core.annotation.formats.store import PerImageStore
 from rpn_core.annotation.image_state import ImageState, state_of
+from rpn_core.annotation.yolo_layout import find_data_yaml, labels_folder_for, read_yaml_names
 from rpn_core.errors import RPNStudioError
 from rpn_core.images.loading import IMAGE_SUFFIXES, ImageReadError, list_images
 
@@ -43,8 +45,10 @@ _GUESSED = (ImageState.UNKNOWN, ImageState.ANNOTATED)
 
 class Workspace(QObject):
     """Signals: ``images_listed()``, ``current_changed(int)``, ``state_changed(object)``
-    (a ``Path``), ``message(str, str)``, ``store_changed()``."""
+    (a ``Path``), ``message(str, str)``, ``store_changed()``, ``saved(str)`` (a "Saved ..."
+    line for the status bar after every save)."""
 
+    saved = Signal(str)
     images_listed = Signal()
     current_changed = Signal(int)
     state_changed = Signal(object)
@@ -66,6 +70,11 @@ class Workspace(QObject):
         self.root: Path | None = None
         self.store: AnnotationStore | None = None
         self.read_store: AnnotationStore | None = None
+        # Stores opened for this folder, by (format, VOC convention): switching the save format
+        # back reuses the store that knows which files it wrote (no needless backups).
+        self._stores: dict[tuple[str, str], AnnotationStore] = {}
+        self.yaml_classes: list[str] = []  # names of a YOLO data.yaml (images/ + labels/)
+        self._created: set[Path] = set()  # annotation files this session created
         self.states: dict[Path, tuple[ImageState, str]] = {}
         self.unsaved: dict[Path, ImageAnnotation] = {}
         self.previous_boxes: list[Box] = []
@@ -157,34 +166,93 @@ class Workspace(QObject):
         self.unsaved = {}
         self.previous_boxes = []
         self.cache.clear()
-        self.read_store = None
-        detected = detect_format(self._annotation_folder())
-        if detected is not None:
-            self.read_store = self._open_store(detected)
-        self._reopen_store()
+        self._open_stores()
         names = self.settings.classes_for(root)
         for store in (self.store, self.read_store):
             if store is not None:
                 names += store.classes
         self.classes.reset(names)
 
+    def _open_stores(self) -> None:
+        """Detect the annotation format in the annotation folder and open the stores."""
+        self._stores = {}
+        self.read_store = None
+        folder = self._annotation_folder()
+        layout = self._yolo_layout()
+        self.yaml_classes = read_yaml_names(layout[1]) if layout and layout[1] else []
+        detected = detect_format(folder) or ("yolo" if layout else None)
+        if detected is not None:
+            self.read_store = self._open_store(detected)
+        self._reopen_store()
+
+    def _yolo_layout(self) -> tuple[Path, Path | None] | None:
+        """``(labels folder, data.yaml or None)`` when the images sit in a YOLO dataset's
+        ``images/`` tree with a matching ``labels/`` tree (and no Change Save Dir is set)."""
+        if self.root is None or self.settings.save_dir_for(self.root):
+            return None
+        labels = labels_folder_for(self.root)
+        if labels is None:
+            return None
+        return labels, find_data_yaml(labels.parent if labels.name == "labels" else labels)
+
     def _annotation_folder(self) -> Path:
-        """Where annotations live: beside the images, except for the packaged sample (whose
-        folder may be read-only and must stay clean) -> the user's data folder."""
+        """Where annotations live: the folder chosen with Change Save Dir; else a YOLO
+        dataset's ``labels/`` tree for its ``images/``; else beside the images, except for the
+        packaged sample (whose folder may be read-only and must stay clean) -> the user's data
+        folder."""
         assert self.root is not None
+        chosen = self.settings.save_dir_for(self.root)
+        if chosen:
+            return Path(chosen)
+        layout = self._yolo_layout()
+        if layout is not None:
+            return layout[0]
         samples = resources.path_of(resources.SAMPLE_IMAGE).parent.resolve()
         if self.root.resolve() == samples:
             base = QStandardPaths.writableLocation(QStandardPaths.StandardLocation.AppDataLocation)
             return Path(base) / "sample-annotations"
         return self.root
 
+    def session_stores(self) -> list[AnnotationStore]:
+        """Every store opened for this folder this session (each format, VOC convention)."""
+        return list(self._stores.values())
+
+    def annotation_folder(self) -> Path | None:
+        return None if self.root is None else self._annotation_folder()
+
+    def change_annotation_folder(self, folder: str | Path | None) -> None:
+        """labelImg's Change Save Dir: keep this image folder's annotations in ``folder``
+        (``None``: back to the default). The open image's edits are saved first (autosave) or
+        kept and written to the new folder on the next save; annotations are then read from
+        the new folder."""
+        if self.root is None:
+            return
+        self.leave_current()
+        self.settings.set_save_dir_for(self.root, folder)
+        self._open_stores()
+        for store in (self.store, self.read_store):
+            if store is not None:
+                self.classes.merge(store.classes)
+        index, self.index = self.index, -1
+        self.states = {p: self._initial_state(p) for p in self.images}
+        self.images_listed.emit()
+        self.go_to(max(index, 0))
+        self.scanner.start(self.images, self._scan_stores())
+        self.saved.emit(f"Annotations now in {self._annotation_folder()}")
+
     def _open_store(self, fmt: str) -> AnnotationStore:
-        return open_store(
-            self._annotation_folder(),
-            fmt,
-            image_root=self.root,
-            voc_convention=self.settings.voc_convention,
-        )
+        convention = self.settings.voc_convention
+        key = (fmt, convention if fmt == "voc" else "")
+        store = self._stores.get(key)
+        if store is None:
+            store = open_store(
+                self._annotation_folder(), fmt, image_root=self.root, voc_convention=convention
+            )
+            if fmt == "yolo" and not store.classes:
+                for name in self.yaml_classes:  # ids of the data.yaml, when no classes.txt
+                    store.add_class(name)
+            self._stores[key] = store
+        return store
 
     def save_format(self) -> str:
         """The format annotations are written in now."""
@@ -322,7 +390,14 @@ class Workspace(QObject):
         if ann is None or self.store is None:
             return True
         target = self.store.annotation_path(ann.image_path)
+        if self._nothing_to_write(ann):
+            self.unsaved.pop(ann.image_path, None)
+            doc.mark_saved()
+            self._set_state(ann.image_path, *state_of(ann))
+            self.saved.emit(f"Saved: {ann.image_path.name} has no boxes, so no file is written")
+            return True
         backups_before = dict(self.store.backups)
+        existed = target.exists()
         try:
             self.store.save(ann)
         except Exception as exc:  # noqa: BLE001 - whatever failed, nothing may be lost
@@ -340,10 +415,32 @@ class Workspace(QObject):
                 self.message.emit(
                     "info", f"Backed up {original.name} to {backup.name} before overwriting it"
                 )
+        if not existed:
+            self._created.add(target)
         self.unsaved.pop(ann.image_path, None)
         doc.mark_saved()
         self._set_state(ann.image_path, *state_of(ann))
+        n = len(ann.boxes)
+        self.saved.emit(f"Saved {n} box{'es' if n != 1 else ''} to {target}")
         return True
+
+    def _nothing_to_write(self, ann: ImageAnnotation) -> bool:
+        """An image without boxes (and not marked verified) that had no annotation file gets
+        none: opening, undoing (e.g. an accepted proposal, after autosave wrote it) or
+        renaming leaves no empty files behind -- a per-image file this session created is
+        removed again. One that had a file before is written (its boxes were deleted)."""
+        store = self.store
+        if ann.boxes or ann.verified or store is None:
+            return False
+        target = store.annotation_path(ann.image_path)
+        if target in self._created and isinstance(store, PerImageStore):
+            self._created.discard(target)
+            try:
+                target.unlink()
+            except OSError:
+                return False  # could not remove it: write it empty instead
+            return True
+        return not store.has_annotation(ann.image_path)
 
     def autosave_now(self) -> None:
         if self.settings.autosave and self.document.dirty:
@@ -362,8 +459,14 @@ class Workspace(QObject):
         """Save the current image and retry parked ones; returns the paths still unsaved."""
         if self.document.dirty:
             self.save_current()
+        elif self.document.annotation is not None:
+            self.saved.emit(f"Saved: {self.document.image_path.name} has no unsaved changes")
         for path, ann in list(self.unsaved.items()):
             if path == self.document.image_path or self.store is None:
+                continue
+            if self._nothing_to_write(ann):
+                del self.unsaved[path]
+                self._set_state(path, *state_of(ann))
                 continue
             try:
                 self.store.save(ann)

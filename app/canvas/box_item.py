@@ -19,16 +19,42 @@ from PySide6.QtWidgets import QGraphicsItem, QGraphicsRectItem
 from app.canvas.zorder import Z
 from rpn_core.annotation.data import Box
 
-__all__ = ["BoxItem", "HandleItem", "label_color", "HANDLE_SIZE_PX"]
+__all__ = [
+    "BoxItem",
+    "CLASS_PALETTE",
+    "HandleItem",
+    "label_color",
+    "set_class_order",
+    "HANDLE_SIZE_PX",
+]
 
 HANDLE_SIZE_PX = 9.0
 _PEN_PX = 2.0
 
 
+# Distinct hues for the project's classes in list order (key 1 red, 2 green, 3 blue...; after
+# Trubetskoy's "20 distinct colours"), so the first classes never look alike.
+CLASS_PALETTE = (
+    "#E6194B", "#3CB44B", "#4363D8", "#F58231", "#911EB4",
+    "#42D4F4", "#F032E6", "#BFEF45", "#FFE119", "#469990",
+)
+_class_order: dict[str, int] = {}  # the project's class list (the shell keeps it current)
+
+
+def set_class_order(names: list[str]) -> None:
+    """Colour classes by their position in the project's class list."""
+    _class_order.clear()
+    _class_order.update((name, i) for i, name in enumerate(names))
+
+
 def label_color(label: str) -> QColor:
-    """A stable, saturated colour per class name (same colour in every session)."""
+    """The colour of a class: by its position in the class list (distinct hues for the first
+    ten), else a stable hue from its name (same colour in every session)."""
     if not label:
         return QColor(0, 220, 120)
+    index = _class_order.get(label)
+    if index is not None and index < len(CLASS_PALETTE):
+        return QColor(CLASS_PALETTE[index])
     hue = zlib.crc32(label.encode("utf-8")) % 360
     return QColor.fromHsv(hue, 220, 250)
 

@@ -15,6 +15,8 @@ drag or Space+left drag pans; Ctrl+wheel zooms about the cursor. Keys: arrows nu
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 from PySide6.QtCore import QPointF, QRectF, Qt, Signal
 from PySide6.QtGui import (
     QColor,
@@ -56,7 +58,12 @@ class Canvas(CanvasInputMixin, QGraphicsView):
     ``zoom_changed(float)`` view scale (screen px per image px); ``mode_changed(str)``;
     ``verify_requested()`` (Space pressed and released without panning);
     ``files_dropped(list)`` local paths dropped on the view; ``box_activated(int)`` a box was
-    double-clicked (the window asks for its class).
+    double-clicked (the window asks for its class); ``box_drawn(object)`` the indices of a box
+    just drawn and labelled (it is selected); ``box_pressed(int)`` a box was clicked.
+
+    ``ask_label(what) -> str | None`` gives new boxes their class (the shell sets the label
+    prompt, :class:`app.annotate.label_prompt.LabelAsker`); ``None`` drops them. Without it the
+    default label is used, and no box is drawn while there is none: a box is never unlabelled.
     """
 
     cursor_moved = Signal(float, float)
@@ -65,12 +72,15 @@ class Canvas(CanvasInputMixin, QGraphicsView):
     verify_requested = Signal()
     files_dropped = Signal(list)
     box_activated = Signal(int)
+    box_drawn = Signal(object)
+    box_pressed = Signal(int)  # a click (edit mode) on a box: the user picks it
 
     def __init__(self, document: AnnotationDocument, parent: QWidget | None = None) -> None:
         super().__init__(parent)
         self.document = document
         self.default_label = ""  # class given to newly drawn boxes
         self.create_sticky = False  # stay in create mode after drawing a box
+        self.ask_label: Callable[[str], str | None] | None = None
         self._mode = "edit"
         self._zoom = 1.0
         self._fit_mode = True  # re-fit on resize until the user picks a zoom
@@ -145,6 +155,12 @@ class Canvas(CanvasInputMixin, QGraphicsView):
             item.setVisible(boxes)
         self.tags.setVisible(boxes and labels)
         self._place_handles()
+
+    def restyle(self) -> None:
+        """Re-colour the boxes and tags (after the class list, hence the colours, changed)."""
+        for item in self._items:
+            item.set_box(item.box)
+        self.tags.set_boxes(self.document.boxes)
 
     def box_items(self) -> list[BoxItem]:
         """The box items, in document order (``box_items()[i]`` shows ``document.boxes[i]``)."""
@@ -303,11 +319,31 @@ class Canvas(CanvasInputMixin, QGraphicsView):
         ]
 
     # -- commands --------------------------------------------------------------------------------
+    def label_for_new_boxes(self, what: str = "the new box") -> str | None:
+        """The class for new boxes (asked, or the default); ``None``: do not add them."""
+        if self.ask_label is not None:
+            return self.ask_label(what)
+        return self.default_label or None
+
     def _push_new_box(self, xyxy: tuple[float, float, float, float]) -> None:
-        box = Box(*xyxy, label=self.default_label)
-        cmd = AddBoxesCommand(self.document, [box], "Draw box")
+        """Ask the drawn box's class (the dashed outline stays meanwhile), then add the box
+        with it as ONE undo step; a cancelled prompt leaves nothing."""
+        x1, y1, x2, y2 = xyxy
+        self._rubber.setRect(QRectF(x1, y1, x2 - x1, y2 - y1))
+        self._rubber.setVisible(True)
+        try:
+            label = self.label_for_new_boxes()
+        finally:
+            self._rubber.setVisible(False)
+            if self.ask_label is not None:  # the prompt had the keyboard: give it back
+                self.activateWindow()
+                self.setFocus()
+        if not label or self.document.annotation is None:
+            return
+        cmd = AddBoxesCommand(self.document, [Box(*xyxy, label=label)], f"Draw box '{label}'")
         if cmd.boxes:
             self.document.undo_stack.push(cmd)
+            self.box_drawn.emit(self.document.selection)
 
     def _push_edit(self, changes: dict[int, tuple], text: str, merge_key: str | None) -> None:
         boxes = self.document.boxes

@@ -130,6 +130,8 @@ class CanvasInputMixin:
             self._drag = _Drag("resize", pos, handle=handle, start_boxes={index: xyxy})
             return True
         index = self.box_at(pos)
+        if index is not None:
+            self.box_pressed.emit(index)
         ctrl = bool(event.modifiers() & Qt.KeyboardModifier.ControlModifier)
         selection = self.document.selection
         if index is None:

@@ -107,6 +107,19 @@ class AppSettings:
 
     create_sticky = _Flag("edit/create_sticky", False)
 
+    # Skip the label prompt after drawing a box: the box gets the default class (labelImg's
+    # "Use default label"); with no class yet the prompt still asks.
+    use_default_label = _Flag("edit/use_default_label", False)
+
+    @property
+    def recent_labels(self) -> list[str]:
+        """Classes most recently given to new boxes, newest first (the label prompt's order)."""
+        return self._get("edit/recent_labels", [], list)
+
+    def add_recent_label(self, name: str) -> None:
+        items = [name] + [n for n in self.recent_labels if n != name]
+        self.q.setValue("edit/recent_labels", items[:MAX_RECENT])
+
     def classes_for(self, root: str | Path) -> list[str]:
         """The project class list remembered for an image folder."""
         self.q.beginGroup("classes")
@@ -120,10 +133,34 @@ class AppSettings:
         self.q.setValue(_key(root), list(classes))
         self.q.endGroup()
 
+    def save_dir_for(self, root: str | Path) -> str:
+        """The annotation folder chosen for an image folder (File ▸ Change Save Dir), or ""
+        for the default (beside the images)."""
+        self.q.beginGroup("save_dirs")
+        try:
+            return str(self._get(_key(root), "") or "")
+        finally:
+            self.q.endGroup()
+
+    def set_save_dir_for(self, root: str | Path, folder: str | Path | None) -> None:
+        self.q.beginGroup("save_dirs")
+        if folder:
+            self.q.setValue(_key(root), str(folder))
+        else:
+            self.q.remove(_key(root))
+        self.q.endGroup()
+
     # -- view ------------------------------------------------------------------------------
     show_boxes = _Flag("view/show_boxes", True)
 
     show_labels = _Flag("view/show_labels", True)
+
+    def layer_shown(self, name: str, default: bool = True) -> bool:
+        """Whether the canvas layer ``name`` (boxes, anchors, proposals...) is switched on."""
+        return self._get(f"view/layer_{name}", default, bool)
+
+    def set_layer_shown(self, name: str, on: bool) -> None:
+        self.q.setValue(f"view/layer_{name}", bool(on))
 
     # -- window ------------------------------------------------------------------------------
     def window_state(self) -> tuple[QByteArray | None, QByteArray | None]:

@@ -144,6 +144,7 @@ class ProposalsLayer(QGraphicsItem):
         self._bin_paths: list[tuple[QPen, QPainterPath]] = []
         self._arrow_paths: tuple[QPainterPath, QPainterPath] | None = None
         self._bounds = QRectF()
+        self._draw_limit: int | None = None
 
     # -- data ---------------------------------------------------------------------------------
     @property
@@ -186,6 +187,23 @@ class ProposalsLayer(QGraphicsItem):
 
     def clear(self) -> None:
         self.set_proposals(np.zeros((0, 4)), np.zeros((0,)))
+
+    @property
+    def draw_limit(self) -> int | None:
+        """At most this many proposals (the best ranks) are drawn; ``None``: all. The light
+        mode of the Proposals layer: the list keeps every proposal, the photo stays readable.
+        Selected proposals are drawn whatever their rank."""
+        return self._draw_limit
+
+    def set_draw_limit(self, limit: int | None) -> None:
+        if limit != self._draw_limit:
+            self._draw_limit = limit
+            self._rebuild()
+
+    @property
+    def drawn_count(self) -> int:
+        n = len(self._boxes)
+        return n if self._draw_limit is None else min(n, self._draw_limit)
 
     def set_selected(self, indices: int | list[int] | tuple[int, ...] | None) -> None:
         """Highlight these proposals (one index, several, or ``None``); bad indices dropped."""
@@ -237,16 +255,17 @@ class ProposalsLayer(QGraphicsItem):
         if scene is not None and scene.views():
             scale = max(scene.views()[0].transform().m11(), 1e-6)
         p = self.mapFromScene(scene_pos)
-        return proposal_at(self._boxes, p.x(), p.y(), tolerance_px / scale)
+        return proposal_at(self._boxes[: self.drawn_count], p.x(), p.y(), tolerance_px / scale)
 
     # -- painting -----------------------------------------------------------------------------
     def _rebuild(self) -> None:
         """Rebuild the cached per-bin paths (on new data only, never per paint)."""
         self._bin_paths = []
+        n = self.drawn_count
         if self._colour_by == "score" and self._has_scores:
-            bins = score_bins(self._scores)
+            bins = score_bins(self._scores[:n])
         else:  # Selective Search has no scores: its order is its ranking
-            bins = rank_bins(len(self._scores))
+            bins = rank_bins(n)
         for k in range(N_BINS):  # low bins first so strong proposals are painted on top
             idx = np.flatnonzero(bins == k)
             if len(idx) == 0:

@@ -338,7 +338,12 @@ class ProposalsPanel(QWidget):
     def _accept(self, rows: list[int]) -> int:
         if not rows or self.document.annotation is None:
             return 0
-        label = self.canvas.default_label
+        n = len(rows)
+        label = self.canvas.label_for_new_boxes(
+            "the accepted proposal" if n == 1 else f"the {n} accepted proposals"
+        )
+        if not label:  # the label prompt was cancelled: a box is never unlabelled
+            return 0
         boxes = [Box(*map(float, self.layer.boxes[r]), label=label) for r in rows]
         n = len(boxes)
         cmd = AddBoxesCommand(self.document, boxes,

@@ -2,7 +2,9 @@
 
 Shortcuts follow labelImg / labelme / X-AnyLabeling where they agree: W (or R) draws a box,
 D / A (and PageDown / PageUp) go to the next / previous image, Space marks the image verified,
-Ctrl+wheel zooms. Keys 1-9 give the selected boxes (and the next new box) a class.
+Ctrl+wheel zooms, Ctrl+U opens a folder, Ctrl+R changes the save folder. Keys 1-9 pick the
+class of the next box and relabel boxes the user selected (not the box just drawn: the label
+prompt named it). Alt+1 / Alt+2 / Alt+3 switch the Boxes / Anchors / Proposals layers.
 """
 
 from __future__ import annotations
@@ -57,6 +59,11 @@ class Actions:
     zoom_actual: QAction
     show_boxes: QAction
     show_labels: QAction
+    show_anchors: QAction
+    all_anchors: QAction
+    show_proposals: QAction
+    all_proposals: QAction
+    change_save_dir: QAction
     brighter: QAction
     darker: QAction
     more_contrast: QAction
@@ -101,7 +108,13 @@ def create_actions(parent: QWidget, undo_stack: QUndoStack) -> Actions:
     parent.addAction(redo)
     a = Actions(
         open_file=_act(parent, "&Open Image…", ["Ctrl+O"], icon_name="open"),
-        open_folder=_act(parent, "Open &Folder…", ["Ctrl+Shift+O"], icon_name="folder"),
+        open_folder=_act(parent, "Open &Folder…", ["Ctrl+U", "Ctrl+Shift+O"], icon_name="folder"),
+        change_save_dir=_act(
+            parent,
+            "Change Save &Dir…",
+            ["Ctrl+R"],
+            "Keep this folder's annotations in another folder (labelImg's Change Save Dir)",
+        ),
         save=_act(parent, "&Save", ["Ctrl+S"], "Save the current image's boxes now", "save"),
         autosave=_act(
             parent,
@@ -151,8 +164,8 @@ def create_actions(parent: QWidget, undo_stack: QUndoStack) -> Actions:
         zoom_actual=_act(parent, "&Actual Size (100%)", ["Ctrl+0"], icon_name="zoom_actual"),
         show_boxes=_act(
             parent,
-            "Show &Boxes",
-            ["Ctrl+H"],
+            "&Boxes",
+            ["Ctrl+H", "Alt+1"],
             "Show the boxes (hidden boxes cannot be selected; drawing shows them again)",
             checkable=True,
         ),
@@ -161,6 +174,33 @@ def create_actions(parent: QWidget, undo_stack: QUndoStack) -> Actions:
             "Show Box &Labels",
             ["Ctrl+Shift+P"],
             "Show the class names on the boxes",
+            checkable=True,
+        ),
+        show_anchors=_act(
+            parent,
+            "&Anchors",
+            ["Alt+2"],
+            "Show the anchors coloured by their training label (closing the anchor docks "
+            "hides them too)",
+            checkable=True,
+        ),
+        all_anchors=_act(
+            parent,
+            "All Anchor Labels",
+            tip="Draw every anchor label; off: only foreground anchors (light, the default)",
+            checkable=True,
+        ),
+        show_proposals=_act(
+            parent,
+            "&Proposals",
+            ["Alt+3"],
+            "Show the region proposals (closing the Proposals dock hides them too)",
+            checkable=True,
+        ),
+        all_proposals=_act(
+            parent,
+            "All Listed Proposals",
+            tip="Draw every listed proposal; off: only the best ranks (light, the default)",
             checkable=True,
         ),
         # Ctrl+Shift+arrows, not labelImg's Ctrl+Shift+= / Ctrl+Shift+-: on most layouts

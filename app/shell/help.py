@@ -9,12 +9,13 @@ from rpn_core import __version__
 __all__ = ["SHORTCUTS", "show_about", "show_shortcuts"]
 
 SHORTCUTS = [
-    ("W or R, then drag", "draw a box (Esc cancels)"),
+    ("W or R, then drag", "draw a box, then pick its class (Enter; Esc drops the box)"),
     ("E", "edit mode: click to select, drag to move, drag a handle to resize"),
     ("Ctrl+click", "add to / remove from the selection"),
     ("Double-click a box", "choose or type its class"),
     ("Arrow keys / Shift+arrows", "nudge selected boxes by 1 / 10 pixels"),
-    ("1 … 9", "class of the selected boxes and of the next new box"),
+    ("1 … 9", "class of the next new box; also relabels boxes you selected (not the box "
+     "just drawn)"),
     ("Delete, Ctrl+D", "delete / duplicate selected boxes"),
     ("Ctrl+C, Ctrl+V", "copy / paste boxes, also into another image"),
     ("Ctrl+Shift+V", "copy the boxes of the previous image"),
@@ -24,13 +25,16 @@ SHORTCUTS = [
     ("Ctrl+Z, Ctrl+Shift+Z or Ctrl+Y", "undo, redo (History panel lists every step)"),
     ("Ctrl+wheel, Ctrl+= / Ctrl+-", "zoom about the cursor / in / out"),
     ("Ctrl+F, Ctrl+0", "fit the image / 100 %"),
-    ("Ctrl+H", "show / hide the boxes (hidden boxes cannot be selected; W shows them)"),
+    ("Ctrl+H or Alt+1", "Boxes layer (hidden boxes cannot be selected; W shows them)"),
+    ("Alt+2, Alt+3", "Anchors layer, Proposals layer (on / off)"),
     ("Ctrl+Shift+P", "show / hide the class names on the boxes"),
     ("Ctrl+Shift+Up / Ctrl+Shift+Down", "brighter / darker view (not the file, not the RPN)"),
     ("Ctrl+Shift+Right / Ctrl+Shift+Left", "more / less contrast in the view"),
     ("Ctrl+Shift+R", "original brightness and contrast"),
     ("Middle drag", "pan"),
     ("Ctrl+S", "save now"),
+    ("Ctrl+U, Ctrl+O", "open a folder, open images"),
+    ("Ctrl+R", "change the folder annotations are saved in"),
 ]
 
 
@@ -87,15 +91,17 @@ def confirm_discard(parent: QWidget, paths: list) -> bool:
 
 def confirm_rename(parent: QWidget, old: str, new: str, plans: list) -> bool:
     """Ask before a class rename rewrites other images' annotation files (``plans``: the
-    :class:`rpn_core.annotation.class_rename.ClassRenamePlan` of each store); it cannot be undone."""
-    images = len({p for plan in plans for p in plan.images})
-    boxes = sum(plan.boxes for plan in plans)
+    :class:`rpn_core.annotation.class_rename.ClassRenamePlan` of each store). Ctrl+Z undoes it
+    everywhere (while the image stays open), as one step."""
+    from rpn_core.annotation.class_rename import count_boxes
+
+    images, boxes = count_boxes(plans)
     files = [f for plan in plans for f in plan.files]
     listed = "\n".join(str(f) for f in files[:10]) + ("\n…" if len(files) > 10 else "")
     text = (
         f"{images} other image(s) have {boxes} box(es) of '{old}'. Renaming it to '{new}' "
         f"rewrites {len(files)} annotation file(s) on disk:\n{listed}\n\n"
-        "This cannot be undone: Ctrl+Z only undoes the current image's change."
+        "Ctrl+Z undoes the rename in all of them (while this image stays open)."
     )
     unreadable = sum(len(plan.errors) for plan in plans)
     if unreadable:

@@ -14,6 +14,7 @@ __all__ = [
     "arrange_docks",
     "ask_open_file",
     "ask_open_folder",
+    "ask_save_dir",
     "fill_recent_menu",
     "hide_stale_tab_bars",
 ]
@@ -60,6 +61,18 @@ def ask_open_folder(window) -> None:
     if folder:
         window.settings.last_dir = folder
         window.open_paths([folder])
+
+
+def ask_save_dir(window) -> None:
+    """File ▸ Change Save Dir (Ctrl+R): where this image folder's annotations are kept."""
+    ws = window.workspace
+    if ws.root is None:
+        window.statusBar().showMessage("Open an image folder first", 4000)
+        return
+    start = str(ws.annotation_folder() or window.settings.last_dir)
+    folder = QFileDialog.getExistingDirectory(window, "Save annotations in", start)
+    if folder:
+        ws.change_annotation_folder(folder)
 
 
 def fill_recent_menu(window, menu: QMenu) -> None:

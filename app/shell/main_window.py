@@ -31,8 +31,10 @@ from app.annotate.box_list import BoxListPanel
 from app.annotate.class_panel import ClassPanel
 from app.annotate.edit_controller import EditController
 from app.annotate.file_list import FileListPanel
+from app.annotate.label_prompt import LabelAsker
 from app.annotate.view_options import DisplayOptions
 from app.annotate.workspace import Workspace
+from app.canvas.box_item import set_class_order
 from app.canvas.canvas import Canvas
 from app.common.icons import icon
 from app.common.message_bar import MessageBar
@@ -54,6 +56,8 @@ class MainWindow(QMainWindow):
         self.settings = settings if settings is not None else AppSettings()
         self.document = AnnotationDocument(self)
         self.workspace = Workspace(self.document, self.settings, self)
+        classes = self.workspace.classes  # colours by class position: before any panel draws
+        classes.classes_changed.connect(lambda: set_class_order(classes.names))
         self.edits = EditController(self.document, self.workspace, self)
         self.workspace.confirm_discard = lambda paths: help_text.confirm_discard(self, paths)
         self.edits.confirm_rename = lambda old, new, plans: help_text.confirm_rename(
@@ -71,15 +75,19 @@ class MainWindow(QMainWindow):
         self._setup_proposals()
         self._setup_anchor_lab()
         self._setup_train_panel()
+        self._setup_layers()
         self._connect()
         window_layout.arrange_docks(self)
         self._restore_state()
+        self.layers.sync_docks()
         self._update_title()
 
     # -- set-up --------------------------------------------------------------------------------
     def _setup_central(self) -> None:
         self.canvas = Canvas(self.document, self)
         self.canvas.create_sticky = self.settings.create_sticky
+        self.label_asker = LabelAsker(self.workspace.classes, self.settings, self)
+        self.canvas.ask_label = self.label_asker.ask  # the label prompt after each drawn box
         self.message_bar = MessageBar(self)
         central = QWidget(self)
         layout = QVBoxLayout(central)
@@ -154,6 +162,12 @@ class MainWindow(QMainWindow):
 
         self.train_panel = install_train_panel(self)
 
+    def _setup_layers(self) -> None:
+        """Boxes / Anchors / Proposals on and off (View menu, Layers tool bar, Alt+1..3)."""
+        from app.shell.layers import install_layers
+
+        self.layers = install_layers(self)
+
     def _setup_statusbar(self) -> None:
         sb = self.statusBar()
         self.coord_label, self.pixel_label = QLabel(), QLabel()
@@ -168,6 +182,13 @@ class MainWindow(QMainWindow):
             w.setMinimumWidth(70)
             sb.addPermanentWidget(w)
         self.mode_label.setText("Edit")
+        # The class the next box gets (keys 1-9 pick it; they relabel only boxes you selected).
+        self.next_label = QLabel()
+        self.next_label.setToolTip(
+            "Keys 1-9 choose the class of the next box; they relabel selected boxes too, "
+            "but not the box just drawn (click a box to relabel it)"
+        )
+        sb.insertPermanentWidget(0, self.next_label)
 
     def _connect(self) -> None:
         self._connect_actions()
@@ -178,6 +199,7 @@ class MainWindow(QMainWindow):
         a.open_file.triggered.connect(lambda: window_layout.ask_open_file(self))
         a.open_folder.triggered.connect(lambda: window_layout.ask_open_folder(self))
         a.save.triggered.connect(ws.save_all)
+        a.change_save_dir.triggered.connect(lambda: window_layout.ask_save_dir(self))
         a.autosave.toggled.connect(self._set_autosave)
         a.keep_previous.toggled.connect(lambda on: setattr(self.settings, "keep_previous", on))
         a.recursive.toggled.connect(lambda on: setattr(self.settings, "recursive", on))
@@ -234,6 +256,16 @@ class MainWindow(QMainWindow):
         ws.current_changed.connect(lambda _i: self._update_title())
         ws.store_changed.connect(self._show_format)
         ws.classes.default_changed.connect(lambda name: setattr(c, "default_label", name))
+        ws.classes.default_changed.connect(self._show_next_class)
+        ws.classes.classes_changed.connect(c.restyle)
+        ws.saved.connect(lambda text: self.statusBar().showMessage(text, 5000))
+        c.box_drawn.connect(e.note_drawn)
+        c.box_pressed.connect(e.forget_drawn)
+        self.class_panel.set_use_default(self.settings.use_default_label)
+        self.class_panel.use_default_toggled.connect(self.label_asker.set_use_default)
+        self.label_asker.use_default_changed.connect(self.class_panel.set_use_default)
+        self.class_panel.class_added.connect(lambda _name: c.setFocus())
+        self._show_next_class(ws.classes.default)
         e.status.connect(lambda text: self.statusBar().showMessage(text, 4000))
         e.message.connect(self._show_message)
         self.file_list.image_activated.connect(ws.go_to)
@@ -241,6 +273,9 @@ class MainWindow(QMainWindow):
         self.class_panel.rename_requested.connect(self.rename_class)
         self.class_panel.difficult_toggled.connect(e.set_difficult)
         self.class_panel.verified_toggled.connect(e.set_verified)
+
+    def _show_next_class(self, name: str) -> None:
+        self.next_label.setText(f"Next box: {name}" if name else "Next box: (asks)")
 
     def ask_box_class(self, index: int) -> None:
         """Double-click on a box: choose (or type) its class."""

@@ -23,7 +23,7 @@ def build_menus(window: QMainWindow) -> dict[str, QMenu]:
     )
     file_menu.addAction(a.recursive)
     file_menu.addSeparator()
-    file_menu.addActions([a.save, a.autosave])
+    file_menu.addActions([a.save, a.autosave, a.change_save_dir])
     fmt_menu = file_menu.addMenu("Save &Format")
     fmt_menu.addActions(list(a.save_formats.values()))
     conv_menu = file_menu.addMenu("&VOC Coordinates")

@@ -40,6 +40,7 @@ __all__ = [
     "ClassRenamePlan",
     "ClassRenameResult",
     "apply_class_rename",
+    "count_boxes",
     "plan_class_rename",
     "relabel_annotation",
     "rename_class",
@@ -58,6 +59,7 @@ class ClassRenamePlan:
     new: str
     images: list[Path] = field(default_factory=list)  # not excluded, with boxes of ``old``
     boxes: int = 0  # their boxes of ``old``
+    counts: dict[Path, int] = field(default_factory=dict)  # image -> its boxes of ``old``
     files: list[Path] = field(default_factory=list)  # the files the rename writes
     errors: list[str] = field(default_factory=list)  # files that cannot be read, and why
 
@@ -145,6 +147,7 @@ def plan_class_rename(
         if hits:
             plan.images.append(image)
             plan.boxes += hits
+            plan.counts[image] = hits
             if class_map is None:
                 plan.files.append(target)
     if conflicts:
@@ -158,6 +161,17 @@ def plan_class_rename(
         plan.files.append(class_map)
     plan.errors = list(dict.fromkeys(plan.errors))  # a COCO file's error, once
     return plan
+
+
+def count_boxes(plans: Iterable[ClassRenamePlan]) -> tuple[int, int]:
+    """``(images, boxes)`` of ``old`` over several plans (the save store and the store read
+    from): an image whose box is stored in two files (``a.xml`` and ``a.txt``) counts once,
+    with its larger count."""
+    per_image: dict[Path, int] = {}
+    for plan in plans:
+        for image, n in plan.counts.items():
+            per_image[image] = max(per_image.get(image, 0), n)
+    return len(per_image), sum(per_image.values())
 
 
 def apply_class_rename(

@@ -118,7 +118,8 @@ class AnnotationStore(ABC):
         """Write ``annotation`` atomically (backing up a damaged or foreign file first)."""
 
     def _write(self, path: Path, data: bytes) -> None:
-        if path not in self.backups and path.exists():
+        if path not in self.backups and path.exists() and not _same_bytes(path, data):
+            # A copy of the very bytes about to be written would protect nothing.
             if path in self._damaged or path not in self._loaded:
                 backup = backup_once(path)
                 if backup is not None:
@@ -133,6 +134,25 @@ class AnnotationStore(ABC):
             self._damaged.add(path)
         else:
             self._damaged.discard(path)
+
+
+def _same_bytes(path: Path, data: bytes) -> bool:
+    try:
+        return path.stat().st_size == len(data) and path.read_bytes() == data
+    except OSError:
+        return False
+
+
+def require_labels(annotation: ImageAnnotation, path: Path) -> None:
+    """Refuse to write a box without a class (VOC ``<name />``, a YOLO id for ``""``)."""
+    missing = [i + 1 for i, box in enumerate(annotation.boxes) if not box.label.strip()]
+    if missing:
+        shown = ", ".join(f"#{i}" for i in missing[:5]) + (" ..." if len(missing) > 5 else "")
+        raise AnnotationWriteError(
+            path,
+            f"box {shown} has no class; give every box a class (double-click it) or delete "
+            "it, then save again",
+        )
 
 
 class PerImageStore(AnnotationStore):
@@ -237,6 +257,7 @@ class PerImageStore(AnnotationStore):
 
     def save(self, annotation: ImageAnnotation) -> None:
         path = self.annotation_path(annotation.image_path)
+        require_labels(annotation, path)
         try:
             if self.fmt == "voc":
                 data = voc.format_voc(annotation, convention=self.voc_convention)
@@ -376,6 +397,7 @@ class CocoStore(AnnotationStore):
         return ann
 
     def save(self, annotation: ImageAnnotation) -> None:
+        require_labels(annotation, self.path)
         self._refresh()
         assert self._doc is not None
         try:
