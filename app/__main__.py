@@ -51,6 +51,12 @@ def main(argv: Sequence[str] | None = None) -> int:
 
         return cli_main(args, embedded_weights=resources.embedded_weights())
     ns = build_parser().parse_args(args)
+    from app.common.display import display_problem
+
+    problem = display_problem()
+    if problem:  # one clear line instead of Qt's plugin abort
+        print(problem, file=sys.stderr)
+        return 2
     from app.shell.launch import run_gui  # Qt is imported only from here on
 
     return run_gui(ns.paths, recursive=ns.recursive)
