@@ -1,5 +1,7 @@
-"""Screenshots of the annotation workspace for docs/: ``workspace.png`` (boxes, anchor
-overlay hidden), ``workspace_anchors.png`` (the same with the anchor lab's overlay) and
+"""Screenshots of the annotation workspace for docs/: ``workspace.png`` (the window a first-time
+user sees: ``scripts/run`` with a fresh profile on the sample image, default layers, the
+embedded RPN's proposals), ``workspace_boxes.png`` (GT boxes on a photo, anchor overlay hidden),
+``workspace_anchors.png`` (the same with every anchor label drawn) and
 ``workspace_unreadable.png`` (an unreadable file in a folder) (run under Xvfb for a real window):
 
     xvfb-run -a -s "-screen 0 1600x1000x24" .venv/bin/python scripts/workspace_screenshots.py
@@ -10,6 +12,7 @@ Uses real photos from Debian's opencv-doc examples (not reserved for evaluation)
 
 from __future__ import annotations
 
+import os
 import shutil
 import sys
 import tempfile
@@ -55,8 +58,40 @@ def wait_for_torch(app, seconds: float = 30.0) -> None:
     print(f"torch ready: {_torch_ready()}")
 
 
+def wait_for_proposals(app, window, seconds: float = 60.0) -> None:
+    import time
+
+    panel = window.proposals_panel
+    deadline = time.time() + seconds
+    while (panel.runner.is_busy() or "rpn" not in panel._runs) and time.time() < deadline:
+        app.processEvents()
+        time.sleep(0.05)
+    settle(app, 50)
+    print(f"proposals shown: {len(panel.layer.boxes)} listed, {panel.layer.drawn_count} drawn")
+
+
+def default_window(app, out_dir: Path) -> None:
+    """What ``scripts/run`` shows a new user: fresh settings and data folders, the sample."""
+    import resources
+
+    tmp = Path(tempfile.mkdtemp(prefix="rpn-first-run-"))
+    window = MainWindow(settings=AppSettings.in_file(tmp / "settings.ini"))
+    window.open_paths([str(resources.path_of(resources.SAMPLE_IMAGE))])
+    window.show()
+    wait_for_torch(app)
+    wait_for_proposals(app, window)
+    window.grab().save(str(out_dir / "workspace.png"))
+    window.close()
+    settle(app)
+    shutil.rmtree(tmp, ignore_errors=True)
+
+
 def main(out_dir: Path) -> None:
+    fresh = Path(tempfile.mkdtemp(prefix="rpn-profile-"))  # no annotations of earlier runs
+    os.environ["XDG_DATA_HOME"] = str(fresh / "data")
+    os.environ["XDG_CONFIG_HOME"] = str(fresh / "config")
     app = create_application()
+    default_window(app, out_dir)
     tmp = Path(tempfile.mkdtemp(prefix="rpn-shots-"))
     folder = tmp / "photos"
     folder.mkdir()
@@ -79,13 +114,14 @@ def main(out_dir: Path) -> None:
     wait_for_torch(app)
     settle(app)
     window.canvas.zoom_fit()
+    window.actions.all_anchors.setChecked(True)
     settle(app)
     window.grab().save(str(out_dir / "workspace_anchors.png"))
     overlay = getattr(getattr(window, "anchor_lab", None), "overlay", None)
     if overlay is not None:  # the annotation view on its own, without the anchor overlay
         overlay.setVisible(False)
     settle(app)
-    window.grab().save(str(out_dir / "workspace.png"))
+    window.grab().save(str(out_dir / "workspace_boxes.png"))
     # An unreadable file: marked in the list, reason in the message bar, the app goes on.
     window.workspace.go_to(window.workspace.images.index(folder / "broken.jpg"))
     settle(app)
@@ -93,6 +129,7 @@ def main(out_dir: Path) -> None:
     window.workspace.save_all()
     window.close()
     shutil.rmtree(tmp, ignore_errors=True)
+    shutil.rmtree(fresh, ignore_errors=True)
 
 
 if __name__ == "__main__":

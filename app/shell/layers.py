@@ -22,7 +22,7 @@ from rpn_core.anchors.view import Category
 
 __all__ = ["LIGHT_ANCHORS", "LIGHT_PROPOSALS", "Layers", "install_layers"]
 
-LIGHT_PROPOSALS = 30  # proposals drawn in the light mode (the list keeps them all)
+LIGHT_PROPOSALS = 20  # proposals drawn in the light mode (the list keeps them all)
 LIGHT_ANCHORS = frozenset({Category.FOREGROUND, Category.LOW_QUALITY})
 
 
