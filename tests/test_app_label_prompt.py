@@ -175,3 +175,17 @@ def test_first_three_class_colours_have_distinct_hues_and_list_shows_nine_rows(w
             assert min(d, 360 - d) >= 60, hues
     lst = window.class_panel.list
     assert lst.minimumHeight() >= 9 * lst.fontMetrics().height()
+
+
+def test_down_key_in_the_filter_moves_through_the_classes(qtbot, window):
+    def act() -> None:
+        dialog = QApplication.activeModalWidget()
+        assert dialog.list.currentItem().text() == "car"  # the default, highlighted
+        qtbot.keyClick(dialog.edit, Qt.Key.Key_Down)
+        qtbot.keyClick(dialog.edit, Qt.Key.Key_Down)
+        assert "dog" in dialog.hint.text()
+        qtbot.keyClick(dialog.edit, Qt.Key.Key_Return)
+
+    QTimer.singleShot(0, act)
+    draw(qtbot, window)
+    assert window.document.boxes[0].label == "dog"

@@ -14,6 +14,8 @@ step, so Ctrl+Z after a labelled draw removes the box.
 
 from __future__ import annotations
 
+import html
+
 from PySide6.QtCore import QEvent, QObject, Qt, Signal
 from PySide6.QtWidgets import (
     QCheckBox,
@@ -141,12 +143,13 @@ class LabelPrompt(QDialog):
 
     def _update_hint(self) -> None:
         name = self.chosen()
-        new = name and self._row_of(name) is None
-        self.hint.setText(
-            f"Enter: new class <b>{name}</b>"
-            if new
-            else (f"Enter: <b>{name}</b> &nbsp; Esc: drop the box" if name else "Type a class name")
-        )
+        shown = html.escape(name)
+        if not name:
+            self.hint.setText("Type a class name")
+        elif self._row_of(name) is None:
+            self.hint.setText(f"Enter: new class <b>{shown}</b> &nbsp; Esc: drop the box")
+        else:
+            self.hint.setText(f"Enter: <b>{shown}</b> &nbsp; Esc: drop the box")
 
     def eventFilter(self, obj: QObject, event: QEvent) -> bool:  # noqa: N802 - Qt API
         """Up / Down in the filter field move through the visible classes."""
