@@ -112,7 +112,7 @@ def test_e_returns_to_edit_mode_and_title_tracks_dirty(qtbot, folder, app_settin
     assert window.canvas.mode == "edit"
     assert window.windowTitle() == "fruit.png [1/5] — RPN Studio"
     doc = window.document
-    doc.undo_stack.push(AddBoxesCommand(doc, [Box(1, 1, 20, 20)]))
+    doc.undo_stack.push(AddBoxesCommand(doc, [Box(1, 1, 20, 20, label="car")]))
     assert window.windowTitle() == "*fruit.png [1/5] — RPN Studio"
     qtbot.keyClick(window.canvas, Qt.Key.Key_S, Qt.KeyboardModifier.ControlModifier)
     assert window.windowTitle() == "fruit.png [1/5] — RPN Studio"
