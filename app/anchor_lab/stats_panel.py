@@ -41,11 +41,11 @@ def legend_swatch(category: Category) -> QPixmap:
     return pix
 
 
-def _folder_items(folder: str):
+def _folder_items(folder: str, model_config):
     """``(name, input size, GT)`` per annotated image, in the model's input frame (as the
     lab labels: :func:`rpn_core.rpn.config.label_in_input_frame`)."""
     from rpn_core.annotation.dataset import load_dataset
-    from rpn_core.rpn.config import RPNConfig, input_geometry
+    from rpn_core.rpn.config import input_geometry
 
     items = []
     for it in load_dataset(folder):
@@ -53,15 +53,15 @@ def _folder_items(folder: str):
             continue
         gt = np.asarray(it.boxes, dtype=np.float32).reshape(-1, 4)
         try:
-            size, (sy, sx) = input_geometry((it.height, it.width), RPNConfig())
+            size, (sy, sx) = input_geometry((it.height, it.width), model_config)
         except ValueError:  # a bad size: folder_statistics skips it with its reason
             size, sx, sy = (it.height, it.width), 1.0, 1.0
         items.append((str(it.image_path), size, gt * np.array([sx, sy, sx, sy], np.float32)))
     return items
 
 
-def _folder_job(folder: str, anchor_config, label_config) -> FolderStats:
-    return folder_statistics(_folder_items(folder), anchor_config, label_config)
+def _folder_job(folder: str, anchor_config, label_config, model_config) -> FolderStats:
+    return folder_statistics(_folder_items(folder, model_config), anchor_config, label_config)
 
 
 class AnchorStatsPanel(QWidget):
@@ -171,7 +171,9 @@ class AnchorStatsPanel(QWidget):
         self.folder_button.setEnabled(False)
         self.folder_text.setText(f"Labelling every image of {path.parent} ...")
         lab = self.lab
-        self._worker = Worker(_folder_job, str(path.parent), lab.anchor_config, lab.label_config)
+        self._worker = Worker(
+            _folder_job, str(path.parent), lab.anchor_config, lab.label_config, lab.model_config
+        )
         self._worker.signals.finished.connect(self._on_folder)
         self._worker.signals.failed.connect(self._on_folder_failed)
         self._worker.start()

@@ -17,7 +17,7 @@ import time
 from pathlib import Path
 from typing import Any
 
-from PySide6.QtCore import Qt, QThreadPool, Signal
+from PySide6.QtCore import Qt, Signal
 from PySide6.QtWidgets import (
     QFileDialog,
     QFrame,
@@ -26,7 +26,8 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
-from app.common.workers import ModelLoader, Worker
+from app.common.workers import Lane, ModelLoader, Worker, wait_for_lane
+from app.state.app_state import AppStateModel
 from app.training.controls import LossPlot, TrainControls, format_eta, recall_html
 from rpn_core.annotation.data import ImageAnnotation
 from rpn_core.training.jobs import TrainedModel, annotated_items, train_job
@@ -41,22 +42,19 @@ class TrainPanel(QWidget):
 
     status_message = Signal(str)
     weights_changed = Signal(str)
+    load_failed = Signal(str)  # a weights file could not be loaded: the message
     training_finished = Signal(object)  # TrainResult
     training_failed = Signal(str)
 
     def __init__(
-        self, workspace: Any, document: Any, loader: ModelLoader, proposals: Any = None,
+        self, workspace: Any, document: Any, app_state: AppStateModel, loader: ModelLoader,
         parent: QWidget | None = None,
     ) -> None:  # fmt: skip
         super().__init__(parent)
-        self.workspace, self.document, self.loader, self.proposals = (
-            workspace, document, loader, proposals,
+        self.workspace, self.document, self.app_state, self.loader = (
+            workspace, document, app_state, loader,
         )  # fmt: skip
         self.ui = TrainControls(self)
-        # Training has its own thread (at a lower priority): the global pool stays free for
-        # proposals and image loading.
-        self.pool = QThreadPool(self)
-        self.pool.setMaxThreadCount(1)
         scroll = QScrollArea(self)  # the dock may be short: scroll rather than squeeze
         scroll.setWidgetResizable(True)
         scroll.setFrameShape(QFrame.Shape.NoFrame)
@@ -82,8 +80,8 @@ class TrainPanel(QWidget):
         ui.refresh_button.clicked.connect(self.refresh)
         ui.start_button.clicked.connect(lambda: self.start())
         ui.cancel_button.clicked.connect(self.cancel)
-        ui.save_button.clicked.connect(self._ask_save)
-        ui.load_button.clicked.connect(self._ask_load)
+        ui.save_button.clicked.connect(self.ask_save)
+        ui.load_button.clicked.connect(self.ask_load)
         ui.reset_button.clicked.connect(self.reset_weights)
         ui.val_fraction.valueChanged.connect(self._show_split)
         ui.seed.valueChanged.connect(self._show_split)
@@ -144,17 +142,14 @@ class TrainPanel(QWidget):
         self.ui.set_running(True)
         self.worker = worker
         self._status("Training: preparing images…" + (f" {note}" if note else ""))
-        return worker.start(self.pool)
+        return worker.start(Lane.TRAINING)  # its own thread: the other lanes stay free
 
     def _lab_anchors(self) -> tuple[Any, str]:
         """``(AnchorConfig or None, note)``: the anchor lab's set when the Anchors box is ticked
         and it differs from the model's; the note says so (or why it cannot be used)."""
-        lab = getattr(self.window(), "anchor_lab", None)
-        anchors = getattr(lab, "anchor_config", None)
-        if not self.ui.lab_anchors.isChecked() or anchors is None:
-            return None, ""
-        model_anchors = getattr(lab, "model_anchor_config", None)
-        if model_anchors is not None and anchors == model_anchors:
+        state = self.app_state.state
+        anchors = state.anchor_config
+        if not self.ui.lab_anchors.isChecked() or anchors == state.model_config.anchors:
             return None, ""
         if anchors.stride != 16:
             return None, (
@@ -178,7 +173,7 @@ class TrainPanel(QWidget):
         """Cancel and block until the job ended (shutdown, tests)."""
         if self.worker is not None:
             self.worker.cancel()
-        return self.pool.waitForDone(msecs) and QThreadPool.globalInstance().waitForDone(msecs)
+        return wait_for_lane(Lane.TRAINING, msecs) and wait_for_lane(Lane.INTERACTIVE, msecs)
 
     def _ensure_plot(self) -> LossPlot:
         if self.plot is None:
@@ -242,9 +237,7 @@ class TrainPanel(QWidget):
     def _activate(self, model: Any, label: str) -> None:
         """Make ``model`` the one every panel uses and re-run the proposals with it."""
         self._set_label(label)
-        if self.proposals is not None:
-            self.proposals.ui.set_weights_text(label)
-        self.loader.set_model(model)  # -> model_changed: the proposals re-run
+        self.loader.set_model(model, label)  # -> model_changed: the proposals re-run
 
     def _set_label(self, label: str) -> None:
         self.active_weights = label
@@ -275,22 +268,19 @@ class TrainPanel(QWidget):
         worker = Worker(load_checkpoint, path)
         worker.signals.finished.connect(lambda out: self._loaded(path, *out))
         worker.signals.failed.connect(self._load_failed)
-        self._keep = worker  # a Python reference until it ran
         return worker.start()
 
     def _load_failed(self, message: str) -> None:
         text = f"Could not load — {message}. The active weights are unchanged."
         self._status(text, error=True)
-        if self.proposals is not None:  # the Weights... button of that dock may have asked
-            self.proposals.ui.set_status(text, error=True)
+        self.load_failed.emit(text)  # the Proposals dock's Weights... button may have asked
 
     def _loaded(self, path: str | Path, model: Any, info: Any) -> None:
         from rpn_core.rpn.checkpoint import describe_anchor_mismatch
 
         self.last_result = None
-        lab = getattr(self.window(), "anchor_lab", None)
-        current = getattr(lab, "anchor_config", None)
-        why = describe_anchor_mismatch(info.config.anchors, current) if current else None
+        current = self.app_state.state.anchor_config
+        why = describe_anchor_mismatch(info.config.anchors, current)
         self._activate(model, str(path))
         if why:
             self._status(f"Loaded {Path(path).name}; note: {why} (the RPN uses its own).")
@@ -299,21 +289,18 @@ class TrainPanel(QWidget):
 
     def reset_weights(self) -> None:
         self.last_result = None
-        if self.proposals is not None:
-            self.proposals.set_weights(None)
-        else:
-            self.loader.set_weights_path(None)
+        self.loader.set_weights_path(None)
         self._set_label("embedded")
         self._status("Back to the embedded weights.")
 
-    def _ask_save(self) -> None:
+    def ask_save(self) -> None:
         path, _ = QFileDialog.getSaveFileName(
             self, "Save RPN weights", "rpn_finetuned.safetensors", "Safetensors (*.safetensors)"
         )
         if path:
             self.save_weights(path)
 
-    def _ask_load(self) -> None:
+    def ask_load(self) -> None:
         path, _ = QFileDialog.getOpenFileName(
             self, "Load RPN weights", "", "Safetensors (*.safetensors);;All files (*)"
         )

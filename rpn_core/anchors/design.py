@@ -11,7 +11,7 @@ which is an approximation (see its docstring): the config is a *grid* ``sizes x 
 whereas k-means finds ``k`` free ``(w, h)`` shapes. :func:`grid_mean_iou` scores the grid the
 model would actually use.
 
-Randomness comes only from the ``np.random.Generator`` passed in (STYLE.md #5).
+Randomness comes only from the ``np.random.Generator`` passed in (ARCHITECTURE.md rule 5).
 """
 
 from __future__ import annotations
