@@ -81,8 +81,8 @@ def test_closing_a_features_docks_hides_its_layer_and_reopening_shows_it(
     dock.toggleViewAction().trigger()  # View ▸ Proposals (the dock)
     assert w.actions.show_proposals.isChecked() and w.proposals_panel.layer.isVisible()
 
-    for d in w.anchor_lab.docks:
+    for d in w.anchor_docks:
         d.close()
     assert not w.actions.show_anchors.isChecked() and not w.anchor_lab.overlay.isVisible()
     qtbot.keyClick(w.canvas, Qt.Key.Key_2, ALT)  # the layer on again brings its dock back
-    assert w.anchor_lab.overlay.isVisible() and not w.anchor_lab.docks[0].isHidden()
+    assert w.anchor_lab.overlay.isVisible() and not w.anchor_docks[0].isHidden()

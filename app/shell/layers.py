@@ -80,13 +80,14 @@ class Layers(QObject):
 
 def install_layers(window: QMainWindow) -> Layers:
     """Register the window's layers and put them in the View menu and a Layers tool bar.
-    Needs ``window.anchor_lab``, ``window.proposals_panel`` and ``window.docks``."""
+    Needs ``window.anchor_lab`` (and ``anchor_docks``), ``window.proposals_panel`` and
+    ``window.docks``."""
     a, settings = window.actions, window.settings
     layers = Layers(window)
     layers.actions["boxes"] = a.show_boxes
 
     lab = window.anchor_lab
-    layers.add("anchors", a.show_anchors, lab.overlay.setVisible, lab.docks)
+    layers.add("anchors", a.show_anchors, lab.overlay.setVisible, window.anchor_docks)
     checks = lab.stats.checks
 
     def anchors_full(on: bool) -> None:
