@@ -53,6 +53,7 @@ def main(out_dir: Path) -> None:
     shutil.copy(resources.path_of(resources.SAMPLE_IMAGE), image)
     settings = AppSettings.in_file(tmp / "settings.ini")
     settings.q.setValue("proposals/auto_run", False)  # the anchors on their own
+    settings.set_layer_shown("anchors_all", True)  # every label, not the light default
     window = MainWindow(settings=settings)
     window.proposals_panel.ui.show_box.setChecked(False)
     window.open_paths([image])

@@ -57,7 +57,9 @@ def main(out_dir: Path) -> None:
     tmp = Path(tempfile.mkdtemp(prefix="rpn-prop-shots-"))
     image = tmp / "astronaut.jpg"
     shutil.copy(resources.path_of(resources.SAMPLE_IMAGE), image)
-    window = MainWindow(settings=AppSettings.in_file(tmp / "settings.ini"))
+    settings = AppSettings.in_file(tmp / "settings.ini")
+    settings.set_layer_shown("proposals_all", True)  # the top-N set below, not the light 20
+    window = MainWindow(settings=settings)
     window.resize(1500, 950)
     window.show()
     window.open_paths([image])
