@@ -73,6 +73,13 @@ def test_prompt_lists_recent_classes_first_and_accepts_a_new_name(qtbot, window)
     assert ordered_classes(["a", "b", "c"], ["c", "x", "a"]) == ["c", "a", "b"]
 
 
+def test_a_class_starting_with_the_text_wins_over_one_containing_it(qtbot, window):
+    window.workspace.classes.add("rocket")
+    answer_prompt(qtbot, "r")  # "person" contains r, "rocket" starts with it
+    draw(qtbot, window)
+    assert window.document.boxes[0].label == "rocket"
+
+
 def test_escape_drops_the_new_box(qtbot, window):
     answer_prompt(qtbot, "car", key=Qt.Key.Key_Escape)
     draw(qtbot, window)

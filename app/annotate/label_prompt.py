@@ -129,16 +129,18 @@ class LabelPrompt(QDialog):
     # -- filtering and keys --------------------------------------------------------------------
     def _filter(self, text: str) -> None:
         needle = text.strip().lower()
-        first = None
+        first = prefix = None
         for row in range(self.list.count()):
             item = self.list.item(row)
             hidden = bool(needle) and needle not in item.text().lower()
             item.setHidden(hidden)
             if not hidden and first is None:
                 first = row
-        current = self.list.currentItem()
-        if first is not None and (current is None or current.isHidden()):
-            self.list.setCurrentRow(first)
+            if not hidden and prefix is None and item.text().lower().startswith(needle):
+                prefix = row
+        if needle and (prefix if prefix is not None else first) is not None:
+            # a class that starts with the typed text before one that only contains it
+            self.list.setCurrentRow(prefix if prefix is not None else first)
         self._update_hint()
 
     def _update_hint(self) -> None:
