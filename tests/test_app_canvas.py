@@ -300,17 +300,19 @@ def test_resize_onto_the_opposite_edge_keeps_the_box(qtbot, window):
 
 def test_double_click_asks_for_the_class(qtbot, window):
     from PySide6.QtCore import QTimer
-    from PySide6.QtWidgets import QApplication, QInputDialog
+    from PySide6.QtWidgets import QApplication
+
+    from app.annotate.label_prompt import LabelPrompt
 
     window.workspace.classes.add("car")
     add_box(window, (100, 80, 160, 120), "car")
     show_zoom(window.canvas, 1.0, (130, 100))
 
-    def answer() -> None:  # type a new class into the dialog and press OK
+    def answer() -> None:  # the label prompt, the box's class highlighted: type a new one
         dialog = QApplication.activeModalWidget()
-        assert isinstance(dialog, QInputDialog) and dialog.textValue() == "car"
-        dialog.setTextValue("truck")
-        dialog.accept()
+        assert isinstance(dialog, LabelPrompt) and dialog.chosen() == "car"
+        qtbot.keyClicks(dialog.edit, "truck")
+        qtbot.keyClick(dialog.edit, Qt.Key.Key_Return)
 
     QTimer.singleShot(0, answer)
     qtbot.mouseDClick(

@@ -189,26 +189,44 @@ class LabelAsker(QObject):
         self._parent = parent
 
     def ask(self, what: str = "the new box") -> str | None:
-        """The class for ``what``; ``None`` when the user cancelled (drop the boxes)."""
+        """The class for ``what``; ``None`` when the user cancelled (drop the boxes). The
+        chosen class becomes the default (the next box's)."""
         default = self.classes.default
         if self.settings.use_default_label and default:
             return default
-        dialog = LabelPrompt(
-            self.classes.names,
-            self.settings.recent_labels,
-            default,
-            title=f"Class of {what}",
-            parent=self._parent,
-        )
+        dialog = self._dialog(default, f"Class of {what}")
         dialog.use_default_box.setChecked(self.settings.use_default_label)
         if dialog.exec() != QDialog.DialogCode.Accepted:
             return None
-        name = dialog.label()
-        self.classes.add(name)
+        name = self._chosen(dialog)
         self.classes.set_default(name)
-        self.settings.add_recent_label(name)
         if dialog.use_default_box.isChecked() != self.settings.use_default_label:
             self.set_use_default(dialog.use_default_box.isChecked())
+        return name
+
+    def relabel(self, current: str) -> str | None:
+        """The new class of an existing box (double-click, labelme's "edit label"): the same
+        dialog, always shown, ``current`` highlighted; ``None`` keeps the box as it is."""
+        dialog = self._dialog(current, "Class of the box")
+        dialog.use_default_box.hide()
+        dialog.hint.setText("Enter: keep or change the class; Esc: keep the box as it is")
+        if dialog.exec() != QDialog.DialogCode.Accepted:
+            return None
+        return self._chosen(dialog)
+
+    def _dialog(self, current: str, title: str) -> LabelPrompt:
+        return LabelPrompt(
+            self.classes.names,
+            self.settings.recent_labels,
+            current,
+            title=title,
+            parent=self._parent,
+        )
+
+    def _chosen(self, dialog: LabelPrompt) -> str:
+        name = dialog.label()
+        self.classes.add(name)
+        self.settings.add_recent_label(name)
         return name
 
     def set_use_default(self, on: bool) -> None:

@@ -117,14 +117,3 @@ def confirm_rename(parent: QWidget, old: str, new: str, plans: list) -> bool:
         QMessageBox.StandardButton.Cancel,
     )
     return answer == QMessageBox.StandardButton.Yes
-
-
-def ask_class(parent: QWidget, names: list[str], current: str) -> str | None:
-    """The class for a box: pick one of the project's classes or type a new one."""
-    from PySide6.QtWidgets import QInputDialog
-
-    items = names or ([current] if current else [])
-    start = items.index(current) if current in items else 0
-    name, ok = QInputDialog.getItem(parent, "Class", "Class of the box:", items, start, True)
-    name = name.strip()
-    return name if ok and name else None

@@ -349,9 +349,8 @@ class MainWindow(QMainWindow):
     def ask_box_class(self, index: int) -> None:
         """Double-click on a box: choose (or type) its class."""
         current = self.document.boxes[index].label
-        name = help_text.ask_class(self, self.workspace.classes.names, current)
+        name = self.label_asker.relabel(current)  # the label prompt, as after drawing
         if name is not None:
-            self.workspace.classes.add(name)
             self.document.select([index])
             self.edits.relabel_selection(name)
 
