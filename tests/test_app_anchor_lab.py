@@ -322,8 +322,9 @@ def test_folder_statistics_and_folder_design(qtbot, lab, tmp_path):
     qtbot.mouseClick(design.compute_button, Qt.MouseButton.LeftButton)
     qtbot.waitUntil(lambda: design.run is not None, timeout=60000)
     assert len(design.run.wh) == 6 and design.run.source == str(folder)
-    # Two shape clusters: ~64 x 64 and 128 x 64 (+ up to 2 px).
-    np.testing.assert_allclose(design.run.curve[1].centres, [[64, 64], [128, 64]], atol=2)
+    # Two shape clusters: ~64 x 64 and 128 x 64 (+ up to 2 px) original pixels, designed in
+    # the model's input frame (320 x 240 -> 800 x 600, x 2.5): 160 x 160 and 320 x 160 (+ 5).
+    np.testing.assert_allclose(design.run.curve[1].centres, [[160, 160], [320, 160]], atol=5)
 
 
 def test_overlay_follows_the_anchors_of_a_loaded_model(qtbot, app_settings):
@@ -352,3 +353,60 @@ def test_overlay_follows_the_anchors_of_a_loaded_model(qtbot, app_settings):
     qtbot.keyClick(panel.sizes, Qt.Key.Key_Return)
     assert lab.anchor_config.sizes == (64.0, 128.0)
     assert "loaded model proposes from other anchors" in panel.status.text()
+
+
+def _scaled_folder(root, scale: int):
+    """Three 320 x 240 images (x ``scale``) with two boxes each, VOC files."""
+    from rpn_core.annotation.formats import open_store
+
+    root.mkdir(parents=True)
+    store = open_store(root, "voc")
+    for i in range(3):
+        path = root / f"img{i}.png"
+        Image.new("RGB", (320 * scale, 240 * scale)).save(path)
+        boxes = [Box(10 + i, 10, 54 + i, 94, "a"), Box(100, 50 + 2 * i, 228, 100 + 2 * i, "b")]
+        boxes = [Box(*(scale * v for v in (b.x1, b.y1, b.x2, b.y2)), b.label) for b in boxes]
+        store.save(ImageAnnotation(path, 320 * scale, 240 * scale, boxes))
+    return root
+
+
+@pytest.mark.parametrize("scale", [1, 4])
+def test_design_reports_what_the_statistics_then_measure(qtbot, lab, tmp_path, scale):
+    # Issue 15: the design step's figures for the chosen set (mean best IoU, best-possible
+    # recall) are those the statistics panel measures once the set is applied, at 1x and 4x.
+    from rpn_core.annotation.formats import open_store
+
+    folder = _scaled_folder(tmp_path / f"x{scale}", scale)
+    first = folder / "img0.png"
+    store = open_store(folder, "voc")
+    w, h = 320 * scale, 240 * scale
+    lab.document.set_image(load_image(first), store.load(first, width=w, height=h))
+    lab.set_configs(lab.anchor_config, LabelConfig.guide())
+    design = lab.design
+    design.source.setCurrentIndex(1)  # this image's folder
+    design.k_max.setValue(2)
+    design.n_sizes.setValue(0)
+    design.n_ratios.setValue(0)
+    qtbot.mouseClick(design.compute_button, Qt.MouseButton.LeftButton)
+    qtbot.waitUntil(lambda: design.run is not None and design.measured is not None,
+                    timeout=60000)
+    design.k.setValue(2)
+    qtbot.waitUntil(lambda: design.measured is not None, timeout=60000)
+    # Both scales are 800 x 600 to the model: the clusters are the same input-frame shapes,
+    # 44 x 84 (+1) and 128 x 50 original pixels at 1x -> x 2.5 = 110 x 210 and 320 x 125.
+    np.testing.assert_allclose(design.run.curve[1].centres, [[112.5, 210], [320, 125]], atol=3)
+    reported = design.measured
+    assert "Measured" in design.measured_text.text()
+    with qtbot.waitSignal(lab.anchor_config_applied, timeout=10000):
+        qtbot.mouseClick(design.apply_button, Qt.MouseButton.LeftButton)
+    stats = lab.stats
+    qtbot.mouseClick(stats.folder_button, Qt.MouseButton.LeftButton)
+    qtbot.waitUntil(lambda: stats.folder_stats is not None, timeout=60000)
+    measured = stats.folder_stats
+    assert len(measured.best_iou) == 6
+    assert measured.mean_iou == reported.mean_iou
+    assert measured.recall(lab.label_config) == reported.recall(lab.label_config)
+    assert f"mean best IoU: {reported.mean_iou:.3f}" in stats.folder_text.text()
+    assert f"mean best IoU {reported.mean_iou:.3f}" in design.measured_text.text()
+    # ... and this image's own statistics agree with the folder's first two boxes.
+    np.testing.assert_allclose(lab.labels.gt_best_iou.numpy(), measured.best_iou[:2], rtol=1e-6)

@@ -27,6 +27,7 @@ from app.common.workers import ModelState, Worker
 from rpn_core.anchors.grid import AnchorConfig, anchor_metadata
 from rpn_core.anchors.labelling import LabelConfig
 from rpn_core.anchors.view import DisplayMode, ViewOptions, categorize
+from rpn_core.rpn.config import RPNConfig
 from rpn_core.torch_import import import_torch
 
 __all__ = ["AnchorLab", "install_anchor_lab"]
@@ -94,6 +95,9 @@ class AnchorLab(QObject):
         self.last_relabel_ms = float("nan")
         self._preview: tuple[int, tuple[float, float, float, float]] | None = None
         self.model_anchor_config: AnchorConfig | None = None  # of the last loaded model
+        # The RPN configuration whose min_side / max_side define the model's input frame, where
+        # anchors are tiled, labelled, explained, measured and designed (every panel reads it).
+        self.input_config = RPNConfig()
         self._worker: Worker | None = None
         d = self.document
         d.image_changed.connect(self._on_image_changed)
@@ -193,13 +197,13 @@ class AnchorLab(QObject):
             self.labels_updated.emit()
             return
         from rpn_core.anchors.grid import generate_anchors
-        from rpn_core.rpn.config import RPNConfig, input_geometry
+        from rpn_core.rpn.config import input_geometry
 
         self.image_size = (int(h), int(w))
         cfg = self.anchor_config
         # The model sees the image resized to its input frame; anchors are tiled and labelled
         # there and drawn here in original pixels (rpn_config.label_in_input_frame).
-        self.input_size, (sy, sx) = input_geometry(self.image_size, RPNConfig())
+        self.input_size, (sy, sx) = input_geometry(self.image_size, self.input_config)
         tiled = generate_anchors(self.input_size, cfg).numpy()
         self.anchors = tiled / np.array([sx, sy, sx, sy], dtype=tiled.dtype)
         self.meta = anchor_metadata(self.input_size, cfg, tiled)
@@ -220,7 +224,8 @@ class AnchorLab(QObject):
         try:
             with _one_thread():
                 labels = label_in_input_frame(
-                    self.image_size, self.gt, self.anchor_config, self.label_config
+                    self.image_size, self.gt, self.anchor_config, self.label_config,
+                    self.input_config,
                 )
                 minibatch = self._minibatch(labels)
         except (ValueError, RuntimeError, MemoryError) as exc:  # e.g. out of memory

@@ -122,9 +122,9 @@ class AnchorInspector(QWidget):
             return None
         # Explained in the model's input frame, where the labels came from (same grid, same
         # IoUs); the lab draws the anchors divided by this scale (rpn_config.input_geometry).
-        from rpn_core.rpn.config import RPNConfig, input_geometry
+        from rpn_core.rpn.config import input_geometry
 
-        input_size, (sy, sx) = input_geometry(lab.image_size, RPNConfig())
+        input_size, (sy, sx) = input_geometry(lab.image_size, lab.input_config)
         scale = np.array([sx, sy, sx, sy])
         return explain_anchor(
             self.current, input_size, lab.anchors * scale,

@@ -30,6 +30,7 @@ __all__ = [
     "explain_anchor",
     "folder_statistics",
     "image_statistics",
+    "mean_best_iou",
     "reaches_fg",
 ]
 
@@ -146,6 +147,13 @@ def best_possible_recall(gt_best_iou: np.ndarray, config: LabelConfig) -> float:
     return float(reaches_fg(best, config).mean()) if len(best) else float("nan")
 
 
+def mean_best_iou(gt_best_iou: np.ndarray) -> float:
+    """Mean over GT boxes of their best anchor IoU (NaN if no GT): what the anchor design
+    step reports for a set, measured on the real strided grid."""
+    best = np.asarray(gt_best_iou, dtype=np.float64).reshape(-1)
+    return float(best.mean()) if len(best) else float("nan")
+
+
 @dataclass(frozen=True)
 class ImageStats:
     """Statistics of one image's labels. ``counts``: anchors per label (see
@@ -157,6 +165,10 @@ class ImageStats:
     best_iou: np.ndarray
     unlearnable: tuple[int, ...]
     recall: float
+
+    @property
+    def mean_iou(self) -> float:
+        return mean_best_iou(self.best_iou)
 
 
 def image_statistics(labels: AnchorLabels, config: LabelConfig) -> ImageStats:
@@ -189,6 +201,10 @@ class FolderStats:
 
     def recall(self, config: LabelConfig) -> float:
         return best_possible_recall(self.best_iou, config)
+
+    @property
+    def mean_iou(self) -> float:
+        return mean_best_iou(self.best_iou)
 
     @property
     def unlearnable(self) -> int:
