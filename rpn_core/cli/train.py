@@ -118,6 +118,12 @@ def format_metrics(result) -> str:  # noqa: ANN001 - a TrainResult
     for key, before in result.metrics_before.items():
         after = result.metrics_after.get(key, math.nan)
         lines.append(f"{key:<18}{before:>9.3f}{after:>9.3f}")
+    if result.metrics_after:
+        lines.append(f"'after' is the best validation checkpoint, step {result.best_step} of "
+                     f"{result.steps}")
+    if result.improved is False:
+        lines.append("warning: the fine-tuned weights do not beat the starting weights on the "
+                     "validation images; keep using the old ones")
     s = result.data_summary
     lines.append(
         f"{s['train_images']} training / {s['validation_images']} validation images, "
@@ -165,6 +171,11 @@ def run(args: argparse.Namespace) -> int:
     dist, device = init_distributed(device)
     try:
         config = _config(args, device)
+        if dist.is_main:
+            from rpn_core.training.types import data_warnings, plan_split
+
+            for text in data_warnings(*plan_split(items, config)):
+                print(f"warning: {text}", file=sys.stderr)
         model = _load(args, device)
         tty = sys.stderr.isatty() and not args.quiet
         result = None
@@ -181,6 +192,8 @@ def run(args: argparse.Namespace) -> int:
         print(f"checkpoint: {args.out}")
         if args.json:
             metrics = {"before": result.metrics_before, "after": result.metrics_after,
+                       "final": result.metrics_final, "best_step": result.best_step,
+                       "improved": result.improved,
                        "steps": result.steps, "stopped": result.stopped}  # fmt: skip
             args.json.write_text(json.dumps(metrics, indent=2) + "\n")
         return 0

@@ -7,8 +7,8 @@ A checkpoint is an RPN weights file of :mod:`rpn_core.rpn.weights` (``NAME.safet
 
     {"kind": "rpn-studio-checkpoint", "label_preset": "faster-rcnn",
      "anchors": {...}, "training": {TrainConfig}, "data": {split summary},
-     "metrics": {"before": {"recall@100/0.7": ...}, "after": {...}},
-     "steps": 120, "stopped": "completed", "created": "2026-...Z"}
+     "metrics": {"before": {"recall@100/0.7": ...}, "after": {...}, "final": {...}},
+     "best_step": 90, "improved": true, "steps": 120, "stopped": "completed", "created": "2026-...Z"}
 
 Loading (:func:`load_checkpoint`) checks, before building a model, that the tensor shapes fit
 the stored configuration and -- when the caller names one -- that the anchor configuration
@@ -124,7 +124,10 @@ def save_checkpoint(
     if result is not None:
         metadata.update(
             data=result.data_summary,
-            metrics={"before": result.metrics_before, "after": result.metrics_after},
+            metrics={"before": result.metrics_before, "after": result.metrics_after,
+                     "final": result.metrics_final},
+            best_step=result.best_step,
+            improved=result.improved,
             steps=result.steps,
             stopped=result.stopped,
             seconds=round(result.seconds, 3),
