@@ -189,3 +189,109 @@ def test_training_uses_the_anchor_labs_set_when_it_differs(qtbot, window):
     trained = window.model_loader.model_if_ready()
     assert trained.config.anchors == designed and trained.rpn.head.cls_logits.out_channels == 4
     assert model.config.anchors != designed  # the previous model is untouched
+
+
+# -- issue 15: never silently worse, never silently lost ---------------------------------------
+def _train_and_activate(qtbot, window):
+    """Train (the folder's 4 images) and make the result active, through the dock's buttons."""
+    panel, ui = window.train_panel, window.train_panel.ui
+    ui.epochs.setValue(2)
+    with qtbot.waitSignal(panel.training_finished, timeout=120000):
+        qtbot.mouseClick(ui.start_button, Qt.MouseButton.LeftButton)
+    qtbot.waitUntil(lambda: ui.start_button.isEnabled(), timeout=5000)
+    if ui.use_trained_button.isVisible():  # it did not beat the start: ask for it explicitly
+        qtbot.mouseClick(ui.use_trained_button, Qt.MouseButton.LeftButton)
+    assert panel.has_unsaved_weights
+    assert window.weights_label.text() == "Weights: fine-tuned (unsaved)"
+
+
+def test_too_little_data_is_warned_about_before_training(qtbot, window):
+    panel, ui = window.train_panel, window.train_panel.ui
+    panel.refresh()
+    # 4 annotated images, 1 box each; 1 validation image -> 1 validation box.
+    assert ui.warning_label.isVisibleTo(ui)
+    assert "Only 1 validation box(es)" in ui.warning_label.text()
+    messages = []
+    panel.status_message.connect(messages.append)
+    panel.start(TrainConfig(**FAST))
+    assert "Warning: Only 1 validation box(es)" in messages[0]  # said as it starts
+    qtbot.waitUntil(lambda: panel.worker is None, timeout=120000)
+
+
+def test_weights_that_do_not_beat_the_active_ones_stay_inactive(qtbot, window):
+    from rpn_core.training.data import DataSplit
+    from rpn_core.training.jobs import TrainedModel
+    from rpn_core.training.types import TrainResult
+
+    panel, ui, loader = window.train_panel, window.train_panel.ui, window.model_loader
+    active = loader.model_if_ready()
+    # What the training job hands back when the run's best checkpoint is worse than the start
+    # (the issue's recall@100/0.7 1.000 -> 0.000): the active model must not change.
+    worse = TrainResult(
+        config=TrainConfig(**FAST), split=DataSplit((0, 1, 2), (3,)), names=("a", "b", "c", "d"),
+        steps=4, epochs=2.0, stopped="completed", seconds=1.0,
+        metrics_before={"recall@100/0.5": 1.0, "recall@100/0.7": 1.0},
+        metrics_after={"recall@100/0.5": 0.0, "recall@100/0.7": 0.0}, data_summary={},
+        best_step=2, metrics_final={"recall@100/0.5": 0.0, "recall@100/0.7": 0.0},
+        improved=False, val_loss_before=0.5, val_loss_after=0.9,
+    )  # fmt: skip
+    trained = copy.deepcopy(active)
+    panel._ensure_plot()
+    with qtbot.waitSignal(panel.training_finished, timeout=5000):
+        panel._on_finished(TrainedModel(trained, worse))
+    assert loader.model_if_ready() is active and not panel.has_unsaved_weights
+    text = ui.progress_label.text()
+    assert "kept the best validation checkpoint, step 2" in text
+    assert "do NOT beat the active ones" in text and "1.000 → 0.000" in text
+    assert "the active weights (embedded) stay" in text
+    assert ui.use_trained_button.isVisibleTo(ui)
+    # The user may still choose them.
+    qtbot.mouseClick(ui.use_trained_button, Qt.MouseButton.LeftButton)
+    assert loader.model_if_ready() is trained and panel.has_unsaved_weights
+    assert not ui.use_trained_button.isVisibleTo(ui)
+    assert window.weights_label.text() == "Weights: fine-tuned (unsaved)"
+
+
+def _prompt(qtbot, window):
+    qtbot.waitUntil(lambda: window.weights_prompt is not None
+                    and window.weights_prompt.isVisible(), timeout=5000)  # fmt: skip
+    return window.weights_prompt
+
+
+def test_quitting_with_unsaved_fine_tuned_weights_asks(qtbot, window, tmp_path, monkeypatch):
+    from PySide6.QtWidgets import QFileDialog, QMessageBox
+
+    _train_and_activate(qtbot, window)
+    # Cancel: the window stays, the weights too.
+    window.close()
+    box = _prompt(qtbot, window)
+    assert "not saved" in box.text()
+    qtbot.mouseClick(box.button(QMessageBox.StandardButton.Cancel), Qt.MouseButton.LeftButton)
+    qtbot.waitUntil(lambda: window.weights_prompt is None, timeout=5000)
+    assert window.isVisible() and window.train_panel.has_unsaved_weights
+    # Save: the dialog opens in the images' folder; the file is written, then the window closes.
+    asked = []
+    target = tmp_path / "saved" / "tuned.safetensors"
+
+    def save_dialog(parent, title, start, filters):
+        asked.append(start)
+        return str(target), ""
+
+    monkeypatch.setattr(QFileDialog, "getSaveFileName", save_dialog)
+    window.close()
+    box = _prompt(qtbot, window)
+    qtbot.mouseClick(box.button(QMessageBox.StandardButton.Save), Qt.MouseButton.LeftButton)
+    qtbot.waitUntil(lambda: not window.isVisible(), timeout=10000)
+    assert asked == [str(tmp_path / "imgs" / "rpn_finetuned.safetensors")]
+    assert target.is_file() and not window.train_panel.has_unsaved_weights
+
+
+def test_quitting_and_discarding_fine_tuned_weights(qtbot, window, tmp_path):
+    from PySide6.QtWidgets import QMessageBox
+
+    _train_and_activate(qtbot, window)
+    qtbot.keyClick(window, Qt.Key.Key_Q, Qt.KeyboardModifier.ControlModifier)  # File > Quit
+    box = _prompt(qtbot, window)
+    qtbot.mouseClick(box.button(QMessageBox.StandardButton.Discard), Qt.MouseButton.LeftButton)
+    qtbot.waitUntil(lambda: not window.isVisible(), timeout=10000)
+    assert not list(tmp_path.rglob("*.safetensors"))  # nothing written
