@@ -92,6 +92,7 @@ def _category_paint_ms(overlay, repeats: int = 5) -> dict[str, float]:
 def _start(args: argparse.Namespace, folder: Path):
     """The lab on a 1000x600 image at 100 % zoom, torch loaded, preset and mode applied."""
     from app.anchor_lab.controller import install_anchor_lab
+    from app.state.app_state import AppStateModel
     from rpn_core.anchors.grid import AnchorConfig
     from rpn_core.anchors.labelling import LabelConfig
     from rpn_core.anchors.view import DisplayMode, ViewOptions
@@ -102,9 +103,9 @@ def _start(args: argparse.Namespace, folder: Path):
     window.resize(W + 40, H + 40)
     gt = _gt(np.random.default_rng(0))
     _open_image(window, folder, gt)
-    lab = install_anchor_lab(window, settings)
-    for dock in lab.docks:  # measure the canvas at 1:1, panels still refresh
-        dock.setFloating(True)
+    lab = install_anchor_lab(window.document, window.canvas, AppStateModel(), settings, window)
+    for _title, panel in lab.panels:  # measure the canvas at 1:1, panels still refresh
+        panel.show()
     window.show()
     window.canvas.resize(W + 4, H + 4)
     window.canvas.set_zoom(1.0)

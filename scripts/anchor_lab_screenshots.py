@@ -67,7 +67,7 @@ def main(out_dir: Path) -> None:
     for name, preset in PRESETS.items():
         lab.settings_panel.preset.setCurrentText(name)
         pump(app, 0.5)
-        lab.docks[1].raise_()
+        window.anchor_docks[1].raise_()
         pump(app, 0.5)
         window.grab().save(str(out_dir / f"anchor_lab_{preset.replace('-', '_')}.png"))
     faster = next(name for name, preset in PRESETS.items() if preset == "faster-rcnn")
@@ -75,7 +75,7 @@ def main(out_dir: Path) -> None:
     pump(app, 0.3)
     window.document.select([0])
     pump(app, 0.3)
-    lab.docks[2].raise_()
+    window.anchor_docks[2].raise_()
     labels = lab.labels.labels.numpy()
     matched = lab.labels.matched_gt.numpy()
     index = int(np.flatnonzero((labels == 1) & (matched == 0))[0])  # a foreground of "head"
@@ -89,7 +89,7 @@ def main(out_dir: Path) -> None:
     xy = rng.uniform(0, 200, (400, 2))
     run = run_design(np.concatenate([xy, xy + wh], 1), 12, seed=0, restarts=5, stride=16,
                      source="a synthetic demo set")  # fmt: skip
-    lab.docks[3].raise_()
+    window.anchor_docks[3].raise_()
     lab.design.show_run(run)
     pump(app, 0.8)
     window.grab().save(str(out_dir / "anchor_design.png"))

@@ -13,17 +13,20 @@ from PySide6.QtCore import QPoint, QPointF, QSettings, Qt
 from PySide6.QtGui import QColor
 from PySide6.QtWidgets import QMainWindow
 
+import resources
 from app.anchor_lab.controller import LOADING, install_anchor_lab
 from app.anchor_lab.overlay import CATEGORY_STYLE
 from app.anchor_lab.settings_panel import ANCHOR_KEY, LABEL_KEY
 from app.canvas.canvas import Canvas
+from app.state.app_state import AppStateModel
 from app.state.qdocument import AnnotationDocument
 from rpn_core.anchors.grid import AnchorConfig
 from rpn_core.anchors.labelling import LabelConfig
 from rpn_core.anchors.view import Category, DisplayMode, ViewOptions, categorize
 from rpn_core.annotation.data import Box, ImageAnnotation
+from rpn_core.app_state import AppState
 from rpn_core.images.loading import load_image
-from rpn_core.rpn.config import label_in_input_frame
+from rpn_core.rpn.config import embedded_config, label_in_input_frame
 
 # The lab tiles and labels anchors in the model's input frame: the 320x240 image is resized
 # to 800x600 (shorter side 600, scale 2.5) and the GT scaled by 2.5. SPARSE is one 160x160
@@ -45,6 +48,11 @@ class LabWindow(QMainWindow):
         self.setCentralWidget(self.canvas)
 
 
+def _embedded_state() -> AppStateModel:
+    """The app state of a session on the embedded model (what the main window starts with)."""
+    return AppStateModel(AppState.for_model(embedded_config(resources.embedded_sidecar())))
+
+
 @pytest.fixture
 def settings(tmp_path):
     return QSettings(str(tmp_path / "lab.ini"), QSettings.Format.IniFormat)
@@ -61,7 +69,7 @@ def lab(qtbot, tmp_path, settings):
     window = LabWindow()
     qtbot.addWidget(window)
     _open(window, tmp_path, [Box(100, 100, 160, 160)])
-    lab = install_anchor_lab(window, settings)
+    lab = install_anchor_lab(window.document, window.canvas, _embedded_state(), settings, window)
     assert lab.overlay._message == LOADING and lab.labels is None  # the window comes first
     window.resize(1200, 800)
     window.show()
@@ -69,7 +77,7 @@ def lab(qtbot, tmp_path, settings):
     qtbot.waitUntil(lambda: lab.ready, timeout=60000)
     window.canvas.set_zoom(2.0)
     window.canvas.centerOn(QPointF(160, 120))
-    return lab
+    yield lab  # (the window, the lab's parent, stays referenced until the test ends)
 
 
 def _vp(lab, x: float, y: float) -> QPoint:
@@ -162,7 +170,7 @@ def test_settings_are_restored_by_a_new_lab(qtbot, tmp_path, settings):
     settings.setValue(LABEL_KEY, '{"fg_iou": 0.6, "bg_iou": 0.2}')
     window = LabWindow()
     qtbot.addWidget(window)
-    lab = install_anchor_lab(window, settings)
+    lab = install_anchor_lab(window.document, window.canvas, _embedded_state(), settings, window)
     assert lab.anchor_config == AnchorConfig(sizes=(32,), aspect_ratios=(1, 2), stride=8)
     assert (lab.label_config.fg_iou, lab.label_config.bg_iou) == (0.6, 0.2)
     assert lab.settings_panel.preset.currentText() == "Custom"

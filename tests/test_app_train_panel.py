@@ -170,7 +170,9 @@ def test_training_uses_the_anchor_labs_set_when_it_differs(qtbot, window):
     from rpn_core.anchors.grid import AnchorConfig
 
     panel, ui, lab = window.train_panel, window.train_panel.ui, window.anchor_lab
-    qtbot.waitUntil(lambda: lab.ready and lab.model_anchor_config is not None, timeout=60000)
+    qtbot.waitUntil(
+        lambda: lab.ready and window.model_loader.model_if_ready() is not None, timeout=60000
+    )
     model = window.model_loader.model_if_ready()
     assert lab.anchor_config == model.config.anchors  # the lab follows the loaded model
     # A set with another stride cannot run on the stride-16 backbone: clear error, no run.

@@ -1,12 +1,15 @@
 """The anchor lab controller: the overlay, its panels, and live relabelling.
 
-``install_anchor_lab(window)`` adds an :class:`~app.anchor_lab.overlay.AnchorOverlay` to the
-canvas scene and docks the settings, inspector, statistics and design panels. torch is
-imported by a background :class:`~app.common.workers.Worker`, so the window appears first and the
-overlay says "Loading..." until the labels can be computed.
+``install_anchor_lab(document, canvas, app_state)`` adds an
+:class:`~app.anchor_lab.overlay.AnchorOverlay` to the canvas scene and builds the settings,
+statistics, inspector and design panels (``lab.panels``; the shell docks them). torch is
+imported by a background :class:`~app.common.workers.Worker`, so the window appears first and
+the overlay says "Loading..." until the labels can be computed.
 
-Labels always come from :func:`rpn_core.anchors.labelling.label_image` with the lab's
-``AnchorConfig`` / ``LabelConfig`` (STYLE.md #7): on every document change and on every
+The lab's ``AnchorConfig`` / ``LabelConfig`` and the active model's input frame live in the
+app state (:class:`app.state.app_state.AppStateModel`): when another model becomes active the
+lab shows that model's anchors and says so (``notice``). Labels always come from
+:func:`rpn_core.anchors.labelling.label_image` (ARCHITECTURE.md rule 7): on every document change and on every
 ``box_preview`` (one per mouse move while a GT box is dragged), where the dragged box's live
 geometry replaces its stored one. Box convention: :mod:`rpn_core.boxes`.
 """
@@ -18,12 +21,14 @@ import time
 from collections.abc import Iterator
 
 import numpy as np
-from PySide6.QtCore import QObject, QSettings, Qt, Signal
-from PySide6.QtWidgets import QDockWidget, QFrame, QMainWindow, QScrollArea, QWidget
+from PySide6.QtCore import QObject, QSettings, Signal
+from PySide6.QtWidgets import QWidget
 
 from app.anchor_lab.overlay import AnchorOverlay
 from app.anchor_lab.settings_panel import AnchorSettingsPanel, load_configs, save_configs
-from app.common.workers import ModelState, Worker
+from app.common.workers import Worker
+from app.state.app_state import AppStateModel
+from app.state.qdocument import AnnotationDocument
 from rpn_core.anchors.grid import AnchorConfig, anchor_metadata
 from rpn_core.anchors.labelling import LabelConfig
 from rpn_core.anchors.view import DisplayMode, ViewOptions, categorize
@@ -65,21 +70,30 @@ class AnchorLab(QObject):
     """State and wiring of the anchor lab. Signals: ``labels_updated()`` after each relabel;
     ``ready_changed(bool)``; ``anchor_config_applied(object)`` with an AnchorConfig the user
     applied (for the model; it is also stored in QSettings, see ``app.anchor_lab.settings_panel``);
-    ``configs_changed(object, object)`` on any config change (also when following a model)."""
+    ``configs_changed(object, object)`` on any config change (also when following a model);
+    ``notice(str)`` when the overlay switched to a newly active model's anchors."""
 
     labels_updated = Signal()
     ready_changed = Signal(bool)
     anchor_config_applied = Signal(object)
     configs_changed = Signal(object, object)  # (AnchorConfig, LabelConfig), from any source
     failed = Signal(str)
+    notice = Signal(str)
 
-    def __init__(self, window: QMainWindow, settings: QSettings | None = None) -> None:
-        super().__init__(window)
-        self.window = window
-        self.document = window.document
-        self.canvas = window.canvas
+    def __init__(
+        self,
+        document: AnnotationDocument,
+        canvas: QWidget,
+        app_state: AppStateModel,
+        settings: QSettings | None = None,
+        parent: QObject | None = None,
+    ) -> None:
+        super().__init__(parent)
+        self.document = document
+        self.canvas = canvas
+        self.app_state = app_state
         self.qsettings = settings if settings is not None else QSettings()
-        self.anchor_config, self.label_config = load_configs(self.qsettings)
+        self.panels: list[tuple[str, QWidget]] = []  # (title, widget): the shell docks them
         self.overlay = AnchorOverlay()
         self.canvas.scene().addItem(self.overlay)
         self.overlay.set_message(LOADING)
@@ -94,15 +108,33 @@ class AnchorLab(QObject):
         self.error: str | None = None
         self.last_relabel_ms = float("nan")
         self._preview: tuple[int, tuple[float, float, float, float]] | None = None
-        self.model_anchor_config: AnchorConfig | None = None  # of the last loaded model
-        # The RPN configuration whose min_side / max_side define the model's input frame, where
-        # anchors are tiled, labelled, explained, measured and designed (every panel reads it).
-        self.input_config = RPNConfig()
         self._worker: Worker | None = None
+        self._tiled_anchor: AnchorConfig | None = None  # the anchor set the overlay shows
+        self._notice: str | None = None  # to say after a model's anchor set is shown
         d = self.document
         d.image_changed.connect(self._on_image_changed)
         d.boxes_changed.connect(self._on_boxes_changed)
         d.box_preview.connect(self._on_box_preview)
+        app_state.lab_changed.connect(self._on_lab_changed)
+        app_state.model_changed.connect(self._on_model_changed)
+
+    @property
+    def anchor_config(self) -> AnchorConfig:
+        return self.app_state.state.anchor_config
+
+    @property
+    def label_config(self) -> LabelConfig:
+        return self.app_state.state.label_config
+
+    @property
+    def model_config(self) -> RPNConfig:
+        """The active model's configuration: its input frame is the frame anchors live in."""
+        return self.app_state.state.model_config
+
+    @property
+    def model_anchor_config(self) -> AnchorConfig:
+        """The anchor set of the active model (what it proposes from)."""
+        return self.app_state.state.model_config.anchors
 
     # -- start-up --------------------------------------------------------------------------
     def start(self) -> None:
@@ -127,30 +159,35 @@ class AnchorLab(QObject):
     def set_configs(
         self, anchor: AnchorConfig, label: LabelConfig, *, persist: bool = True
     ) -> None:
-        """Apply (and persist) configs; rebuilds the anchors when the anchor set changed."""
+        """Apply (and persist) configs through the app state; the lab rebuilds the anchors
+        when the anchor set changed (:meth:`_on_lab_changed`)."""
         anchor_changed = anchor != self.anchor_config
-        self.anchor_config, self.label_config = anchor, label
         if persist:
             save_configs(self.qsettings, anchor, label)
-        self.configs_changed.emit(anchor, label)
+        self.app_state.set_lab(anchor, label)
         if anchor_changed and persist:  # a model's own anchors are not "applied" to it
             self.anchor_config_applied.emit(anchor)
-        if anchor_changed:
+
+    def _on_lab_changed(self, anchor: AnchorConfig, label: LabelConfig) -> None:
+        self.configs_changed.emit(anchor, label)
+        if anchor != self._tiled_anchor:
             self._rebuild()
         else:
             self.relabel()
+        notice, self._notice = self._notice, None
+        if notice:
+            self.notice.emit(notice)
 
-    def follow_model(self, model: object) -> bool:
-        """Adopt the anchor set of a freshly loaded model (``model.config.anchors``) so the
-        overlay shows the anchors the model proposes from (STYLE.md #7). Returns True when
-        the lab's anchor set changed. The label rule stays the user's, and the user's stored
-        anchor set is kept in QSettings (it is what they chose, e.g. for fine-tuning)."""
-        cfg = getattr(getattr(model, "config", None), "anchors", None)
-        self.model_anchor_config = cfg if isinstance(cfg, AnchorConfig) else None
-        if self.model_anchor_config is None or cfg == self.anchor_config:
-            return False
-        self.set_configs(cfg, self.label_config, persist=False)
-        return True
+    def _on_model_changed(self, config: object) -> None:
+        """Another model is active: the app state moved the lab to its anchor set (the label
+        rule stays the user's, and so does the anchor set stored in QSettings); its input
+        frame may differ, so the anchors are re-tiled."""
+        if self.anchor_config != self._tiled_anchor:  # said once the panels show the new set
+            self._notice = (
+                "Anchor overlay switched to the loaded model's anchors "
+                f"({_describe(self.anchor_config)})"
+            )
+        self._rebuild()
 
     def set_view_options(self, options: ViewOptions) -> None:
         self.overlay.set_options(options)
@@ -200,10 +237,10 @@ class AnchorLab(QObject):
         from rpn_core.rpn.config import input_geometry
 
         self.image_size = (int(h), int(w))
-        cfg = self.anchor_config
+        cfg = self._tiled_anchor = self.anchor_config
         # The model sees the image resized to its input frame; anchors are tiled and labelled
-        # there and drawn here in original pixels (rpn_config.label_in_input_frame).
-        self.input_size, (sy, sx) = input_geometry(self.image_size, self.input_config)
+        # there and drawn here in original pixels (rpn_core.rpn.config.label_in_input_frame).
+        self.input_size, (sy, sx) = input_geometry(self.image_size, self.model_config)
         tiled = generate_anchors(self.input_size, cfg).numpy()
         self.anchors = tiled / np.array([sx, sy, sx, sy], dtype=tiled.dtype)
         self.meta = anchor_metadata(self.input_size, cfg, tiled)
@@ -225,7 +262,7 @@ class AnchorLab(QObject):
             with _one_thread():
                 labels = label_in_input_frame(
                     self.image_size, self.gt, self.anchor_config, self.label_config,
-                    self.input_config,
+                    self.model_config,
                 )
                 minibatch = self._minibatch(labels)
         except (ValueError, RuntimeError, MemoryError) as exc:  # e.g. out of memory
@@ -263,55 +300,31 @@ class AnchorLab(QObject):
         return torch.cat([pos, neg]).numpy()
 
 
-def _dock(window: QMainWindow, title: str, widget: QWidget, area: Qt.DockWidgetArea) -> QDockWidget:
-    dock = QDockWidget(title, window)
-    dock.setObjectName(f"anchor_lab_{title.lower().replace(' ', '_')}")
-    scroll = QScrollArea()  # the panels' height never forces the window's
-    scroll.setWidgetResizable(True)
-    scroll.setFrameShape(QFrame.Shape.NoFrame)
-    scroll.setWidget(widget)
-    dock.setWidget(scroll)
-    window.addDockWidget(area, dock)
-    menus = getattr(window, "menus", None)
-    if isinstance(menus, dict) and "view" in menus:  # the main window's View menu
-        menus["view"].addAction(dock.toggleViewAction())
-    return dock
-
-
 def _describe(cfg: AnchorConfig) -> str:
     sizes = ", ".join(f"{v:g}" for v in cfg.sizes)
     ratios = ", ".join(f"{v:g}" for v in cfg.aspect_ratios)
     return f"sizes {sizes}; ratios {ratios}; stride {cfg.stride}"
 
 
-def _follow_model_loader(window: QMainWindow, lab: AnchorLab) -> None:
-    """When the window's ``model_loader`` has loaded a model, show its anchors and say so."""
-    loader = getattr(window, "model_loader", None)
-    if loader is None:
-        return
-
-    def on_state(state: str, _message: str) -> None:
-        model = loader.model_if_ready()
-        if state != ModelState.READY.value or model is None or not lab.follow_model(model):
-            return
-        cfg = _describe(lab.anchor_config)
-        text = f"Anchor overlay switched to the loaded model's anchors ({cfg})"
-        lab.settings_panel.status.setText(text)
-        bar = getattr(window, "message_bar", None)
-        if bar is not None:
-            bar.show_message("info", text)
-
-    loader.state_changed.connect(on_state)
-
-
-def install_anchor_lab(window: QMainWindow, settings: QSettings | None = None) -> AnchorLab:
-    """Add the anchor lab to a main window that has ``document`` and ``canvas``; returns the
-    controller (kept alive as the window's child). torch loads in the background."""
+def install_anchor_lab(
+    document: AnnotationDocument,
+    canvas: QWidget,
+    app_state: AppStateModel,
+    settings: QSettings | None = None,
+    parent: QObject | None = None,
+) -> AnchorLab:
+    """The anchor lab over ``canvas``: the controller with its overlay in the scene and its
+    panels in ``lab.panels`` (settings, statistics, inspector, design) for the shell to dock.
+    The lab's configs stored in ``settings`` (or the active model's) become the app state's.
+    torch loads in the background."""
     from app.anchor_lab.design_panel import AnchorDesignPanel
     from app.anchor_lab.inspector import AnchorInspector
     from app.anchor_lab.stats_panel import AnchorStatsPanel
 
-    lab = AnchorLab(window, settings)
+    qsettings = settings if settings is not None else QSettings()
+    anchor, label = load_configs(qsettings, app_state.state.model_config)
+    app_state.set_lab(anchor, label)
+    lab = AnchorLab(document, canvas, app_state, qsettings, parent)
     panel = AnchorSettingsPanel(lab.anchor_config, lab.label_config)
     panel.configs_changed.connect(lab.set_configs)
     panel.view_changed.connect(lab.set_view_options)
@@ -320,28 +333,24 @@ def install_anchor_lab(window: QMainWindow, settings: QSettings | None = None) -
     lab.inspector = AnchorInspector(lab)
     lab.stats = AnchorStatsPanel(lab)
     lab.design = AnchorDesignPanel(lab)
-    right = Qt.DockWidgetArea.RightDockWidgetArea
-    lab.docks = [
-        _dock(window, "Anchor settings", panel, right),
-        _dock(window, "Anchor statistics", lab.stats, right),
-        _dock(window, "Anchor inspector", lab.inspector, right),
-        _dock(window, "Anchor design", lab.design, right),
+    lab.panels = [
+        ("Anchor settings", panel),
+        ("Anchor statistics", lab.stats),
+        ("Anchor inspector", lab.inspector),
+        ("Anchor design", lab.design),
     ]
-    for dock in lab.docks[1:]:  # one tab group: the window keeps its height
-        window.tabifyDockWidget(lab.docks[0], dock)
-    lab.docks[0].raise_()
     lab.configs_changed.connect(panel.set_configs)
     lab.configs_changed.connect(lambda _a, _l: panel.refresh_view())
+    lab.notice.connect(panel.status.setText)
 
     def warn_if_unlike_model(cfg: AnchorConfig) -> None:
         model_cfg = lab.model_anchor_config
-        if model_cfg is not None and cfg != model_cfg:
+        if cfg != model_cfg:
             panel.status.setText(
                 f"The loaded model proposes from other anchors ({_describe(model_cfg)}); "
                 "this set is what fine-tuning would use."
             )
 
     lab.anchor_config_applied.connect(warn_if_unlike_model)
-    _follow_model_loader(window, lab)
     lab.start()
     return lab

@@ -185,7 +185,7 @@ class AnchorDesignPanel(QWidget):
         self.compute_button.setEnabled(False)
         self.summary.setText(f"Clustering the GT shapes of {source} ...")
         self._worker = Worker(
-            _job, image, folder, self.lab.input_config, k_max=self.k_max.value(),
+            _job, image, folder, self.lab.model_config, k_max=self.k_max.value(),
             seed=self.seed.value(), restarts=self.restarts.value(),
             stride=self.lab.anchor_config.stride, source=source,
         )
@@ -206,7 +206,7 @@ class AnchorDesignPanel(QWidget):
         skipped = f", {run.skipped} zero-area/invalid skipped" if run.skipped else ""
         self.summary.setText(
             f"{len(run.wh)} GT boxes of {run.source}{skipped}, sizes in the "
-            f"{frame_text(self.lab.input_config)}. Mean IoU k=1: {ious[0]:.3f}, "
+            f"{frame_text(self.lab.model_config)}. Mean IoU k=1: {ious[0]:.3f}, "
             f"k={len(ious)}: {ious[-1]:.3f}; {flatten_text(ious)}."
         )
         self._ensure_plots()
@@ -290,7 +290,7 @@ class AnchorDesignPanel(QWidget):
         n = len(stats.best_iou)
         recall = "n/a" if n == 0 else f"{stats.recall(label):.1%}"
         self.measured_text.setText(
-            f"<b>Measured</b> on the stride-{anchor.stride} grid ({frame_text(self.lab.input_config)}; "
+            f"<b>Measured</b> on the stride-{anchor.stride} grid ({frame_text(self.lab.model_config)}; "
             f"rule {label.preset_name}): mean best IoU {stats.mean_iou:.3f}, best-possible "
             f"recall {recall} of {n} GT box(es); {stats.unlearnable} with no foreground "
             "anchor. Anchor statistics shows the same once applied."

@@ -124,7 +124,7 @@ class AnchorInspector(QWidget):
         # IoUs); the lab draws the anchors divided by this scale (rpn_config.input_geometry).
         from rpn_core.rpn.config import input_geometry
 
-        input_size, (sy, sx) = input_geometry(lab.image_size, lab.input_config)
+        input_size, (sy, sx) = input_geometry(lab.image_size, lab.model_config)
         scale = np.array([sx, sy, sx, sy])
         return explain_anchor(
             self.current, input_size, lab.anchors * scale,

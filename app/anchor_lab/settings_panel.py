@@ -29,11 +29,10 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
-import resources
 from rpn_core.anchors.grid import AnchorConfig
 from rpn_core.anchors.labelling import LabelConfig
 from rpn_core.anchors.view import DisplayMode, ViewOptions
-from rpn_core.rpn.config import embedded_config
+from rpn_core.rpn.config import RPNConfig
 
 __all__ = [
     "ANCHOR_KEY",
@@ -65,11 +64,12 @@ def parse_numbers(text: str) -> tuple[float, ...]:
     return tuple(float(p) for p in parts)
 
 
-def load_configs(settings: QSettings) -> tuple[AnchorConfig, LabelConfig]:
-    """The persisted configs, or where nothing (valid) is stored the embedded model's own
-    anchors and label rule (what the shipped RPN was trained with)."""
-    embedded = embedded_config(resources.embedded_sidecar())
-    anchor, label = embedded.anchors, embedded.labels
+def load_configs(
+    settings: QSettings, model_config: RPNConfig
+) -> tuple[AnchorConfig, LabelConfig]:
+    """The persisted configs, or where nothing (valid) is stored the active model's own
+    anchors and label rule (for the shipped RPN: what it was trained with)."""
+    anchor, label = model_config.anchors, model_config.labels
     try:
         raw = settings.value(ANCHOR_KEY)
         if raw:

@@ -159,7 +159,7 @@ class AnchorStatsPanel(QWidget):
         self.folder_text.setText(f"Labelling every image of {path.parent} ...")
         lab = self.lab
         self._worker = Worker(
-            _folder_job, str(path.parent), lab.input_config, lab.anchor_config, lab.label_config
+            _folder_job, str(path.parent), lab.model_config, lab.anchor_config, lab.label_config
         )
         self._worker.signals.finished.connect(self._on_folder)
         self._worker.signals.failed.connect(self._on_folder_failed)

@@ -269,6 +269,7 @@ class ModelLoader(QObject):
         self._weights_path = Path(weights_path) if weights_path is not None else None
         self._device = device
         self._model: Any = None
+        self._name = "embedded" if weights_path is None else str(weights_path)
         self._generation = 0  # bumped when the weights change; a stale load is not cached
         self.state = ModelState.NOT_LOADED
         self.message = ""
@@ -276,6 +277,12 @@ class ModelLoader(QObject):
     @property
     def weights_path(self) -> Path | None:
         return self._weights_path
+
+    @property
+    def name(self) -> str:
+        """What the active weights are: ``"embedded"``, a file's path, or the name given to
+        :meth:`set_model` (e.g. ``"fine-tuned (unsaved)"``)."""
+        return self._name
 
     def model_if_ready(self) -> Any:
         """The cached model, or ``None`` (never loads)."""
@@ -286,15 +293,17 @@ class ModelLoader(QObject):
         Never blocks: a load already running finishes but is not cached."""
         with self._lock:
             self._weights_path = Path(path) if path is not None else None
+            self._name = "embedded" if path is None else str(path)
             self._model = None
             self._generation += 1
         self._set_state(ModelState.NOT_LOADED, "")
         self.model_changed.emit()
 
-    def set_model(self, model: Any) -> None:
-        """Install an already-built model (e.g. one just fine-tuned)."""
+    def set_model(self, model: Any, name: str = "fine-tuned (unsaved)") -> None:
+        """Install an already-built model (e.g. one just fine-tuned), called ``name``."""
         with self._lock:
             self._model = model
+            self._name = name
             self._generation += 1
         self._set_state(ModelState.READY, "")
         self.model_changed.emit()

@@ -1,13 +1,14 @@
 """The widgets of the Proposals dock (layout only; behaviour lives in
-:mod:`app.proposals.panel`). Defaults come from :class:`rpn_core.rpn.config.RPNConfig`
-(STYLE.md #6): top-N 300, NMS IoU 0.7, score threshold 0, min size 0."""
+:mod:`app.proposals.panel`). The controls show the app state's
+:class:`rpn_core.rpn.config.SelectionConfig` (defaults there: top-N 300, NMS IoU 0.7, score
+threshold 0, min size 0) and report edits as ``settings_changed``."""
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import replace
 from pathlib import Path
 
-from PySide6.QtCore import QSortFilterProxyModel, Qt, Signal
+from PySide6.QtCore import QSignalBlocker, QSortFilterProxyModel, Qt, Signal
 from PySide6.QtGui import QColor, QPainter, QPixmap
 from PySide6.QtWidgets import (
     QAbstractItemView,
@@ -26,22 +27,10 @@ from PySide6.QtWidgets import (
 )
 
 from app.proposals.layer import ramp_colour
-from rpn_core.rpn.config import RPNConfig
+from rpn_core.rpn.config import SelectionConfig
 from rpn_core.rpn.jobs import METHODS
 
-__all__ = ["ProposalsControls", "Settings"]
-
-_DEFAULTS = RPNConfig()
-
-
-@dataclass(frozen=True)
-class Settings:
-    """What the selection controls say (sizes in original pixels)."""
-
-    top_n: int = _DEFAULTS.post_nms_top_n
-    score_threshold: float = _DEFAULTS.score_threshold
-    nms_iou: float = _DEFAULTS.nms_iou
-    min_size: float = _DEFAULTS.min_size
+__all__ = ["ProposalsControls"]
 
 
 def ramp_pixmap(width: int = 120, height: int = 10) -> QPixmap:
@@ -74,7 +63,7 @@ class ProposalsControls(QWidget):
 
     def __init__(self, proxy: QSortFilterProxyModel, parent: QWidget | None = None) -> None:
         super().__init__(parent)
-        d = Settings()
+        d = self._selection = SelectionConfig()
         self.method_combo = QComboBox()
         for key, name in METHODS.items():
             self.method_combo.addItem(name, key)
@@ -233,13 +222,29 @@ class ProposalsControls(QWidget):
     def auto_run(self) -> bool:
         return self.auto_box.isChecked()
 
-    def settings(self) -> Settings:
-        return Settings(
+    def settings(self) -> SelectionConfig:
+        """What the controls say (sizes in original pixels); ``pre_nms_top_n``, which has no
+        control, is that of the selection last set with :meth:`set_selection`."""
+        return replace(
+            self._selection,
             top_n=self.top_n_spin.value(),
             score_threshold=self.threshold_spin.value(),
             nms_iou=self.nms_spin.value(),
             min_size=self.min_size_spin.value(),
         )
+
+    def set_selection(self, selection: SelectionConfig) -> None:
+        """Show ``selection`` (no ``settings_changed``: the caller already has it)."""
+        self._selection = selection
+        pairs = (
+            (self.top_n_spin, selection.top_n),
+            (self.threshold_spin, selection.score_threshold),
+            (self.nms_spin, selection.nms_iou),
+            (self.min_size_spin, selection.min_size),
+        )
+        for spin, value in pairs:
+            with QSignalBlocker(spin):
+                spin.setValue(value)
 
     def set_weights_text(self, path: str | Path | None) -> None:
         name = "embedded" if path is None else Path(path).name

@@ -13,6 +13,7 @@ row ``i`` of the table model is proposal ``i`` of the layer (rank ``i + 1``).
 from __future__ import annotations
 
 import time
+from dataclasses import replace
 
 import numpy as np
 from PySide6.QtCore import (
@@ -25,18 +26,20 @@ from PySide6.QtCore import (
     Signal,
 )
 from PySide6.QtGui import QKeySequence, QShortcut
-from PySide6.QtWidgets import QAbstractItemView, QApplication, QFileDialog, QVBoxLayout, QWidget
+from PySide6.QtWidgets import QAbstractItemView, QApplication, QVBoxLayout, QWidget
 
 from app.canvas.box_item import HANDLE_SIZE_PX
 from app.canvas.canvas import Canvas
 from app.common.workers import ModelLoader, ModelState, TaskRunner
-from app.proposals.controls import ProposalsControls, Settings
+from app.proposals.controls import ProposalsControls
 from app.proposals.layer import ProposalsLayer
 from app.proposals.table import ProposalsTableModel, make_proxy
+from app.state.app_state import AppStateModel
 from app.state.qdocument import AnnotationDocument
 from app.state.undo import AddBoxesCommand
 from rpn_core.annotation.box_edit import pick_handle
 from rpn_core.annotation.data import Box
+from rpn_core.rpn.config import SelectionConfig
 from rpn_core.rpn.jobs import METHODS, ProposalRun, rpn_job, selective_search_job
 
 __all__ = ["ProposalsPanel"]
@@ -53,24 +56,28 @@ class ProposalsPanel(QWidget):
 
     status_message = Signal(str)
     proposals_shown = Signal(int)
+    load_weights_requested = Signal()  # "Weights..." (the shell runs Model > Load)
+    reset_weights_requested = Signal()  # "Embedded" (the shell runs Model > Reset)
 
     def __init__(
         self,
         document: AnnotationDocument,
         canvas: Canvas,
-        loader: ModelLoader | None = None,
+        app_state: AppStateModel,
+        loader: ModelLoader,
         parent: QWidget | None = None,
         qsettings: QSettings | None = None,
     ) -> None:
         super().__init__(parent)
         self._qsettings = qsettings
-        self.document, self.canvas = document, canvas
-        self.loader = loader or ModelLoader(parent=self)
+        self.document, self.canvas, self.app_state = document, canvas, app_state
+        self.loader = loader
         self.runner = TaskRunner(self)
         self.layer = ProposalsLayer()
         canvas.scene().addItem(self.layer)
         self.table_model = ProposalsTableModel(self)
         self.ui = ProposalsControls(make_proxy(self.table_model, self), self)
+        self.ui.set_selection(app_state.state.selection)
         layout = QVBoxLayout(self)
         layout.setContentsMargins(4, 4, 4, 4)
         layout.addWidget(self.ui)
@@ -95,12 +102,13 @@ class ProposalsPanel(QWidget):
     # -- wiring ------------------------------------------------------------------------------
     def _connect(self) -> None:
         ui = self.ui
-        ui.settings_changed.connect(self.reselect)
+        ui.settings_changed.connect(lambda: self.app_state.set_selection(ui.settings()))
+        self.app_state.selection_changed.connect(self._on_selection_changed)
         ui.method_changed.connect(self._on_method_changed)
         ui.run_button.clicked.connect(self.run)
         ui.auto_box.toggled.connect(self._remember_auto_run)
-        ui.weights_button.clicked.connect(self._choose_weights)
-        ui.embedded_button.clicked.connect(lambda: self.set_weights(None))
+        ui.weights_button.clicked.connect(self.load_weights_requested)
+        ui.embedded_button.clicked.connect(self.reset_weights_requested)
         ui.show_box.toggled.connect(self.layer.setVisible)
         ui.arrows_box.toggled.connect(self.layer.set_show_arrows)
         ui.colour_combo.currentIndexChanged.connect(
@@ -155,23 +163,21 @@ class ProposalsPanel(QWidget):
 
     def set_weights(self, path: str | None) -> None:
         """Use another weights file (``None``: the embedded weights); re-runs if auto-run."""
-        self.ui.set_weights_text(path)
         self.loader.set_weights_path(path)  # -> model_changed -> _on_model_changed
+
+    def show_status(self, text: str, *, error: bool = False) -> None:
+        """A line in the dock's status (e.g. why weights asked for here did not load)."""
+        self.ui.set_status(text, error=error)
 
     def _on_model_changed(self) -> None:
         """New weights or a freshly fine-tuned model: the cached RPN output is stale."""
+        name = self.loader.name
+        self.ui.set_weights_text(None if name == "embedded" else name)
         self._runs.pop("rpn", None)
         if self.method == "rpn":
             self.reselect()
             if self.ui.auto_run() and self.document.loaded is not None:
                 self.run()
-
-    def _choose_weights(self) -> None:
-        path, _ = QFileDialog.getOpenFileName(
-            self, "RPN weights", "", "Safetensors weights (*.safetensors);;All files (*)"
-        )
-        if path:
-            self.set_weights(path)
 
     def _on_image_changed(self) -> None:
         self._token += 1
@@ -231,7 +237,12 @@ class ProposalsPanel(QWidget):
         self.status_message.emit(text)
 
     # -- selection from cached output --------------------------------------------------------
-    def _selected(self, method: str, s: Settings) -> tuple[np.ndarray, np.ndarray, object]:
+    def _on_selection_changed(self, selection: SelectionConfig) -> None:
+        if selection != self.ui.settings():
+            self.ui.set_selection(selection)
+        self.reselect()
+
+    def _selected(self, method: str, s: SelectionConfig) -> tuple[np.ndarray, np.ndarray, object]:
         """``(boxes, scores, anchors or None)`` of ``method`` under the settings ``s``.
 
         NMS keeps proposals in score order, so the top-N of a selection is the first N of the
@@ -241,7 +252,7 @@ class ProposalsPanel(QWidget):
         run = self._runs.get(method)
         if run is None:
             return np.zeros((0, 4)), np.zeros((0,)), None
-        filters = (s.score_threshold, s.nms_iou, s.min_size)
+        filters = replace(s, top_n=0)  # every setting but top-N
         cached = self._selection_cache.get(method)
         if cached is None or cached[0] is not run or cached[1] != filters:
             cached = (run, filters, self._select_all(run, s))
@@ -251,12 +262,13 @@ class ProposalsPanel(QWidget):
         return boxes[:n], scores[:n], (None if anchors is None else anchors[:n])
 
     @staticmethod
-    def _select_all(run: ProposalRun, s: Settings) -> tuple[np.ndarray, np.ndarray, object]:
+    def _select_all(
+        run: ProposalRun, s: SelectionConfig
+    ) -> tuple[np.ndarray, np.ndarray, object]:
         if run.method == "rpn":
             from rpn_core.rpn.model import select_proposals  # torch is loaded once a run finished
 
-            p = select_proposals(run.raw, top_n=len(run.raw), score_threshold=s.score_threshold,
-                                 nms_iou=s.nms_iou, min_size=s.min_size)
+            p = select_proposals(run.raw, **replace(s, top_n=len(run.raw)).kwargs())
             return p.boxes, p.scores, run.raw.anchors[p.anchor_index]
         b = run.boxes
         wh = b[:, 2:] - b[:, :2]

@@ -28,7 +28,7 @@ def arrange_docks(window: QMainWindow) -> None:
     if tools:  # (moving Files into the tools' existing tab group is what Qt accepts)
         window.tabifyDockWidget(tools[0], d["files"])
     d["files"].raise_()
-    anchor_docks = list(getattr(getattr(window, "anchor_lab", None), "docks", [])[:1])
+    anchor_docks = window.anchor_docks[:1]
     right = [d["classes"], d["boxes"], *anchor_docks]
     window.resizeDocks(right, [170, 260, 420][: len(right)], Qt.Orientation.Vertical)
     window.resizeDocks([d["files"], d["classes"]], [300, 360], Qt.Orientation.Horizontal)

@@ -1,7 +1,11 @@
 """The main window: a thin shell that builds the canvas, panels and actions and wires them.
 
-Attributes other parts rely on: ``window.document`` (:class:`app.state.qdocument.AnnotationDocument`,
-with ``undo_stack``), ``window.canvas`` (:class:`app.canvas.canvas.Canvas`; ``canvas.scene()``),
+It creates the shared state once -- ``window.document``
+(:class:`app.state.qdocument.AnnotationDocument`, with ``undo_stack``), ``window.app_state``
+(:class:`app.state.app_state.AppStateModel`: active model, lab configs, proposal selection)
+and ``window.model_loader`` -- and hands it to each feature's constructor; features never
+look each other up on the window: where one feature's event matters to another, the shell
+connects the two here. Other attributes: ``window.canvas`` (:class:`app.canvas.canvas.Canvas`),
 ``window.workspace`` (:class:`app.annotate.workspace.Workspace`), ``window.actions``
 (:class:`app.shell.actions.Actions`), ``window.menus`` (name -> QMenu: file, edit, view, go, help),
 ``window.message_bar``, ``window.display_options`` (:class:`app.annotate.view_options.DisplayOptions`:
@@ -16,16 +20,20 @@ from pathlib import Path
 
 from PySide6.QtCore import Qt, QTimer
 from PySide6.QtGui import QCloseEvent
+from PySide6.QtGui import QAction
 from PySide6.QtWidgets import (
     QDockWidget,
+    QFrame,
     QLabel,
     QMainWindow,
+    QMenu,
     QScrollArea,
     QUndoView,
     QVBoxLayout,
     QWidget,
 )
 
+import resources
 from app.anchor_lab.controller import install_anchor_lab
 from app.annotate.box_list import BoxListPanel
 from app.annotate.class_panel import ClassPanel
@@ -37,13 +45,17 @@ from app.canvas.canvas import Canvas
 from app.common.icons import icon
 from app.common.message_bar import MessageBar
 from app.common.settings import AppSettings
-from app.common.workers import ModelLoader
+from app.common.workers import ModelLoader, ModelState
 from app.proposals.panel import ProposalsPanel
 from app.shell import help as help_text
 from app.shell import layout as window_layout
 from app.shell.actions import Actions, create_actions
 from app.shell.menus import build_menus, build_toolbar
+from app.state.app_state import AppStateModel
 from app.state.qdocument import AnnotationDocument
+from app.training.panel import TrainPanel
+from rpn_core.app_state import AppState
+from rpn_core.rpn.config import embedded_config
 
 __all__ = ["MainWindow"]
 
@@ -53,6 +65,10 @@ class MainWindow(QMainWindow):
         super().__init__(parent)
         self.settings = settings if settings is not None else AppSettings()
         self.document = AnnotationDocument(self)
+        embedded = embedded_config(resources.embedded_sidecar())
+        self.app_state = AppStateModel(AppState.for_model(embedded), self)
+        self.model_loader = ModelLoader(parent=self)  # the active model, loaded lazily
+        self.model_loader.state_changed.connect(self._on_model_state)
         self.workspace = Workspace(self.document, self.settings, self)
         self.edits = EditController(self.document, self.workspace, self)
         self.workspace.confirm_discard = lambda paths: help_text.confirm_discard(self, paths)
@@ -100,15 +116,25 @@ class MainWindow(QMainWindow):
         a.save_formats[self.settings.save_format].setChecked(True)
         a.voc_conventions[self.settings.voc_convention].setChecked(True)
 
-    def _dock(self, title: str, name: str, widget: QWidget, area: Qt.DockWidgetArea) -> QDockWidget:
+    def _dock(
+        self,
+        title: str,
+        name: str,
+        widget: QWidget,
+        area: Qt.DockWidgetArea,
+        *,
+        scroll: bool = False,
+    ) -> QDockWidget:
+        """A dock for ``widget``, listed in the View menu. Wide tool panels (and ``scroll``
+        ones, whose height must never force the window's) scroll rather than squeeze."""
         dock = QDockWidget(title, self)
         dock.setObjectName(name)
-        if widget.minimumSizeHint().width() > 260:  # wide tool panels scroll rather than
-            scroll = QScrollArea()  # squeezing the canvas in a small window
-            scroll.setWidgetResizable(True)
-            scroll.setFrameShape(QScrollArea.Shape.NoFrame)
-            scroll.setWidget(widget)
-            widget = scroll
+        if scroll or widget.minimumSizeHint().width() > 260:
+            area_widget = QScrollArea()
+            area_widget.setWidgetResizable(True)
+            area_widget.setFrameShape(QFrame.Shape.NoFrame)
+            area_widget.setWidget(widget)
+            widget = area_widget
         dock.setWidget(widget)
         self.addDockWidget(area, dock)
         self.menus["view"].addAction(dock.toggleViewAction())
@@ -131,12 +157,11 @@ class MainWindow(QMainWindow):
         self.docks["boxes"].raise_()
 
     def _setup_proposals(self) -> None:
-        """The embedded RPN's proposals: layer on the canvas, dock with controls and list.
-        ``model_loader`` is shared by every part that needs the model (loaded lazily)."""
-        self.model_loader = ModelLoader(parent=self)
+        """The embedded RPN's proposals: layer on the canvas, dock with controls and list."""
         self.proposals_panel = ProposalsPanel(
-            self.document, self.canvas, self.model_loader, self, qsettings=self.settings.q
-        )
+            self.document, self.canvas, self.app_state, self.model_loader, self,
+            qsettings=self.settings.q,
+        )  # fmt: skip
         left = Qt.DockWidgetArea.LeftDockWidgetArea
         self.docks["proposals"] = self._dock(
             "Proposals", "proposals_dock", self.proposals_panel, left
@@ -148,13 +173,58 @@ class MainWindow(QMainWindow):
     def _setup_anchor_lab(self) -> None:
         """Anchors coloured by their training label over the image, with the anchor lab's
         docks (settings, statistics, inspector, design); torch loads in the background."""
-        self.anchor_lab = install_anchor_lab(self, self.settings.q)
+        lab = install_anchor_lab(
+            self.document, self.canvas, self.app_state, self.settings.q, self
+        )
+        right = Qt.DockWidgetArea.RightDockWidgetArea
+        self.anchor_docks = [
+            self._dock(title, f"anchor_lab_{title.lower().replace(' ', '_')}", panel, right,
+                       scroll=True)
+            for title, panel in lab.panels
+        ]  # fmt: skip
+        for dock in self.anchor_docks[1:]:  # one tab group: the window keeps its height
+            self.tabifyDockWidget(self.anchor_docks[0], dock)
+        self.anchor_docks[0].raise_()
+        lab.notice.connect(lambda text: self.message_bar.show_message("info", text))
+        self.anchor_lab = lab
 
     def _setup_train_panel(self) -> None:
-        """Fine-tuning dock (issue 6), tabbed with Proposals; torch loads only on Start."""
-        from app.training.install import install_train_panel
+        """Fine-tuning dock, tabbed with Proposals, and the Model menu: the one set of
+        weights actions, also behind the Proposals dock's Weights... / Embedded buttons, so
+        every way in validates a file the same way. torch loads only on Start."""
+        panel = TrainPanel(self.workspace, self.document, self.app_state, self.model_loader, self)
+        left = Qt.DockWidgetArea.LeftDockWidgetArea
+        self.docks["train"] = self._dock("Train", "train_dock", panel, left)
+        self.tabifyDockWidget(self.docks["proposals"], self.docks["train"])
+        self.docks["proposals"].raise_()
+        menu = QMenu("&Model", self)
+        self.menuBar().insertMenu(self.menus["help"].menuAction(), menu)
+        self.menus["model"] = menu
+        panel.weights_actions = {}
+        for key, text, slot in (
+            ("load_weights", "&Load RPN Weights...", panel.ask_load),
+            ("save_weights", "&Save RPN Weights...", panel.ask_save),
+            ("reset_weights", "&Reset to Embedded Weights", panel.reset_weights),
+        ):
+            action = QAction(text, self)
+            action.triggered.connect(slot)
+            menu.addAction(action)
+            panel.weights_actions[key] = action
+        proposals = self.proposals_panel
+        proposals.load_weights_requested.connect(panel.weights_actions["load_weights"].trigger)
+        proposals.reset_weights_requested.connect(panel.weights_actions["reset_weights"].trigger)
+        panel.load_failed.connect(lambda text: proposals.show_status(text, error=True))
+        self.weights_label = QLabel("Weights: embedded")
+        self.statusBar().addPermanentWidget(self.weights_label)
+        panel.weights_changed.connect(lambda text: self.weights_label.setText(f"Weights: {text}"))
+        panel.status_message.connect(lambda text: self.statusBar().showMessage(text, 8000))
+        self.train_panel = panel
 
-        self.train_panel = install_train_panel(self)
+    def _on_model_state(self, state: str, _message: str) -> None:
+        """A model became active: it is the app state's model from now on."""
+        model = self.model_loader.model_if_ready()
+        if state == ModelState.READY.value and model is not None:
+            self.app_state.set_model(model.config, self.model_loader.name)
 
     def _setup_statusbar(self) -> None:
         sb = self.statusBar()
@@ -373,7 +443,7 @@ class MainWindow(QMainWindow):
 
         def answered(choice: str) -> None:
             self.weights_prompt = None
-            if choice == "discard" or (choice == "save" and panel._ask_save()):
+            if choice == "discard" or (choice == "save" and panel.ask_save()):
                 self._quit_without_weights = True
                 self.close()
 

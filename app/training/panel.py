@@ -31,6 +31,7 @@ from PySide6.QtWidgets import (
 )
 
 from app.common.workers import ModelLoader, Worker
+from app.state.app_state import AppStateModel
 from app.training.controls import LossPlot, TrainControls, format_eta, recall_html
 from rpn_core.annotation.data import ImageAnnotation
 from rpn_core.training.jobs import TrainedModel, annotated_items, train_job
@@ -45,16 +46,17 @@ class TrainPanel(QWidget):
 
     status_message = Signal(str)
     weights_changed = Signal(str)
+    load_failed = Signal(str)  # a weights file could not be loaded: the message
     training_finished = Signal(object)  # TrainResult
     training_failed = Signal(str)
 
     def __init__(
-        self, workspace: Any, document: Any, loader: ModelLoader, proposals: Any = None,
+        self, workspace: Any, document: Any, app_state: AppStateModel, loader: ModelLoader,
         parent: QWidget | None = None,
     ) -> None:  # fmt: skip
         super().__init__(parent)
-        self.workspace, self.document, self.loader, self.proposals = (
-            workspace, document, loader, proposals,
+        self.workspace, self.document, self.app_state, self.loader = (
+            workspace, document, app_state, loader,
         )  # fmt: skip
         self.ui = TrainControls(self)
         # Training has its own thread (at a lower priority): the global pool stays free for
@@ -89,8 +91,8 @@ class TrainPanel(QWidget):
         ui.refresh_button.clicked.connect(self.refresh)
         ui.start_button.clicked.connect(lambda: self.start())
         ui.cancel_button.clicked.connect(self.cancel)
-        ui.save_button.clicked.connect(self._ask_save)
-        ui.load_button.clicked.connect(self._ask_load)
+        ui.save_button.clicked.connect(self.ask_save)
+        ui.load_button.clicked.connect(self.ask_load)
         ui.reset_button.clicked.connect(self.reset_weights)
         ui.use_trained_button.clicked.connect(self.use_held_back)
         ui.val_fraction.valueChanged.connect(self._show_split)
@@ -169,12 +171,9 @@ class TrainPanel(QWidget):
     def _lab_anchors(self) -> tuple[Any, str]:
         """``(AnchorConfig or None, note)``: the anchor lab's set when the Anchors box is ticked
         and it differs from the model's; the note says so (or why it cannot be used)."""
-        lab = getattr(self.window(), "anchor_lab", None)
-        anchors = getattr(lab, "anchor_config", None)
-        if not self.ui.lab_anchors.isChecked() or anchors is None:
-            return None, ""
-        model_anchors = getattr(lab, "model_anchor_config", None)
-        if model_anchors is not None and anchors == model_anchors:
+        state = self.app_state.state
+        anchors = state.anchor_config
+        if not self.ui.lab_anchors.isChecked() or anchors == state.model_config.anchors:
             return None, ""
         if anchors.stride != 16:
             return None, (
@@ -294,9 +293,7 @@ class TrainPanel(QWidget):
         self.ui.use_trained_button.hide()
         self.has_unsaved_weights = label == "fine-tuned (unsaved)"
         self._set_label(label)
-        if self.proposals is not None:
-            self.proposals.ui.set_weights_text(label)
-        self.loader.set_model(model)  # -> model_changed: the proposals re-run
+        self.loader.set_model(model, label)  # -> model_changed: the proposals re-run
 
     def _set_label(self, label: str) -> None:
         self.active_weights = label
@@ -334,16 +331,14 @@ class TrainPanel(QWidget):
     def _load_failed(self, message: str) -> None:
         text = f"Could not load — {message}. The active weights are unchanged."
         self._status(text, error=True)
-        if self.proposals is not None:  # the Weights... button of that dock may have asked
-            self.proposals.ui.set_status(text, error=True)
+        self.load_failed.emit(text)  # the Proposals dock's Weights... button may have asked
 
     def _loaded(self, path: str | Path, model: Any, info: Any) -> None:
         from rpn_core.rpn.checkpoint import describe_anchor_mismatch
 
         self.last_result = None
-        lab = getattr(self.window(), "anchor_lab", None)
-        current = getattr(lab, "anchor_config", None)
-        why = describe_anchor_mismatch(info.config.anchors, current) if current else None
+        current = self.app_state.state.anchor_config
+        why = describe_anchor_mismatch(info.config.anchors, current)
         self._activate(model, str(path))
         if why:
             self._status(f"Loaded {Path(path).name}; note: {why} (the RPN uses its own).")
@@ -352,10 +347,7 @@ class TrainPanel(QWidget):
 
     def reset_weights(self) -> None:
         self.last_result = None
-        if self.proposals is not None:
-            self.proposals.set_weights(None)
-        else:
-            self.loader.set_weights_path(None)
+        self.loader.set_weights_path(None)
         self.has_unsaved_weights = False
         self._set_label("embedded")
         self._status("Back to the embedded weights.")
@@ -366,14 +358,14 @@ class TrainPanel(QWidget):
         name = "rpn_finetuned.safetensors"
         return str(Path(root) / name) if root is not None else name
 
-    def _ask_save(self) -> bool:
+    def ask_save(self) -> bool:
         """Ask where to save the active weights; True when they were saved."""
         path, _ = QFileDialog.getSaveFileName(
             self, "Save RPN weights", self.default_save_path(), "Safetensors (*.safetensors)"
         )
         return bool(path) and self.save_weights(path)
 
-    def _ask_load(self) -> None:
+    def ask_load(self) -> None:
         root = getattr(self.workspace, "root", None)
         path, _ = QFileDialog.getOpenFileName(
             self, "Load RPN weights", str(root or ""), "Safetensors (*.safetensors);;All files (*)"

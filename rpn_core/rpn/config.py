@@ -28,6 +28,7 @@ if TYPE_CHECKING:  # pragma: no cover - typing only
 
 __all__ = [
     "RPNConfig",
+    "SelectionConfig",
     "embedded_config",
     "input_geometry",
     "label_in_input_frame",
@@ -35,6 +36,27 @@ __all__ = [
     "to_input_frame",
 ]
 
+
+
+@dataclass(frozen=True, kw_only=True)
+class SelectionConfig:
+    """How proposals are selected from the RPN's raw output (no backbone rerun needed).
+
+    The ``pre_nms_top_n`` best-scoring boxes with score ``>= score_threshold`` and width and
+    height ``>= min_size`` (original pixels) enter NMS at ``nms_iou``; the first ``top_n``
+    survivors are the proposals. The one place these defaults live: :class:`RPNConfig`
+    stores the same fields (as ``post_nms_top_n`` for ``top_n``) in weights files.
+    """
+
+    top_n: int = 300
+    pre_nms_top_n: int = 3000
+    nms_iou: float = 0.7
+    score_threshold: float = 0.0
+    min_size: float = 0.0
+
+    def kwargs(self) -> dict:
+        """The keywords of :func:`rpn_core.rpn.model.select_proposals`."""
+        return {name: getattr(self, name) for name in self.__dataclass_fields__}
 
 
 @dataclass(frozen=True)
@@ -52,11 +74,11 @@ class RPNConfig:
 
     anchors: AnchorConfig = field(default_factory=AnchorConfig)
     labels: LabelConfig = field(default_factory=LabelConfig)
-    pre_nms_top_n: int = 3000
-    post_nms_top_n: int = 300
-    nms_iou: float = 0.7
-    min_size: float = 0.0
-    score_threshold: float = 0.0
+    pre_nms_top_n: int = SelectionConfig.pre_nms_top_n
+    post_nms_top_n: int = SelectionConfig.top_n
+    nms_iou: float = SelectionConfig.nms_iou
+    min_size: float = SelectionConfig.min_size
+    score_threshold: float = SelectionConfig.score_threshold
     min_side: int = 600
     max_side: int = 1000
     head_conv_depth: int = 1
@@ -75,6 +97,17 @@ class RPNConfig:
             raise ValueError(f"need 1 <= min_side <= max_side: {self.min_side}, {self.max_side}")
         if self.head_conv_depth < 1:
             raise ValueError(f"head_conv_depth must be >= 1, got {self.head_conv_depth}")
+
+    @property
+    def selection(self) -> SelectionConfig:
+        """This model's own proposal selection."""
+        return SelectionConfig(
+            top_n=self.post_nms_top_n,
+            pre_nms_top_n=self.pre_nms_top_n,
+            nms_iou=self.nms_iou,
+            score_threshold=self.score_threshold,
+            min_size=self.min_size,
+        )
 
     def to_dict(self) -> dict:
         """A JSON-ready dict (stored beside the weights)."""

@@ -40,7 +40,7 @@ from rpn_core.rpn.backbone import (
     fold_frozen_bn,
     prepare_image,
 )
-from rpn_core.rpn.config import RPNConfig
+from rpn_core.rpn.config import RPNConfig, SelectionConfig
 from rpn_core.rpn.modules import (
     ConfigAnchorGenerator,
     ContextRPNHead,
@@ -286,11 +286,11 @@ class RPNModel(nn.Module):
 def select_proposals(
     raw: RawProposals,
     *,
-    top_n: int = RPNConfig.post_nms_top_n,
-    score_threshold: float = RPNConfig.score_threshold,
-    nms_iou: float = RPNConfig.nms_iou,
-    min_size: float = RPNConfig.min_size,
-    pre_nms_top_n: int = RPNConfig.pre_nms_top_n,
+    top_n: int = SelectionConfig.top_n,
+    score_threshold: float = SelectionConfig.score_threshold,
+    nms_iou: float = SelectionConfig.nms_iou,
+    min_size: float = SelectionConfig.min_size,
+    pre_nms_top_n: int = SelectionConfig.pre_nms_top_n,
 ) -> Proposals:
     """Top-``top_n`` proposals after score/size filters and NMS (no backbone rerun).
 
@@ -314,16 +314,9 @@ def select_proposals(
 
 
 def selection_settings(config: RPNConfig, **overrides: object) -> dict:
-    """Keywords of :func:`select_proposals` from ``config``, with ``overrides`` applied."""
-    settings = {
-        "top_n": config.post_nms_top_n,
-        "score_threshold": config.score_threshold,
-        "nms_iou": config.nms_iou,
-        "min_size": config.min_size,
-        "pre_nms_top_n": config.pre_nms_top_n,
-    }
-    settings.update(overrides)
-    return settings
+    """Keywords of :func:`select_proposals`: ``config``'s selection (every field), with
+    ``overrides`` (fields of :class:`SelectionConfig`) applied."""
+    return replace(config.selection, **overrides).kwargs()
 
 
 def propose(model: RPNModel, image: np.ndarray, **select_kwargs: object) -> Proposals:

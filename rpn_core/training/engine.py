@@ -27,7 +27,7 @@ from torch import nn
 
 from rpn_core.rpn.backbone import NUM_BLOCKS, prepare_image
 from rpn_core.rpn.config import input_geometry
-from rpn_core.rpn.model import FeatureResult, RPNModel, select_proposals
+from rpn_core.rpn.model import FeatureResult, RPNModel, select_proposals, selection_settings
 from rpn_core.rpn.proposals import best_iou_per_gt
 from rpn_core.training.data import Augment, TrainSample, apply_augment
 
@@ -150,13 +150,7 @@ def recall_counts(
         return out
     raw = model.raw_proposals(feat)
     cfg = model.config
-    props = select_proposals(
-        raw,
-        top_n=max(top_ns),
-        nms_iou=cfg.nms_iou,
-        min_size=cfg.min_size,
-        pre_nms_top_n=cfg.pre_nms_top_n,
-    )
+    props = select_proposals(raw, **selection_settings(cfg, top_n=max(top_ns)))
     for i, n in enumerate(top_ns):
         best = best_iou_per_gt(props.boxes, gt, top_n=n)  # the eval command's definition
         for j, t in enumerate(RECALL_IOUS):
