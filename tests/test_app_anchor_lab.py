@@ -187,7 +187,8 @@ def test_inspector_explains_the_hovered_anchor(qtbot, lab):
     # (row 1, col 1) of the 2 x 3 grid; GT (250, 250, 400, 400). Targets: GT centre 325, anchor
     # centre 320, width 160 -> tx = ty = 5/160 = 2/64 = 0.031; tw = th = log(150/160) =
     # log(60/64) = -0.065 (the same as in image pixels: targets are scale-free).
-    assert "Anchor 4" in text and "foreground: IoU 0.879 with GT 0" in text
+    # The fixture's box has no class; the Boxes list shows it in row 1.
+    assert "Anchor 4" in text and "foreground: IoU 0.879 with box 1 (no class)" in text
     assert "cell (row 1, col 1)" in text and "box (240, 240, 400, 400)" in text
     assert f"({2 / 64:.3f}, {2 / 64:.3f}, {math.log(60 / 64):.3f}, {math.log(60 / 64):.3f})" in text
     assert inspector.ious.item(0, 1).text() == "0.879"
@@ -203,7 +204,7 @@ def test_selecting_a_gt_box_highlights_its_positives_and_flags_unlearnable(qtbot
                      Qt.KeyboardModifier.NoModifier, _vp(lab, 130, 130))
     assert lab.document.selection == [0]
     assert len(lab.overlay._highlight) == 1  # anchor 4
-    assert "GT 0" in lab.inspector.gt_title.text()
+    assert "box 1 (no class)" in lab.inspector.gt_title.text()
     table = lab.inspector.gt_table
     assert table.rowCount() == 2 and table.item(1, 2).text() == "0"
     assert "cannot be learned" in table.item(1, 0).toolTip()
@@ -418,3 +419,48 @@ def test_design_reports_what_the_statistics_then_measure(qtbot, lab, tmp_path, s
     assert f"mean best IoU {reported.mean_iou:.3f}" in design.measured_text.text()
     # ... and this image's own statistics agree with the folder's first two boxes.
     np.testing.assert_allclose(lab.labels.gt_best_iou.numpy(), measured.best_iou[:2], rtol=1e-6)
+
+
+def test_a_pinned_anchor_stays_the_same_anchor_across_an_anchor_set_change(qtbot, lab):
+    lab.set_configs(SPARSE, LabelConfig.faster_rcnn())
+    vp = lab.canvas.viewport()
+    # Anchor 5 = cell (row 1, col 2) of SPARSE, (224, 96, 288, 160) in image pixels.
+    qtbot.mouseClick(vp, Qt.MouseButton.LeftButton, Qt.KeyboardModifier.NoModifier,
+                     _vp(lab, 288.5, 130))
+    inspector = lab.inspector
+    assert inspector.current == 5 and inspector.pinned
+    box = tuple(lab.anchors[5])
+    # A set with sizes (100, 160): 2 anchors per cell; the same cell and size 160 (index 1)
+    # is anchor (1 * 3 + 2) * 2 + 1 = 11 -- not anchor 5, which is now cell (0, 2), size 160.
+    lab.set_configs(AnchorConfig(sizes=(100.0, 160.0), aspect_ratios=(1.0,), stride=320),
+                    lab.label_config)
+    assert inspector.current == 11 and inspector.pinned
+    assert tuple(lab.anchors[11]) == box
+    assert "Anchor 11" in inspector.text.text() and "cell (row 1, col 2)" in inspector.text.text()
+    # A set without a 160 anchor: unpinned, never silently another anchor.
+    lab.set_configs(AnchorConfig(sizes=(100.0,), aspect_ratios=(1.0,), stride=320),
+                    lab.label_config)
+    assert inspector.current is None and not inspector.pinned
+
+
+def test_inspector_names_boxes_as_the_boxes_list_shows_them(qtbot, lab):
+    lab.set_configs(SPARSE, LabelConfig.guide())
+    doc = lab.document
+    doc.insert_boxes([Box(10, 10, 20, 20, "dog")])  # row 2 of the Boxes list
+    doc.replace_boxes({0: Box(100, 100, 160, 160, "cat")})
+    names = lab.gt_names()
+    assert names == ["box 1 (cat)", "box 2 (dog)"]
+    table = lab.inspector.gt_table
+    assert [table.item(r, 0).text() for r in range(table.rowCount())] == names
+    # Clicking the row of "box 2 (dog)" selects that box of the document.
+    rect = table.visualItemRect(table.item(1, 0))
+    qtbot.mouseClick(table.viewport(), Qt.MouseButton.LeftButton, pos=rect.center())
+    assert doc.selection == [1]
+    assert "<b>box 2 (dog)</b>" in lab.inspector.gt_title.text()
+    doc.select([])
+    lab.inspector.set_anchor(None)
+    qtbot.mouseMove(lab.canvas.viewport(), _vp(lab, 128, 96.5))  # anchor 4, matched to box 1
+    assert lab.inspector.current == 4
+    assert "matched GT: box 1 (cat)" in lab.inspector.text.text()
+    assert "with box 1 (cat)" in lab.inspector.text.text()
+    assert lab.inspector.ious.item(1, 0).text() == "box 2 (dog)"

@@ -103,6 +103,7 @@ class AnchorLab(QObject):
         self.anchors = np.zeros((0, 4))
         self.meta = None
         self.gt = np.zeros((0, 4), dtype=np.float32)
+        self.gt_index = np.zeros(0, dtype=np.int64)  # document index of each row of ``gt``
         self.labels = None  # rpn_core.anchors.labelling.AnchorLabels of the last relabel
         self.categories = np.zeros(0, dtype=np.int8)
         self.error: str | None = None
@@ -215,12 +216,25 @@ class AnchorLab(QObject):
     def current_gt(self) -> np.ndarray:
         """The GT boxes ``(G, 4)`` float32 as labelled now (with a dragged box's live
         geometry); invalid boxes (zero area mid-drag) are dropped, as the model would."""
+        return self._current_gt()[0]
+
+    def _current_gt(self) -> tuple[np.ndarray, np.ndarray]:
+        """:meth:`current_gt` and each row's index in the document (the Boxes list's row)."""
         gt = np.asarray(self.document.boxes_array(), dtype=np.float32).reshape(-1, 4)
         if self._preview is not None and 0 <= self._preview[0] < len(gt):
             gt = gt.copy()
             gt[self._preview[0]] = self._preview[1]
         w, h = gt[:, 2] - gt[:, 0], gt[:, 3] - gt[:, 1]
-        return gt[np.isfinite(gt).all(axis=1) & (w > 0) & (h > 0)]
+        keep = np.isfinite(gt).all(axis=1) & (w > 0) & (h > 0)
+        return gt[keep], np.flatnonzero(keep)
+
+    def gt_names(self) -> list[str]:
+        """How the user sees each labelled GT box (row of ``gt``): its number in the Boxes
+        list and its class (:func:`rpn_core.anchors.explain.gt_name`)."""
+        from rpn_core.anchors.explain import gt_name
+
+        boxes = self.document.boxes
+        return [gt_name(int(i), boxes[i].label if i < len(boxes) else "") for i in self.gt_index]
 
     # -- computing -------------------------------------------------------------------------
     def _rebuild(self) -> None:
@@ -257,7 +271,7 @@ class AnchorLab(QObject):
         from rpn_core.rpn.config import label_in_input_frame
 
         t0 = time.perf_counter()
-        self.gt = self.current_gt()
+        self.gt, self.gt_index = self._current_gt()
         try:
             with _one_thread():
                 labels = label_in_input_frame(
