@@ -14,7 +14,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
-from PySide6.QtCore import Qt
+from PySide6.QtCore import QPoint, Qt
 
 from rpn_core.annotation.data import Box, ImageAnnotation
 from rpn_core.annotation.formats import open_store
@@ -297,3 +297,85 @@ def test_quitting_and_discarding_fine_tuned_weights(qtbot, window, tmp_path):
     qtbot.mouseClick(box.button(QMessageBox.StandardButton.Discard), Qt.MouseButton.LeftButton)
     qtbot.waitUntil(lambda: not window.isVisible(), timeout=10000)
     assert not list(tmp_path.rglob("*.safetensors"))  # nothing written
+
+
+def test_one_rule_and_one_config_across_overlay_inspector_statistics_training_checkpoint(
+    qtbot, window, tmp_path
+):
+    # Issue 15: with the overlay on the guide rule and designed anchors, training labels by
+    # that rule with that set, the checkpoint records both, and once the fine-tuned model is
+    # active every lab panel reads ITS configuration (input frame, anchors), never a default.
+    from rpn_core.anchors.explain import folder_statistics, image_statistics
+    from rpn_core.anchors.grid import AnchorConfig
+    from rpn_core.anchors.labelling import LabelConfig
+    from rpn_core.rpn.checkpoint import read_checkpoint
+    from rpn_core.rpn.config import input_geometry, label_in_input_frame
+
+    panel, ui, lab, state = (window.train_panel, window.train_panel.ui, window.anchor_lab,
+                             window.app_state)  # fmt: skip
+    qtbot.waitUntil(lambda: lab.ready and state.state.model_config == TINY, timeout=60000)
+    guide = LabelConfig.guide()
+    designed = AnchorConfig(sizes=(20.0, 40.0), aspect_ratios=(0.5, 1.0))
+    lab.set_configs(designed, guide)  # e.g. the guide preset, then "Apply to anchors"
+    assert lab.model_config == TINY and TINY.labels == LabelConfig.faster_rcnn()
+    # Before Start, the dock says what it will use.
+    plan = ui.plan_label.text()
+    assert "the anchor lab's anchors (sizes 20, 40; ratios 0.5, 1; 4 per cell)" in plan
+    assert "the anchor lab's label rule guide (foreground IoU > 0.5, background < 0.1)" in plan
+    assert "proposes from other anchors" in lab.settings_panel.status.text()
+    _train_and_activate(qtbot, window)
+    trained = window.model_loader.model_if_ready()
+    assert trained.config.anchors == designed and trained.config.labels == guide  # training
+    # The app state and every panel now read the fine-tuned model's configuration.
+    assert state.state.model_config == trained.config
+    assert lab.model_config == trained.config and lab.anchor_config == designed
+    assert lab.label_config == guide
+    assert "proposes from other anchors" not in lab.settings_panel.status.text()
+    assert lab.settings_panel.sizes.text() == "20, 40"
+    size = lab.image_size
+    assert lab.input_size == input_geometry(size, TINY)[0] == (96, 128)  # min_side 96, not 600
+    # overlay: the labels are those training computes for this image (same rule, set, frame)
+    expected = label_in_input_frame(size, lab.gt, designed, guide, trained.config)
+    np.testing.assert_array_equal(lab.labels.labels.numpy(), expected.labels.numpy())
+    # inspector: explains the best-overlapping anchor in the same frame with the same label
+    fg = int(expected.max_iou.argmax())
+    lab.inspector.set_anchor(fg)
+    e = lab.inspector.explanation()
+    assert e.label == int(expected.labels[fg])
+    assert any(t in e.rule for t in ("> 0.5", "between 0.1 and 0.5", "< 0.1"))  # guide's
+    sy, sx = input_geometry(size, TINY)[1]
+    np.testing.assert_allclose(e.box, lab.anchors[fg] * np.array([sx, sy, sx, sy]), rtol=1e-6)
+    # statistics: this image's and the folder's, in the model's frame under the guide rule
+    stats = image_statistics(lab.labels, guide)
+    assert f"best-possible recall: {stats.recall:.0%}" in lab.stats.image_text.text()
+    qtbot.mouseClick(lab.stats.folder_button, Qt.MouseButton.LeftButton)
+    qtbot.waitUntil(lambda: lab.stats.folder_stats is not None, timeout=60000)
+    from app.anchor_lab.design_panel import folder_frame_items
+
+    folder = str(window.workspace.root)
+    again = folder_statistics(folder_frame_items(folder, TINY), designed, guide)
+    np.testing.assert_array_equal(lab.stats.folder_stats.best_iou, again.best_iou)
+    assert lab.stats.folder_stats.images == 4
+    # design: clusters in the same frame
+    from app.anchor_lab.design_panel import frame_text
+
+    assert "shorter side 96" in frame_text(lab.model_config)
+    # checkpoint: records the rule and the set that were used
+    path = tmp_path / "tuned.safetensors"
+    assert panel.save_weights(path)
+    info, _ = read_checkpoint(path)
+    assert info.config.anchors == designed and info.config.labels == guide
+    assert info.metadata["label_preset"] == "guide" and info.metadata["labels"] == guide.to_dict()
+
+
+def test_unticking_the_lab_rule_trains_with_the_models_rule(qtbot, window):
+    from rpn_core.anchors.labelling import LabelConfig
+
+    panel, ui, lab = window.train_panel, window.train_panel.ui, window.anchor_lab
+    qtbot.waitUntil(lambda: lab.ready and lab.model_config == TINY, timeout=60000)
+    lab.set_configs(lab.anchor_config, LabelConfig.guide())
+    qtbot.mouseClick(ui.lab_rule, Qt.MouseButton.LeftButton, pos=QPoint(6, ui.lab_rule.height() // 2))
+    assert not ui.lab_rule.isChecked()
+    assert "the model's label rule faster-rcnn (foreground IoU >= 0.7" in ui.plan_label.text()
+    _train_and_activate(qtbot, window)
+    assert window.model_loader.model_if_ready().config.labels == LabelConfig.faster_rcnn()

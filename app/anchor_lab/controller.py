@@ -357,14 +357,21 @@ def install_anchor_lab(
     lab.configs_changed.connect(lambda _a, _l: panel.refresh_view())
     lab.notice.connect(panel.status.setText)
 
-    def warn_if_unlike_model(cfg: AnchorConfig) -> None:
-        model_cfg = lab.model_anchor_config
-        if cfg != model_cfg:
-            panel.status.setText(
-                f"The loaded model proposes from other anchors ({_describe(model_cfg)}); "
-                "this set is what fine-tuning would use."
-            )
+    other = "proposes from other anchors"
 
-    lab.anchor_config_applied.connect(warn_if_unlike_model)
+    def say_how_lab_and_model_differ(*_args: object) -> None:
+        """Read from the app state on every change, so the note follows the ACTIVE model
+        (e.g. after fine-tuning with the lab's set it goes away, never stale)."""
+        state = app_state.state
+        if not state.lab_matches_model:
+            panel.status.setText(
+                f"The loaded model {other} ({_describe(state.model_config.anchors)}; "
+                f"weights: {state.weights}); this set is what fine-tuning would use."
+            )
+        elif other in panel.status.text():
+            panel.status.setText("")
+
+    lab.anchor_config_applied.connect(say_how_lab_and_model_differ)
+    app_state.changed.connect(say_how_lab_and_model_differ)
     lab.start()
     return lab

@@ -180,6 +180,18 @@ class TrainControls(QWidget):
             "the model's closest anchor shape. Off: keep the model's own anchors."
         )
         form.addRow("Anchors", self.lab_anchors)
+        self.lab_rule = QCheckBox("The anchor lab's rule")
+        self.lab_rule.setChecked(True)
+        self.lab_rule.setToolTip(
+            "Label anchors for the loss by the rule of the Anchor settings (the preset the\n"
+            "overlay shows, e.g. guide: foreground IoU > 0.5, background < 0.1).\n"
+            "Off: the active model's own rule. The checkpoint records the rule used."
+        )
+        form.addRow("Label rule", self.lab_rule)
+        self.plan_label = QLabel()  # what Start will use, always shown before it starts
+        self.plan_label.setWordWrap(True)
+        self.plan_label.setTextFormat(Qt.TextFormat.RichText)
+        form.addRow(self.plan_label)
         return box
 
     def _run_row(self) -> QHBoxLayout:

@@ -41,6 +41,20 @@ __all__ = ["TrainPanel", "TrainedModel", "annotated_items", "train_job"]
 PLOT_INTERVAL_S = 0.1  # redraw the curves at most 10 times a second
 
 
+def _anchor_text(anchors: Any) -> str:
+    sizes = ", ".join(f"{s:g}" for s in anchors.sizes)
+    ratios = ", ".join(f"{r:g}" for r in anchors.aspect_ratios)
+    return f"sizes {sizes}; ratios {ratios}; {anchors.num_anchors_per_location} per cell"
+
+
+def _rule_text(rule: Any) -> str:
+    """``"guide (foreground IoU > 0.5, background < 0.1)"``."""
+    op = ">=" if rule.fg_inclusive else ">"
+    best = ", or a GT box's best anchor" if rule.allow_low_quality else ""
+    return (f"{rule.preset_name} (foreground IoU {op} {rule.fg_iou:g}{best}, "
+            f"background < {rule.bg_iou:g})")
+
+
 class TrainPanel(QWidget):
     """The dock's widget; see the module docstring."""
 
@@ -95,6 +109,10 @@ class TrainPanel(QWidget):
         ui.load_button.clicked.connect(self.ask_load)
         ui.reset_button.clicked.connect(self.reset_weights)
         ui.use_trained_button.clicked.connect(self.use_held_back)
+        ui.lab_anchors.toggled.connect(self._show_plan)
+        ui.lab_rule.toggled.connect(self._show_plan)
+        self.app_state.changed.connect(self._show_plan)
+        self._show_plan()
         ui.val_fraction.valueChanged.connect(self._show_split)
         ui.seed.valueChanged.connect(self._show_split)
         if hasattr(self.workspace, "images_listed"):
@@ -146,10 +164,14 @@ class TrainPanel(QWidget):
         if note.startswith("Cannot"):
             self._status(note, error=True)
             return None
+        rule = self._lab_rule()
+        if rule is not None:
+            note = f"{note} Labelling by the anchor lab's rule {_rule_text(rule)}.".strip()
         threads = max(1, (os.cpu_count() or 2) - 1)
         worker = Worker(
-            train_job, self.loader.get, list(self.items), config, threads=threads, anchors=anchors
-        )
+            train_job, self.loader.get, list(self.items), config, threads=threads,
+            anchors=anchors, labels=rule,
+        )  # fmt: skip
         s = worker.signals
         s.progress.connect(self._on_progress)
         s.finished.connect(self._on_finished)
@@ -180,12 +202,38 @@ class TrainPanel(QWidget):
                 f"Cannot train with the anchor lab's anchors: stride {anchors.stride:g}, but the "
                 "backbone's feature map has stride 16. Set the stride to 16 or untick Anchors."
             )
-        sizes = ", ".join(f"{s:g}" for s in anchors.sizes)
-        ratios = ", ".join(f"{r:g}" for r in anchors.aspect_ratios)
         return anchors, (
-            f"With the anchor lab's anchors (sizes {sizes}; ratios {ratios}; "
-            f"{anchors.num_anchors_per_location} per cell), each started from the model's "
-            "closest anchor shape."
+            f"With the anchor lab's anchors ({_anchor_text(anchors)}), each started from the "
+            "model's closest anchor shape."
+        )
+
+    def _lab_rule(self) -> Any:
+        """The anchor lab's label rule when the Label rule box is ticked and it differs from
+        the model's (the rule training then labels anchors by), else None."""
+        state = self.app_state.state
+        if not self.ui.lab_rule.isChecked() or state.label_config == state.model_config.labels:
+            return None
+        return state.label_config
+
+    def training_plan(self) -> tuple[Any, Any]:
+        """``(anchors, rule)`` that Start trains with: the lab's or the active model's."""
+        state = self.app_state.state
+        anchors, note = self._lab_anchors()
+        if anchors is None:
+            anchors = state.model_config.anchors
+        return anchors, self._lab_rule() or state.model_config.labels
+
+    def _show_plan(self, *_args: Any) -> None:
+        """Say, before Start, which anchor set and label rule training will use."""
+        state = self.app_state.state
+        anchors, rule = self.training_plan()
+        whose_a = "the anchor lab's" if anchors != state.model_config.anchors else "the model's"
+        whose_r = "the anchor lab's" if rule != state.model_config.labels else "the model's"
+        _, note = self._lab_anchors()
+        warn = f"<br><font color='#D55E00'>{note}</font>" if note.startswith("Cannot") else ""
+        self.ui.plan_label.setText(
+            f"Start trains with {whose_a} anchors ({_anchor_text(anchors)}) and {whose_r} "
+            f"label rule {_rule_text(rule)}.{warn}"
         )
 
     def cancel(self) -> None:
