@@ -371,10 +371,11 @@ def test_one_rule_and_one_config_across_overlay_inspector_statistics_training_ch
 def test_unticking_the_lab_rule_trains_with_the_models_rule(qtbot, window):
     from rpn_core.anchors.labelling import LabelConfig
 
-    panel, ui, lab = window.train_panel, window.train_panel.ui, window.anchor_lab
+    ui, lab = window.train_panel.ui, window.anchor_lab
     qtbot.waitUntil(lambda: lab.ready and lab.model_config == TINY, timeout=60000)
     lab.set_configs(lab.anchor_config, LabelConfig.guide())
-    qtbot.mouseClick(ui.lab_rule, Qt.MouseButton.LeftButton, pos=QPoint(6, ui.lab_rule.height() // 2))
+    box = ui.lab_rule
+    qtbot.mouseClick(box, Qt.MouseButton.LeftButton, pos=QPoint(6, box.height() // 2))
     assert not ui.lab_rule.isChecked()
     assert "the model's label rule faster-rcnn (foreground IoU >= 0.7" in ui.plan_label.text()
     _train_and_activate(qtbot, window)
