@@ -63,6 +63,11 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         "--anchor-ratios", type=float, nargs="+", metavar="H/W",
         help="with --anchor-sizes: aspect ratios h/w (default: the model's)",
     )  # fmt: skip
+    parser.add_argument(
+        "--labels", choices=("guide", "faster-rcnn"), default=None,
+        help="label anchors for the loss by this rule (default: the model's own); the "
+        "checkpoint records it",
+    )  # fmt: skip
     parser.add_argument("--format", dest="fmt", help="annotation format (default: detect)")
     parser.add_argument("--recursive", action="store_true", help="include sub-folders")
     parser.add_argument("--json", type=Path, help="also write the metrics as JSON")
@@ -136,9 +141,12 @@ def format_metrics(result) -> str:  # noqa: ANN001 - a TrainResult
 def _load(args: argparse.Namespace, device: str):  # noqa: ANN202
     from rpn_core.anchors.grid import AnchorConfig
     from rpn_core.cli._model import load_cli_model
-    from rpn_core.rpn.model import with_anchors
+    from rpn_core.anchors.labelling import LabelConfig
+    from rpn_core.rpn.model import with_anchors, with_labels
 
     model = load_cli_model(args, device)
+    if getattr(args, "labels", None):
+        model = with_labels(model, LabelConfig.preset(args.labels))
     if args.anchor_sizes or args.anchor_ratios:
         current = model.config.anchors
         anchors = AnchorConfig(
