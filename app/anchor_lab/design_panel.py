@@ -290,9 +290,9 @@ class AnchorDesignPanel(QWidget):
         n = len(stats.best_iou)
         recall = "n/a" if n == 0 else f"{stats.recall(label):.1%}"
         self.measured_text.setText(
-            f"<b>Measured</b> on the stride-{anchor.stride} grid ({frame_text(self.lab.model_config)}; "
-            f"rule {label.preset_name}): mean best IoU {stats.mean_iou:.3f}, best-possible "
-            f"recall {recall} of {n} GT box(es); {stats.unlearnable} with no foreground "
+            f"<b>Measured</b> on the stride-{anchor.stride} grid "
+            f"({frame_text(self.lab.model_config)}; rule {label.preset_name}): mean best IoU "
+            f"{stats.mean_iou:.3f}, best-possible recall {recall} of {n} GT box(es); {stats.unlearnable} with no foreground "
             "anchor. Anchor statistics shows the same once applied."
         )
 

@@ -125,9 +125,7 @@ class TrainPanel(QWidget):
         self._show_split()
 
     def _show_split(self) -> None:
-        from rpn_core.training.types import plan_split
-
-        from rpn_core.training.types import data_warnings
+        from rpn_core.training.types import data_warnings, plan_split
 
         self.ui.val_list.clear()
         self.warnings = []
