@@ -9,19 +9,25 @@ from __future__ import annotations
 import threading
 
 import pytest
-from PySide6.QtCore import QThreadPool
 
-from app.common.workers import ModelLoader, ModelState, TaskRunner, Worker, describe_exception
+from app.common.workers import (
+    Lane,
+    ModelLoader,
+    ModelState,
+    TaskRunner,
+    Worker,
+    describe_exception,
+    wait_for_lane,
+)
 
 TIMEOUT = 10_000  # ms; generous for a loaded 2-core machine
 
 
 @pytest.fixture()
 def pool():
-    p = QThreadPool()
-    p.setMaxThreadCount(2)
-    yield p
-    assert p.waitForDone(TIMEOUT)
+    """The lane the tests' workers run on; every job of it has ended after the test."""
+    yield Lane.INTERACTIVE
+    assert wait_for_lane(Lane.INTERACTIVE, TIMEOUT)
 
 
 def squares(n: int):
@@ -136,7 +142,7 @@ def test_cancelled_plain_call_drops_its_result(qtbot, pool):
 
 
 def test_runner_supersedes_a_stale_run(qtbot, pool):
-    runner = TaskRunner(pool=pool)
+    runner = TaskRunner(lane=pool)
     entered, release = threading.Event(), threading.Event()
 
     def old_image() -> str:
@@ -163,7 +169,7 @@ def test_runner_supersedes_a_stale_run(qtbot, pool):
 
 
 def test_runner_forwards_failures_of_the_current_run(qtbot, pool):
-    runner = TaskRunner(pool=pool)
+    runner = TaskRunner(lane=pool)
     with qtbot.waitSignal(runner.failed, timeout=TIMEOUT) as blocker:
         runner.submit(int, "not a number")
     assert blocker.args[0].startswith("ValueError: invalid literal for int()")

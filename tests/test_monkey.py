@@ -191,12 +191,15 @@ class Monkey:
     def check_overlay(self) -> None:
         from rpn_core.anchors.grid import generate_anchors
         from rpn_core.anchors.labelling import label_anchors
-        from rpn_core.rpn.config import RPNConfig, input_geometry
+        from rpn_core.rpn.config import input_geometry
 
         lab = self.w.anchor_lab
         w, h = self.doc.size
-        # The model's frame: the image resized to the network input, GT scaled with it.
-        (rh, rw), (sy, sx) = input_geometry((h, w), RPNConfig())
+        # The ACTIVE model's frame (here the tiny model's 96-px input): the image resized to
+        # the network input, GT scaled with it.
+        model = self.w.model_loader.model_if_ready()
+        assert lab.model_config == model.config
+        (rh, rw), (sy, sx) = input_geometry((h, w), model.config)
         anchors = generate_anchors((rh, rw), lab.anchor_config)
         gt = torch.as_tensor(self.doc.boxes_array(), dtype=torch.float32).reshape(-1, 4)
         gt = gt * torch.tensor([sx, sy, sx, sy])

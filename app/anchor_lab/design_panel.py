@@ -292,8 +292,9 @@ class AnchorDesignPanel(QWidget):
         self.measured_text.setText(
             f"<b>Measured</b> on the stride-{anchor.stride} grid "
             f"({frame_text(self.lab.model_config)}; rule {label.preset_name}): mean best IoU "
-            f"{stats.mean_iou:.3f}, best-possible recall {recall} of {n} GT box(es); {stats.unlearnable} with no foreground "
-            "anchor. Anchor statistics shows the same once applied."
+            f"{stats.mean_iou:.3f}, best-possible recall {recall} of {n} GT box(es); "
+            f"{stats.unlearnable} with no foreground anchor. Anchor statistics shows the same "
+            "once applied."
         )
 
     def chosen_config(self) -> AnchorConfig:

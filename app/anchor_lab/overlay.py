@@ -1,7 +1,7 @@
-"""The anchor overlay: ONE batch-painted ``QGraphicsItem`` for every anchor (STYLE.md #10).
+"""The anchor overlay: ONE batch-painted ``QGraphicsItem`` for every anchor (ARCHITECTURE.md rule 10).
 
 Anchors are those of :func:`rpn_core.anchors.grid.generate_anchors` and labels those of
-:func:`rpn_core.anchors.labelling.label_image` (STYLE.md #7); coordinates are scene = original-image
+:func:`rpn_core.anchors.labelling.label_image` (ARCHITECTURE.md rule 7); coordinates are scene = original-image
 pixels (:mod:`rpn_core.boxes`). What is drawn is decided by the pure functions of
 :mod:`rpn_core.anchors.view`; per label update this item caches, per category, the visible
 outlines merged into few segments (:func:`rpn_core.anchors.view.merged_edges`), each

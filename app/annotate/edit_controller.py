@@ -1,5 +1,5 @@
 """What the Edit menu, the class keys and the class panel do to the document: each user intent
-becomes one undo command (STYLE.md #9). Kept out of the main window so it stays a thin shell."""
+becomes one undo command (ARCHITECTURE.md rule 9). Kept out of the main window so it stays a thin shell."""
 
 from __future__ import annotations
 

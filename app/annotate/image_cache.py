@@ -2,8 +2,8 @@
 
 :meth:`ImageCache.get` returns at once for a cached or prefetched image; otherwise it decodes
 in the calling thread (waiting for a prefetch of the same file that is already under way,
-rather than decoding twice). Prefetches run on a private :class:`QThreadPool` with one thread,
-so the GUI thread never decodes a neighbour. A failed decode is cached too (as its
+rather than decoding twice). Prefetches are :class:`~app.common.workers.Worker` jobs on the
+one-thread ``FILES`` lane, so the GUI thread never decodes a neighbour. A failed decode is cached too (as its
 :class:`ImageReadError`), so an unreadable file is tried once per cache lifetime.
 """
 
@@ -15,9 +15,9 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
 
-from PySide6.QtCore import QObject, QRunnable, QThreadPool
 from PySide6.QtGui import QImage
 
+from app.common.workers import Lane, Worker, wait_for_lane
 from app.state.qdocument import qimage_from_rgb
 from rpn_core.images.loading import ImageReadError, LoadedImage, load_image
 
@@ -53,28 +53,15 @@ def decode(path: Path) -> CachedImage:
     return CachedImage(path, loaded, qimage)
 
 
-class _Job(QRunnable):
-    def __init__(self, cache: ImageCache, path: Path) -> None:
-        super().__init__()
-        self._cache, self._path = cache, path
-
-    def run(self) -> None:
-        self._cache._store(self._path, decode(self._path))
-
-
 class ImageCache:
     """LRU cache of decoded images bounded by ``max_bytes`` and ``max_items``."""
 
-    def __init__(
-        self, *, max_items: int = 8, max_bytes: int = 768 * 2**20, parent: QObject | None = None
-    ) -> None:
+    def __init__(self, *, max_items: int = 8, max_bytes: int = 768 * 2**20) -> None:
         self.max_items = max_items
         self.max_bytes = max_bytes
         self._lock = threading.Lock()
         self._items: OrderedDict[Path, CachedImage] = OrderedDict()
         self._pending: dict[Path, threading.Event] = {}
-        self._pool = QThreadPool(parent)  # parented: torn down with its window, not at exit
-        self._pool.setMaxThreadCount(1)
         self.hits = 0
         self.misses = 0
 
@@ -126,11 +113,7 @@ class ImageCache:
                 if path in self._items or path in self._pending:
                     continue
                 self._pending[path] = threading.Event()
-            self._pool.start(_Job(self, path))
-
-    def forget(self, path: str | Path) -> None:
-        with self._lock:
-            self._items.pop(Path(path), None)
+            Worker(self._prefetch_one, path).start(Lane.FILES)
 
     def clear(self) -> None:
         with self._lock:
@@ -138,4 +121,8 @@ class ImageCache:
 
     def wait(self, msecs: int = 10_000) -> bool:
         """Wait for queued prefetches (tests, shutdown)."""
-        return self._pool.waitForDone(msecs)
+        return wait_for_lane(Lane.FILES, msecs)
+
+    def _prefetch_one(self, path: Path) -> None:
+        """(On the ``FILES`` thread.) Stored there, so a :meth:`get` waiting for it wakes."""
+        self._store(path, decode(path))

@@ -1,76 +1,24 @@
 """Background scan of a folder's images so the file list shows every image's state (no boxes,
 annotated, verified, unreadable + reason) before the user visits it.
 
-Runs on its own one-thread pool with *private* annotation stores (a store is not shared between
-threads); results arrive in batches as ``found(list[(Path, ImageState, str)])`` on the GUI
-thread. ``cancel()`` stops a scan (a new folder was opened).
+The scan is the core generator :func:`rpn_core.annotation.image_state.scan_states`, run by a
+:class:`~app.common.workers.Worker` on the ``FILES`` lane with *private* annotation stores;
+results arrive in batches as ``found(list[(Path, ImageState, str)])`` on the GUI thread.
+``cancel()`` stops a scan at its next batch (a new folder was opened).
 """
 
 from __future__ import annotations
 
-import threading
 from collections.abc import Callable, Sequence
 from pathlib import Path
 
-from PySide6.QtCore import QObject, QRunnable, QThreadPool, Signal
+from PySide6.QtCore import QObject, Signal
 
-from rpn_core.annotation.data import AnnotationReadError
+from app.common.workers import Lane, Worker, wait_for_lane
 from rpn_core.annotation.formats import AnnotationStore
-from rpn_core.annotation.image_state import ImageState, state_of
-from rpn_core.images.loading import ImageReadError, probe_image
+from rpn_core.annotation.image_state import scan_states
 
 __all__ = ["StateScanner"]
-
-BATCH = 64
-
-
-class _Signals(QObject):
-    found = Signal(object)
-
-
-def scan_one(path: Path, stores: Sequence[AnnotationStore]) -> tuple[Path, ImageState, str]:
-    """The state of one image from its header and its annotation file (if any)."""
-    try:
-        width, height = probe_image(path)
-    except ImageReadError as exc:
-        return (path, ImageState.UNREADABLE, exc.reason)
-    for store in stores:
-        if store.has_annotation(path):
-            try:
-                ann = store.load(path, width=width, height=height)
-            except AnnotationReadError as exc:
-                return (path, ImageState.EMPTY, f"annotation unreadable: {exc.reason}")
-            return (path, *state_of(ann))
-    return (path, ImageState.EMPTY, "no annotation file")
-
-
-class _Scan(QRunnable):
-    def __init__(
-        self,
-        paths: list[Path],
-        make_stores: Callable[[], list[AnnotationStore]],
-        signals: _Signals,
-        cancelled: threading.Event,
-    ) -> None:
-        super().__init__()
-        self.paths, self.make_stores = paths, make_stores
-        self.signals, self.cancelled = signals, cancelled
-
-    def run(self) -> None:
-        try:
-            stores = self.make_stores()
-        except Exception:  # noqa: BLE001 - no scan rather than a crash; visits still work
-            return
-        batch = []
-        for path in self.paths:
-            if self.cancelled.is_set():
-                return
-            batch.append(scan_one(path, stores))
-            if len(batch) >= BATCH:
-                self.signals.found.emit(batch)
-                batch = []
-        if batch and not self.cancelled.is_set():
-            self.signals.found.emit(batch)
 
 
 class StateScanner(QObject):
@@ -80,21 +28,24 @@ class StateScanner(QObject):
 
     def __init__(self, parent: QObject | None = None) -> None:
         super().__init__(parent)
-        self._pool = QThreadPool(self)
-        self._pool.setMaxThreadCount(1)
-        self._cancelled = threading.Event()
-        self._signals = _Signals()
-        self._signals.found.connect(self.found)
+        self._worker: Worker | None = None
 
     def start(
         self, paths: Sequence[Path], make_stores: Callable[[], list[AnnotationStore]]
     ) -> None:
         self.cancel()
-        self._cancelled = threading.Event()
-        self._pool.start(_Scan(list(paths), make_stores, self._signals, self._cancelled))
+        worker = Worker(scan_states, list(paths), make_stores)
+        worker.signals.progress.connect(lambda batch, w=worker: self._forward(w, batch))
+        self._worker = worker.start(Lane.FILES)
+
+    def _forward(self, worker: Worker, batch: object) -> None:
+        if worker is self._worker:  # a cancelled scan's late batches are dropped
+            self.found.emit(batch)
 
     def cancel(self) -> None:
-        self._cancelled.set()
+        if self._worker is not None:
+            self._worker.cancel()
+            self._worker = None
 
     def wait(self, msecs: int = 30_000) -> bool:
-        return self._pool.waitForDone(msecs)
+        return wait_for_lane(Lane.FILES, msecs)

@@ -57,7 +57,7 @@ class Workspace(QObject):
         super().__init__(parent)
         self.document = document
         self.settings = settings
-        self.cache = ImageCache(parent=self)
+        self.cache = ImageCache()
         self.scanner = StateScanner(self)
         self.scanner.found.connect(self._on_scanned)
         self.classes = ClassList(self)
@@ -393,10 +393,9 @@ class Workspace(QObject):
     def _remember_classes(self) -> None:
         if self.root is not None:
             self.settings.set_classes_for(self.root, self.classes.names)
-        for store in (self.store,):
-            if store is not None:
-                for name in self.classes.names:
-                    store.add_class(name)
+        if self.store is not None:
+            for name in self.classes.names:
+                self.store.add_class(name)
 
 
 def _common_parent(paths: Sequence[Path]) -> Path:

@@ -191,9 +191,6 @@ class Canvas(CanvasInputMixin, QGraphicsView):
         """100 %: one image pixel per device-independent screen pixel."""
         self.set_zoom(1.0)
 
-    def map_to_image(self, view_pos: QPointF) -> QPointF:
-        return self.mapToScene(view_pos.toPoint())
-
     # -- zoom bookkeeping ----------------------------------------------------------------------
     def _apply_zoom(self, zoom: float) -> None:
         self._zoom = zoom

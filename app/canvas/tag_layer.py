@@ -1,4 +1,4 @@
-"""All class tags of the canvas in ONE batch-painted item (STYLE.md #10).
+"""All class tags of the canvas in ONE batch-painted item (ARCHITECTURE.md rule 10).
 
 A tag per box as its own transformation-ignoring item would make Qt re-check every tag on
 every repaint (such items cannot be indexed by scene position), i.e. per-frame work

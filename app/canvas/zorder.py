@@ -1,4 +1,4 @@
-"""The one z-order of the canvas scene (STYLE.md #10): every item's ``setZValue`` comes from here.
+"""The one z-order of the canvas scene (ARCHITECTURE.md rule 10): every item's ``setZValue`` comes from here.
 
 Higher values are drawn on top. Gaps leave room for layers added later without renumbering.
 """
@@ -21,4 +21,3 @@ class Z(enum.IntEnum):
     LABELS = 40
     RUBBER_BAND = 50
     HANDLES = 60
-    OVERLAY_TEXT = 70

@@ -1,8 +1,11 @@
-"""Long work off the GUI thread (STYLE.md #11): a generic worker, a superseding runner and a
-lazy model loader.
+"""Long work off the GUI thread (ARCHITECTURE.md rule 11): the one way work leaves it.
 
-* :class:`Worker` runs a Qt-free callable or generator (typically from :mod:`rpn_core`) on a
-  :class:`QThreadPool`. A generator's yielded values arrive as ``progress(object)``; its
+* :class:`Worker` is the app's only ``QRunnable``: it runs a Qt-free callable or generator
+  (typically from :mod:`rpn_core`) on the thread pool of a :class:`Lane` -- ``INTERACTIVE``
+  (Qt's global pool: proposals, labelling, statistics, k-means, loading weights), ``FILES``
+  (one thread: decoding images ahead and scanning a folder's states) or ``TRAINING`` (one
+  thread, so fine-tuning never starves the others). A started worker keeps itself alive until
+  its ``done`` signal; callers hold one only to cancel it. A generator's yielded values arrive as ``progress(object)``; its
   ``return`` value (or, if it returns ``None``, its last yielded value) as ``finished(object)``;
   a plain callable's return value as ``finished(object)``. Every exception arrives as
   ``failed(str)`` (the message a user reads) and ``error(object)`` (the exception itself), and
@@ -32,17 +35,20 @@ from pathlib import Path
 from typing import Any
 
 import shiboken6
-from PySide6.QtCore import QObject, QRunnable, QThreadPool, Signal
+from PySide6.QtCore import QCoreApplication, QObject, QRunnable, QThreadPool, Signal
 
 from rpn_core.torch_import import import_torch
 
 __all__ = [
+    "Lane",
     "ModelLoader",
     "ModelState",
     "TaskRunner",
     "Worker",
     "WorkerSignals",
     "describe_exception",
+    "thread_pool",
+    "wait_for_lane",
 ]
 
 log = logging.getLogger(__name__)
@@ -53,6 +59,34 @@ def describe_exception(exc: BaseException) -> str:
     errors, e.g. ``WeightsError``, already names the file and the reason)."""
     text = str(exc).strip() or "(no details)"
     return f"{type(exc).__name__}: {text}"
+
+
+class Lane(enum.Enum):
+    """Which thread pool a :class:`Worker` runs on (module docstring)."""
+
+    INTERACTIVE = "interactive"
+    FILES = "files"
+    TRAINING = "training"
+
+
+def thread_pool(lane: Lane) -> QThreadPool:
+    """The pool of ``lane``: Qt's global pool, or a one-thread pool owned by the application
+    (created on first use, torn down with it)."""
+    if lane is Lane.INTERACTIVE:
+        return QThreadPool.globalInstance()
+    app = QCoreApplication.instance()
+    name = f"rpn_studio_{lane.value}_pool"
+    pool = app.findChild(QThreadPool, name) if app is not None else None
+    if pool is None:
+        pool = QThreadPool(app)
+        pool.setObjectName(name)
+        pool.setMaxThreadCount(1)
+    return pool
+
+
+def wait_for_lane(lane: Lane, msecs: int = 30_000) -> bool:
+    """Block until every queued and running job of ``lane`` has ended (shutdown, tests)."""
+    return thread_pool(lane).waitForDone(msecs)
 
 
 class WorkerSignals(QObject):
@@ -69,9 +103,11 @@ class WorkerSignals(QObject):
 class Worker(QRunnable):
     """Run ``fn(*args, **kwargs)`` on a thread pool; see the module docstring for signals."""
 
+    _running: set[Worker] = set()  # started, not yet done: kept alive here (GUI thread only)
+
     def __init__(self, fn: Callable[..., Any], *args: Any, **kwargs: Any) -> None:
         super().__init__()
-        # The runner / caller keeps the Python reference; Qt must not delete us under it.
+        # Python owns the object (see ``_running``); Qt must not delete it under us.
         self.setAutoDelete(False)
         self.fn = fn
         self.args = args
@@ -91,9 +127,11 @@ class Worker(QRunnable):
     def is_cancelled(self) -> bool:
         return self._cancel.is_set()
 
-    def start(self, pool: QThreadPool | None = None) -> Worker:
-        """Queue the worker on ``pool`` (the global pool by default) and return it."""
-        (pool or QThreadPool.globalInstance()).start(self)
+    def start(self, lane: Lane = Lane.INTERACTIVE) -> Worker:
+        """Queue the worker on ``lane``'s pool and return it; it stays alive until ``done``."""
+        Worker._running.add(self)
+        self.signals.done.connect(lambda: Worker._running.discard(self))
+        thread_pool(lane).start(self)
         return self
 
     # -- runs on the pool thread ------------------------------------------------------------
@@ -168,11 +206,11 @@ class TaskRunner(QObject):
     cancelled = Signal()
     busy_changed = Signal(bool)
 
-    def __init__(self, parent: QObject | None = None, pool: QThreadPool | None = None) -> None:
+    def __init__(self, parent: QObject | None = None, lane: Lane = Lane.INTERACTIVE) -> None:
         super().__init__(parent)
-        self._pool = pool or QThreadPool.globalInstance()
+        self._lane = lane
         self._current: Worker | None = None
-        self._alive: set[Worker] = set()  # Python references until each run's ``done``
+        self._alive: set[Worker] = set()  # this runner's runs until their ``done`` (to cancel)
         self.superseded = 0  # how many runs were cancelled by a newer submit (for tests/logs)
 
     @property
@@ -198,7 +236,7 @@ class TaskRunner(QObject):
         was_busy = self._current is not None
         self._current = worker
         self._alive.add(worker)
-        worker.start(self._pool)
+        worker.start(self._lane)
         self.started.emit()
         if not was_busy:
             self.busy_changed.emit(True)
@@ -216,7 +254,7 @@ class TaskRunner(QObject):
         if self._current is not None:  # late signals of cancelled runs are dropped
             self._current = None
             self.busy_changed.emit(False)
-        return self._pool.waitForDone(msecs)
+        return wait_for_lane(self._lane, msecs)
 
     def _forward(self, worker: Worker, signal: Signal, *value: Any) -> None:
         # A superseded run's signals are dropped here, and so is everything arriving after

@@ -1,4 +1,4 @@
-"""The Proposals layer: ONE batch-painted ``QGraphicsItem`` for all proposals (STYLE.md #10).
+"""The Proposals layer: ONE batch-painted ``QGraphicsItem`` for all proposals (ARCHITECTURE.md rule 10).
 
 Boxes follow :mod:`rpn_core.boxes` (original-image pixels, which are the scene's units).
 Proposals are drawn as outlines coloured and faded on the colour-blind-safe *viridis* ramp
@@ -224,9 +224,6 @@ class ProposalsLayer(QGraphicsItem):
     def batch_count(self) -> int:
         """How many ``drawPath`` batches paint the proposals (at most :data:`N_BINS`)."""
         return len(self._bin_paths)
-
-    def has_anchors(self) -> bool:
-        return self._anchors is not None
 
     def index_at(self, scene_pos: QPointF, tolerance_px: float = 4.0) -> int | None:
         """The proposal whose outline is under ``scene_pos`` (tolerance in view pixels)."""

@@ -13,7 +13,6 @@ row ``i`` of the table model is proposal ``i`` of the layer (rank ``i + 1``).
 from __future__ import annotations
 
 import time
-from dataclasses import replace
 
 import numpy as np
 from PySide6.QtCore import (
@@ -45,7 +44,6 @@ from rpn_core.rpn.jobs import METHODS, ProposalRun, rpn_job, selective_search_jo
 __all__ = ["ProposalsPanel"]
 
 AUTO_RUN_KEY = "proposals/auto_run"  # QSettings key; default on
-SS_DISPLAY_SCORE = 0.6  # Selective Search has no scores: one mid-ramp colour for all boxes
 
 
 class ProposalsPanel(QWidget):
@@ -82,8 +80,6 @@ class ProposalsPanel(QWidget):
         layout.setContentsMargins(4, 4, 4, 4)
         layout.addWidget(self.ui)
         self._runs: dict[str, ProposalRun] = {}
-        # method -> (run, filters, full selection): see _selected.
-        self._selection_cache: dict[str, tuple] = {}
         self._token = 0
         self._run_started: float | None = None
         self._running_method = "rpn"  # the source of the latest submitted run
@@ -243,37 +239,11 @@ class ProposalsPanel(QWidget):
         self.reselect()
 
     def _selected(self, method: str, s: SelectionConfig) -> tuple[np.ndarray, np.ndarray, object]:
-        """``(boxes, scores, anchors or None)`` of ``method`` under the settings ``s``.
-
-        NMS keeps proposals in score order, so the top-N of a selection is the first N of the
-        same selection with no top-N limit: that full selection is kept per source (for the
-        last threshold / NMS IoU / min size), and a top-N change is a slice, not a new NMS.
-        """
+        """``(boxes, scores, anchors or None)`` of ``method`` under the settings ``s``."""
         run = self._runs.get(method)
         if run is None:
             return np.zeros((0, 4)), np.zeros((0,)), None
-        filters = replace(s, top_n=0)  # every setting but top-N
-        cached = self._selection_cache.get(method)
-        if cached is None or cached[0] is not run or cached[1] != filters:
-            cached = (run, filters, self._select_all(run, s))
-            self._selection_cache[method] = cached
-        boxes, scores, anchors = cached[2]
-        n = s.top_n
-        return boxes[:n], scores[:n], (None if anchors is None else anchors[:n])
-
-    @staticmethod
-    def _select_all(
-        run: ProposalRun, s: SelectionConfig
-    ) -> tuple[np.ndarray, np.ndarray, object]:
-        if run.method == "rpn":
-            from rpn_core.rpn.model import select_proposals  # torch is loaded once a run finished
-
-            p = select_proposals(run.raw, **replace(s, top_n=len(run.raw)).kwargs())
-            return p.boxes, p.scores, run.raw.anchors[p.anchor_index]
-        b = run.boxes
-        wh = b[:, 2:] - b[:, :2]
-        b = b[(wh >= max(s.min_size, 1e-3)).all(axis=1)]
-        return b, np.full(len(b), SS_DISPLAY_SCORE), None
+        return run.select(s)
 
     def reselect(self) -> None:
         """Apply the controls to the cached output of the current source (no backbone run)."""

@@ -1,4 +1,4 @@
-"""Every edit of the annotation is one of these :class:`QUndoCommand` (STYLE.md #9).
+"""Every edit of the annotation is one of these :class:`QUndoCommand` (ARCHITECTURE.md rule 9).
 
 Commands call the :class:`app.state.qdocument.AnnotationDocument` and never canvas items. Construct
 one and push it on ``document.undo_stack``; ``redo()`` runs on push. Box coordinates follow

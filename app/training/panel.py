@@ -21,7 +21,7 @@ import time
 from pathlib import Path
 from typing import Any
 
-from PySide6.QtCore import Qt, QThreadPool, Signal
+from PySide6.QtCore import Qt, Signal
 from PySide6.QtWidgets import (
     QFileDialog,
     QFrame,
@@ -30,7 +30,7 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
-from app.common.workers import ModelLoader, Worker
+from app.common.workers import Lane, ModelLoader, Worker, wait_for_lane
 from app.state.app_state import AppStateModel
 from app.training.controls import LossPlot, TrainControls, format_eta, recall_html
 from rpn_core.annotation.data import ImageAnnotation
@@ -73,10 +73,6 @@ class TrainPanel(QWidget):
             workspace, document, app_state, loader,
         )  # fmt: skip
         self.ui = TrainControls(self)
-        # Training has its own thread (at a lower priority): the global pool stays free for
-        # proposals and image loading.
-        self.pool = QThreadPool(self)
-        self.pool.setMaxThreadCount(1)
         scroll = QScrollArea(self)  # the dock may be short: scroll rather than squeeze
         scroll.setWidgetResizable(True)
         scroll.setFrameShape(QFrame.Shape.NoFrame)
@@ -186,7 +182,7 @@ class TrainPanel(QWidget):
             "Training: preparing images…" + (f" {note}" if note else "")
             + (f" {warned}" if warned else "")
         )
-        return worker.start(self.pool)
+        return worker.start(Lane.TRAINING)  # its own thread: the other lanes stay free
 
     def _lab_anchors(self) -> tuple[Any, str]:
         """``(AnchorConfig or None, note)``: the anchor lab's set when the Anchors box is ticked
@@ -243,7 +239,7 @@ class TrainPanel(QWidget):
         """Cancel and block until the job ended (shutdown, tests)."""
         if self.worker is not None:
             self.worker.cancel()
-        return self.pool.waitForDone(msecs) and QThreadPool.globalInstance().waitForDone(msecs)
+        return wait_for_lane(Lane.TRAINING, msecs) and wait_for_lane(Lane.INTERACTIVE, msecs)
 
     def _ensure_plot(self) -> LossPlot:
         if self.plot is None:
@@ -371,7 +367,6 @@ class TrainPanel(QWidget):
         worker = Worker(load_checkpoint, path)
         worker.signals.finished.connect(lambda out: self._loaded(path, *out))
         worker.signals.failed.connect(self._load_failed)
-        self._keep = worker  # a Python reference until it ran
         return worker.start()
 
     def _load_failed(self, message: str) -> None:

@@ -19,7 +19,7 @@ apply to the anchor set as they are. What a designed set really reaches on the s
 is measured by :func:`rpn_core.anchors.explain.folder_statistics` over the same items -- the
 very function of the anchor statistics panel, so the two figures cannot drift.
 
-Randomness comes only from the ``np.random.Generator`` passed in (STYLE.md #5).
+Randomness comes only from the ``np.random.Generator`` passed in (ARCHITECTURE.md rule 5).
 """
 
 from __future__ import annotations

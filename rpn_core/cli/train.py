@@ -140,8 +140,8 @@ def format_metrics(result) -> str:  # noqa: ANN001 - a TrainResult
 
 def _load(args: argparse.Namespace, device: str):  # noqa: ANN202
     from rpn_core.anchors.grid import AnchorConfig
-    from rpn_core.cli._model import load_cli_model
     from rpn_core.anchors.labelling import LabelConfig
+    from rpn_core.cli._model import load_cli_model
     from rpn_core.rpn.model import with_anchors, with_labels
 
     model = load_cli_model(args, device)

@@ -18,9 +18,12 @@ from typing import Any
 
 import numpy as np
 
-__all__ = ["METHODS", "ProposalRun", "rpn_job", "selective_search_job"]
+from rpn_core.rpn.config import SelectionConfig
+
+__all__ = ["METHODS", "SS_SCORE", "ProposalRun", "rpn_job", "selective_search_job"]
 
 METHODS = {"rpn": "RPN", "selective-search": "Selective Search"}
+SS_SCORE = 0.6  # Selective Search has no scores: one mid-ramp colour for all its boxes
 
 
 @dataclass(frozen=True)
@@ -39,8 +42,38 @@ class ProposalRun:
     raw: Any = None
     boxes: np.ndarray | None = None
     load_seconds: float = 0.0
-    backbone_seconds: float = 0.0
     _best_iou: dict = field(default_factory=dict, compare=False, repr=False)
+    _full: dict = field(default_factory=dict, compare=False, repr=False)
+
+    def select(self, selection: SelectionConfig) -> tuple[np.ndarray, np.ndarray, Any]:
+        """``(boxes, scores, anchors or None)`` of this run under ``selection`` (original
+        pixels; Selective Search has no scores, every box shows :data:`SS_SCORE`, and no
+        anchors).
+
+        NMS keeps proposals in score order, so the top-N of a selection is the first N of
+        the same selection with no top-N limit: that full selection is kept for the last
+        other settings, and a top-N change is a slice, not a new NMS.
+        """
+        key = dataclasses.replace(selection, top_n=0)  # every setting but top-N
+        full = self._full.get(key)
+        if full is None:
+            full = self._select_all(selection)
+            self._full.clear()
+            self._full[key] = full
+        boxes, scores, anchors = full
+        n = selection.top_n
+        return boxes[:n], scores[:n], (None if anchors is None else anchors[:n])
+
+    def _select_all(self, s: SelectionConfig) -> tuple[np.ndarray, np.ndarray, Any]:
+        if self.method == "rpn":
+            from rpn_core.rpn.model import select_proposals  # torch: this run produced ``raw``
+
+            p = select_proposals(self.raw, **dataclasses.replace(s, top_n=len(self.raw)).kwargs())
+            return p.boxes, p.scores, self.raw.anchors[p.anchor_index]
+        b = self.boxes
+        wh = b[:, 2:] - b[:, :2]
+        b = b[(wh >= max(s.min_size, 1e-3)).all(axis=1)]
+        return b, np.full(len(b), SS_SCORE), None
 
     def every_anchor_recall(self, gt: np.ndarray, iou: float = 0.5) -> float:
         """Recall of the RPN's every anchor's refined box (~20,000: before ranking and NMS)
@@ -84,7 +117,6 @@ def rpn_job(
     t1 = time.perf_counter()
     yield "Running the backbone..."
     features = model.compute_features(pixels)
-    t2 = time.perf_counter()
     yield "Scoring anchors..."
     raw = model.raw_proposals(features)
     t3 = time.perf_counter()
@@ -95,7 +127,6 @@ def rpn_job(
         seconds=t3 - t1,
         raw=_to_original(raw, scale, size_hw),
         load_seconds=t1 - t0,
-        backbone_seconds=t2 - t1,
     )
 
 

@@ -201,9 +201,9 @@ class RPNModel(nn.Module):
         return self._fused[1]
 
     def _use_bf16(self) -> bool:
-        """bfloat16 backbone only on a CPU with native bf16 (AVX512-BF16/AMX): measured there
-        2.3x less CPU time and the same hold-out AR@300 (0.641) as float32; elsewhere bf16
-        would be slower, so float32 is used."""
+        """bfloat16 backbone only on a CPU with native bf16 (AVX512-BF16/AMX), where it costs
+        less CPU time for the same proposals (figures: the model card); elsewhere bf16 would
+        be slower, so float32 is used."""
         return self.bf16_inference and self.device.type == "cpu" and _cpu_has_bf16()
 
     def _anchors(self, feat: FeatureResult) -> torch.Tensor:
