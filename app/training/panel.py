@@ -173,6 +173,8 @@ class TrainPanel(QWidget):
         s.cancelled.connect(self._on_cancelled)
         s.done.connect(self._on_done)
         self._ensure_plot().clear()
+        self.held_back = None  # a new run replaces an earlier one that was held back
+        self.ui.use_trained_button.hide()
         self._before = {}
         self.ui.recall_label.setText(recall_html({}, {}))
         self.ui.set_running(True)
