@@ -123,10 +123,44 @@ def test_grid_covers_clusters():
 
 
 def test_suggest_k_golden():
-    # Gains: 0.2, 0.1, 0.005 -> flattens after k = 3 (the step 3 -> 4 gains < 0.01).
-    assert suggest_k([0.4, 0.6, 0.7, 0.705]) == 3
-    assert suggest_k([0.4, 0.6]) == 2
-    assert suggest_k([0.5]) == 1
+    # The smallest k whose gain over k - 1 is below 0.01 mean IoU.
+    # Gains: k=2: 0.6-0.4 = 0.2, k=3: 0.7-0.6 = 0.1, k=4: 0.705-0.7 = 0.005 < 0.01 -> 4.
+    assert suggest_k([0.4, 0.6, 0.7, 0.705]) == 4
+    # Gains 0.2, 0.009 (< 0.01) then 0.0 -> the first flat step, k = 3 (not the last k).
+    assert suggest_k([0.4, 0.6, 0.609, 0.609, 0.609]) == 3
+    # Threshold stated by the caller: gains 0.2, 0.1, 0.005; below 0.15 first at k = 3.
+    assert suggest_k([0.4, 0.6, 0.7, 0.705], min_gain=0.15) == 3
+    # Every step gains >= 0.01 (0.2, 0.05, 0.03): it did not flatten -- never "k = k_max".
+    assert suggest_k([0.4, 0.6, 0.65, 0.68]) is None
+    assert suggest_k([0.4, 0.6]) is None
+    assert suggest_k([0.5]) is None  # a single k has no gain to judge
+
+
+def test_flatten_text_says_where_or_that_it_did_not():
+    from rpn_core.anchors.design import flatten_text
+
+    assert flatten_text([0.4, 0.6, 0.7, 0.705]) == (
+        "the curve flattens at k = 4: its gain over k = 3 is +0.0050 mean IoU, below 0.01"
+    )
+    assert flatten_text([0.4, 0.6, 0.65, 0.68]).startswith(
+        "the curve did not flatten within k-max = 4 (every k gains >= 0.01 mean IoU"
+    )
+
+
+def test_input_frame_items_scale_each_image_by_its_own_factor():
+    from rpn_core.anchors.design import frame_shapes, input_frame_items
+    from rpn_core.rpn.config import RPNConfig
+
+    # 400 x 300 (W x H): shorter side 300 -> 600, scale 2; 1000 <= max_side, so 800 x 600.
+    # 1600 x 1200, the same picture 4x: scale 600/1200 = 0.5 -> also 800 x 600.
+    box = np.array([[10.0, 20.0, 50.0, 100.0]])
+    items = input_frame_items(
+        [("small", (300, 400), box), ("big", (1200, 1600), box * 4)], RPNConfig()
+    )
+    assert [it[1] for it in items] == [(600, 800), (600, 800)]
+    np.testing.assert_allclose(items[0][2], [[20, 40, 100, 200]])  # 2 x the original
+    np.testing.assert_allclose(items[1][2], [[20, 40, 100, 200]])  # 0.5 x (4 x the original)
+    np.testing.assert_allclose(frame_shapes(items).wh, [[80, 160], [80, 160]])
 
 
 # -- rpn-studio anchors ------------------------------------------------------------------------
@@ -157,13 +191,16 @@ def test_anchors_cli_json(voc_folder, capsys):
 
     assert main(["anchors", str(voc_folder), "--k-max", "3", "--json", "--restarts", "2"]) == 0
     out = json.loads(capsys.readouterr().out)
-    assert set(out) == {"k", "mean_iou", "anchors"} and out["k"] == [1, 2, 3]
+    assert set(out) == {"frame", "k", "mean_iou", "anchors", "suggested_k", "measured"}
+    assert out["frame"] == {"min_side": 600, "max_side": 1000} and out["k"] == [1, 2, 3]
     assert out["mean_iou"] == sorted(out["mean_iou"])
     assert [len(a) for a in out["anchors"]] == [1, 2, 3]
     # Three tight clusters (each shape + 0..5 px): k = 3 finds their mean shapes, sorted by
-    # area: 22.5 x 22.5 (plus VOC's integer corners), 122.5 x 52.5, 42.5 x 172.5.
-    np.testing.assert_allclose(out["anchors"][2], [[22.5, 22.5], [122.5, 52.5], [42.5, 172.5]],
-                               atol=1.0)
+    # area: 22.5 x 22.5 (plus VOC's integer corners), 122.5 x 52.5, 42.5 x 172.5 original
+    # pixels -- x 2 in the model's input frame (400 x 300 -> 800 x 600), where they are given.
+    np.testing.assert_allclose(
+        out["anchors"][2], [[45.0, 45.0], [245.0, 105.0], [85.0, 345.0]], atol=2.0
+    )
     assert out["mean_iou"][2] > 0.9
 
 
@@ -172,12 +209,14 @@ def test_anchors_cli_table_and_errors(voc_folder, tmp_path, capsys):
 
     assert main(["anchors", str(voc_folder), "--k-max", "2", "--restarts", "1"]) == 0
     out = capsys.readouterr().out
-    assert out.splitlines()[0].split()[:4] == ["k", "mean", "IoU", "gain"]
-    assert "sizes" in out and "flattens at k =" in out
+    assert out.splitlines()[0].startswith("anchor shapes in the model's input frame (each "
+                                          "image resized to shorter side 600")
+    assert out.splitlines()[1].split()[:4] == ["k", "mean", "IoU", "gain"]
+    assert "sizes" in out and "the curve" in out and "measured on the grid" in out
     # Merged to one size and one ratio, every k's config line lists a single value each.
     assert main(["anchors", str(voc_folder), "--k-max", "3", "--restarts", "1",
                  "--n-sizes", "1", "--n-ratios", "1"]) == 0
-    rows = capsys.readouterr().out.splitlines()[1:4]
+    rows = capsys.readouterr().out.splitlines()[2:5]
     for row in rows:
         config = row.split("[")[1]
         assert "," not in config, row
@@ -194,3 +233,59 @@ def test_mean_iou_never_decreases_even_with_one_restart(seed):
     wh = rng.uniform(5, 400, size=(int(rng.integers(8, 60)), 2))
     ious = [r.mean_iou for r in kmeans_curve(wh, 6, rng=np.random.default_rng(seed), restarts=1)]
     assert all(b >= a for a, b in zip(ious[:-1], ious[1:], strict=True)), ious
+
+
+def _folder_at(root, scale: int):
+    """The voc_folder's six images and boxes at ``scale`` x their size (a re-saved copy)."""
+    from PIL import Image
+
+    from rpn_core.annotation.data import Box, ImageAnnotation
+    from rpn_core.annotation.formats import open_store
+
+    root.mkdir(parents=True)
+    store = open_store(root, "voc")
+    shapes = [(20, 20), (120, 50), (40, 170)]
+    for i in range(6):
+        path = root / f"img{i}.png"
+        Image.new("RGB", (400 * scale, 300 * scale)).save(path)
+        boxes = []
+        for j, (w, h) in enumerate(shapes):
+            x, y = 10 + 5 * i + j, 10 + 3 * i
+            boxes.append(Box(scale * x, scale * y, scale * (x + w + i), scale * (y + h + i), "o"))
+        store.save(ImageAnnotation(path, 400 * scale, 300 * scale, boxes))
+    return root
+
+
+def test_anchors_cli_same_sizes_and_measured_coverage_at_two_resolutions(tmp_path, capsys):
+    import json
+
+    from rpn_core.anchors.design import input_frame_items
+    from rpn_core.anchors.explain import folder_statistics
+    from rpn_core.anchors.grid import AnchorConfig
+    from rpn_core.anchors.labelling import LabelConfig
+    from rpn_core.annotation.dataset import load_dataset
+    from rpn_core.cli.main import main
+    from rpn_core.rpn.config import RPNConfig
+
+    outs = []
+    for scale in (1, 4):
+        folder = _folder_at(tmp_path / f"x{scale}", scale)
+        assert main(["anchors", str(folder), "--k-max", "3", "--json", "--restarts", "2"]) == 0
+        outs.append(json.loads(capsys.readouterr().out))
+    one, four = outs
+    # The model sees both folders at 800 x 600 (scale 2 and 0.5): the same shapes, the same
+    # anchors (up to VOC's whole-pixel corners scaled by 2 vs 0.5: < 1.5 px).
+    np.testing.assert_allclose(one["anchors"][2], four["anchors"][2], atol=1.5)
+    m = one["measured"]
+    assert m["sizes"] == four["measured"]["sizes"]
+    # The figures reported for the set are what the anchor statistics measure for it.
+    folder = tmp_path / "x4"
+    data = load_dataset(folder)
+    items = input_frame_items(
+        [(it.image_path, (it.height, it.width), it.boxes) for it in data], RPNConfig()
+    )
+    cfg = AnchorConfig(sizes=tuple(m["sizes"]), aspect_ratios=tuple(m["aspect_ratios"]))
+    stats = folder_statistics(items, cfg, LabelConfig())
+    assert four["measured"]["mean_iou"] == round(stats.mean_iou, 6)
+    assert four["measured"]["recall"] == round(stats.recall(LabelConfig()), 6)
+    assert 0.5 < stats.mean_iou <= 1.0 and len(stats.best_iou) == 18

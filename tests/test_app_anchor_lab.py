@@ -187,7 +187,8 @@ def test_inspector_explains_the_hovered_anchor(qtbot, lab):
     # (row 1, col 1) of the 2 x 3 grid; GT (250, 250, 400, 400). Targets: GT centre 325, anchor
     # centre 320, width 160 -> tx = ty = 5/160 = 2/64 = 0.031; tw = th = log(150/160) =
     # log(60/64) = -0.065 (the same as in image pixels: targets are scale-free).
-    assert "Anchor 4" in text and "foreground: IoU 0.879 with GT 0" in text
+    # The fixture's box has no class; the Boxes list shows it in row 1.
+    assert "Anchor 4" in text and "foreground: IoU 0.879 with box 1 (no class)" in text
     assert "cell (row 1, col 1)" in text and "box (240, 240, 400, 400)" in text
     assert f"({2 / 64:.3f}, {2 / 64:.3f}, {math.log(60 / 64):.3f}, {math.log(60 / 64):.3f})" in text
     assert inspector.ious.item(0, 1).text() == "0.879"
@@ -203,7 +204,7 @@ def test_selecting_a_gt_box_highlights_its_positives_and_flags_unlearnable(qtbot
                      Qt.KeyboardModifier.NoModifier, _vp(lab, 130, 130))
     assert lab.document.selection == [0]
     assert len(lab.overlay._highlight) == 1  # anchor 4
-    assert "GT 0" in lab.inspector.gt_title.text()
+    assert "box 1 (no class)" in lab.inspector.gt_title.text()
     table = lab.inspector.gt_table
     assert table.rowCount() == 2 and table.item(1, 2).text() == "0"
     assert "cannot be learned" in table.item(1, 0).toolTip()
@@ -333,8 +334,9 @@ def test_folder_statistics_and_folder_design(qtbot, lab, tmp_path):
     qtbot.mouseClick(design.compute_button, Qt.MouseButton.LeftButton)
     qtbot.waitUntil(lambda: design.run is not None, timeout=60000)
     assert len(design.run.wh) == 6 and design.run.source == str(folder)
-    # Two shape clusters: ~64 x 64 and 128 x 64 (+ up to 2 px).
-    np.testing.assert_allclose(design.run.curve[1].centres, [[64, 64], [128, 64]], atol=2)
+    # Two shape clusters: ~64 x 64 and 128 x 64 (+ up to 2 px) original pixels, designed in
+    # the model's input frame (320 x 240 -> 800 x 600, x 2.5): 160 x 160 and 320 x 160 (+ 5).
+    np.testing.assert_allclose(design.run.curve[1].centres, [[160, 160], [320, 160]], atol=5)
 
 
 def test_overlay_follows_the_anchors_of_a_loaded_model(qtbot, app_settings):
@@ -363,3 +365,102 @@ def test_overlay_follows_the_anchors_of_a_loaded_model(qtbot, app_settings):
     qtbot.keyClick(panel.sizes, Qt.Key.Key_Return)
     assert lab.anchor_config.sizes == (64.0, 128.0)
     assert "loaded model proposes from other anchors" in panel.status.text()
+
+
+def _scaled_folder(root, scale: int):
+    """Three 320 x 240 images (x ``scale``) with two boxes each, VOC files."""
+    from rpn_core.annotation.formats import open_store
+
+    root.mkdir(parents=True)
+    store = open_store(root, "voc")
+    for i in range(3):
+        path = root / f"img{i}.png"
+        Image.new("RGB", (320 * scale, 240 * scale)).save(path)
+        boxes = [Box(10 + i, 10, 54 + i, 94, "a"), Box(100, 50 + 2 * i, 228, 100 + 2 * i, "b")]
+        boxes = [Box(*(scale * v for v in (b.x1, b.y1, b.x2, b.y2)), b.label) for b in boxes]
+        store.save(ImageAnnotation(path, 320 * scale, 240 * scale, boxes))
+    return root
+
+
+@pytest.mark.parametrize("scale", [1, 4])
+def test_design_reports_what_the_statistics_then_measure(qtbot, lab, tmp_path, scale):
+    # Issue 15: the design step's figures for the chosen set (mean best IoU, best-possible
+    # recall) are those the statistics panel measures once the set is applied, at 1x and 4x.
+    from rpn_core.annotation.formats import open_store
+
+    folder = _scaled_folder(tmp_path / f"x{scale}", scale)
+    first = folder / "img0.png"
+    store = open_store(folder, "voc")
+    w, h = 320 * scale, 240 * scale
+    lab.document.set_image(load_image(first), store.load(first, width=w, height=h))
+    lab.set_configs(lab.anchor_config, LabelConfig.guide())
+    design = lab.design
+    design.source.setCurrentIndex(1)  # this image's folder
+    design.k_max.setValue(2)
+    design.n_sizes.setValue(0)
+    design.n_ratios.setValue(0)
+    qtbot.mouseClick(design.compute_button, Qt.MouseButton.LeftButton)
+    qtbot.waitUntil(lambda: design.run is not None and design.measured is not None,
+                    timeout=60000)
+    design.k.setValue(2)
+    qtbot.waitUntil(lambda: design.measured is not None, timeout=60000)
+    # Both scales are 800 x 600 to the model: the clusters are the same input-frame shapes,
+    # 44 x 84 (+1) and 128 x 50 original pixels at 1x -> x 2.5 = 110 x 210 and 320 x 125.
+    np.testing.assert_allclose(design.run.curve[1].centres, [[112.5, 210], [320, 125]], atol=3)
+    reported = design.measured
+    assert "Measured" in design.measured_text.text()
+    with qtbot.waitSignal(lab.anchor_config_applied, timeout=10000):
+        qtbot.mouseClick(design.apply_button, Qt.MouseButton.LeftButton)
+    stats = lab.stats
+    qtbot.mouseClick(stats.folder_button, Qt.MouseButton.LeftButton)
+    qtbot.waitUntil(lambda: stats.folder_stats is not None, timeout=60000)
+    measured = stats.folder_stats
+    assert len(measured.best_iou) == 6
+    assert measured.mean_iou == reported.mean_iou
+    assert measured.recall(lab.label_config) == reported.recall(lab.label_config)
+    assert f"mean best IoU: {reported.mean_iou:.3f}" in stats.folder_text.text()
+    assert f"mean best IoU {reported.mean_iou:.3f}" in design.measured_text.text()
+    # ... and this image's own statistics agree with the folder's first two boxes.
+    np.testing.assert_allclose(lab.labels.gt_best_iou.numpy(), measured.best_iou[:2], rtol=1e-6)
+
+
+def test_a_pinned_anchor_stays_the_same_anchor_across_an_anchor_set_change(qtbot, lab):
+    lab.set_configs(SPARSE, LabelConfig.faster_rcnn())
+    vp = lab.canvas.viewport()
+    # Anchor 5 = cell (row 1, col 2) of SPARSE, (224, 96, 288, 160) in image pixels.
+    qtbot.mouseClick(vp, Qt.MouseButton.LeftButton, Qt.KeyboardModifier.NoModifier,
+                     _vp(lab, 288.5, 130))
+    inspector = lab.inspector
+    assert inspector.current == 5 and inspector.pinned
+    box = tuple(lab.anchors[5])
+    # A set with sizes (100, 160): 2 anchors per cell; the same cell and size 160 (index 1)
+    # is anchor (1 * 3 + 2) * 2 + 1 = 11 -- not anchor 5, which is now cell (0, 2), size 160.
+    lab.set_configs(AnchorConfig(sizes=(100.0, 160.0), aspect_ratios=(1.0,), stride=320),
+                    lab.label_config)
+    assert inspector.current == 11 and inspector.pinned
+    assert tuple(lab.anchors[11]) == box
+    assert "Anchor 11" in inspector.text.text() and "cell (row 1, col 2)" in inspector.text.text()
+    # A set without a 160 anchor: unpinned, never silently another anchor.
+    lab.set_configs(AnchorConfig(sizes=(100.0,), aspect_ratios=(1.0,), stride=320),
+                    lab.label_config)
+    assert inspector.current is None and not inspector.pinned
+
+
+def test_inspector_names_boxes_as_the_boxes_list_shows_them(qtbot, lab):
+    lab.set_configs(SPARSE, LabelConfig.guide())
+    doc = lab.document
+    doc.insert_boxes([Box(10, 10, 20, 20, "dog")])  # row 2 of the Boxes list
+    doc.replace_boxes({0: Box(100, 100, 160, 160, "cat")})
+    names = lab.gt_names()
+    assert names == ["box 1 (cat)", "box 2 (dog)"]
+    table = lab.inspector.gt_table
+    assert [table.item(r, 0).text() for r in range(table.rowCount())] == names
+    # Clicking the row of "box 2 (dog)" selects that box of the document.
+    rect = table.visualItemRect(table.item(1, 0))
+    qtbot.mouseClick(table.viewport(), Qt.MouseButton.LeftButton, pos=rect.center())
+    assert doc.selection == [1]
+    assert "<b>box 2 (dog)</b>" in lab.inspector.gt_title.text()
+    lab.inspector.set_anchor(4)  # (hovering is tested above) anchor 4, matched to box 1
+    assert "matched GT: box 1 (cat)" in lab.inspector.text.text()
+    assert "with box 1 (cat)" in lab.inspector.text.text()
+    assert lab.inspector.ious.item(1, 0).text() == "box 2 (dog)"

@@ -56,7 +56,8 @@ def test_explain_foreground_anchor():
     assert e.box == (0.0, 0.0, 32.0, 32.0) and e.cell == (1, 1)
     assert (e.size, e.ratio, e.label, e.matched_gt) == (32.0, 1.0, 1, 0)
     assert e.ious == (1.0,)
-    assert e.rule.startswith("foreground: IoU 1.000 with GT 0 is >= 0.7")
+    # Named as the Boxes list shows it: row 1, no class given here.
+    assert e.rule.startswith("foreground: IoU 1.000 with box 1 (no class) is >= 0.7")
     assert e.targets == (0.0, 0.0, 0.0, 0.0)
 
 
@@ -118,3 +119,38 @@ def test_folder_statistics_aggregates_and_skips_bad_items():
     np.testing.assert_allclose(stats.best_iou, [1.0, 0.64, 1.0])
     assert stats.recall(config) == pytest.approx(2 / 3)
     assert stats.counts["foreground"] + stats.counts["background"] + stats.counts["ignored"] == 32
+
+
+# -- issue 15: names the user sees, and the same anchor across an anchor-set change --------------
+def test_explanations_name_boxes_as_the_boxes_list_does():
+    from rpn_core.anchors.explain import gt_name
+
+    assert gt_name(0, "cat") == "box 1 (cat)" and gt_name(4, "") == "box 5 (no class)"
+    anchors = generate_anchors(SIZE, CONFIG).numpy()
+    gt = np.array([[40, 40, 60, 60], [0, 0, 32, 32]], dtype=np.float32)
+    labels = label_image(SIZE, CONFIG, gt, LabelConfig.faster_rcnn())
+    e = explain_anchor(5, SIZE, anchors, gt, labels, CONFIG, LabelConfig.faster_rcnn(),
+                       ["box 2 (dog)", "box 3 (cat)"])
+    assert e.matched_gt == 1 and e.matched_name == "box 3 (cat)"
+    assert "with box 3 (cat)" in e.rule and "GT" not in e.rule
+
+
+def test_same_anchor_across_an_anchor_set_change():
+    from rpn_core.anchors.explain import same_anchor
+
+    old = AnchorConfig(sizes=(32.0, 64.0), aspect_ratios=(0.5, 1.0, 2.0))  # A = 6, stride 16
+    new = AnchorConfig(sizes=(16.0, 64.0, 128.0), aspect_ratios=(1.0, 2.0))  # A = 6
+    # 64 x 64 input: 4 x 4 cells. Anchor 41 of old: loc 41 // 6 = 6 -> (row 1, col 2);
+    # per 41 % 6 = 5 -> ratio index 5 // 2 = 2 (2.0), size index 1 (64).
+    # In new: ratio 2.0 is index 1, size 64 index 1 -> per 1 * 3 + 1 = 4; loc (1, 2) on a
+    # 96-wide input (6 columns) = 1 * 6 + 2 = 8 -> 8 * 6 + 4 = 52.
+    assert same_anchor(41, old, (64, 64), new, (64, 96)) == 52
+    # Size 32 (anchor 40: per 4 -> ratio 2.0, size 32) is not in the new set: no such anchor.
+    assert same_anchor(40, old, (64, 64), new, (64, 96)) is None
+    # Another stride puts cell (1, 2) elsewhere: none either.
+    assert same_anchor(41, old, (64, 64), AnchorConfig(sizes=(64.0,), aspect_ratios=(2.0,),
+                                                       stride=32), (64, 64)) is None
+    # The cell leaves a smaller grid (row 1 of a 16-pixel-high input: 1 row only).
+    assert same_anchor(41, old, (64, 64), new, (16, 96)) is None
+    # Unchanged set and size: the same index.
+    assert same_anchor(41, old, (64, 64), old, (64, 64)) == 41

@@ -263,3 +263,83 @@ def test_validate_every_n_epochs(model):
     records = list(fine_tune(model, make_items(5), cfg))
     # 4 train images, 2 steps per epoch: before (step 0), after epoch 2 (step 4), the end (8)
     assert [r.step for r in records if r.phase == "validate"] == [0, 4, 8]
+
+
+# -- issue 15: the best validation checkpoint, never silently worse ----------------------------
+def test_the_model_ends_with_its_best_validation_checkpoint(model):
+    # Validate after every epoch; at each validation record the model holds the weights being
+    # scored, so a copy then is that checkpoint.
+    items = make_items(6)
+    config = TrainConfig(**{**FAST, "epochs": 5}, lr=0.05, validate_every=1)
+    states, scores = {}, {}
+    result = None
+    for r in fine_tune(model, items, config):
+        if r.phase == "validate":
+            states[r.step] = {k: v.clone() for k, v in model.state_dict().items()}
+            scores[r.step] = (r.recall["recall@100/0.7"], -r.val_total)
+        result = r.result or result
+    assert len(states) == 6  # before (step 0) and after each of 5 epochs
+    trained = {s: v for s, v in scores.items() if s > 0}
+    best = max(trained, key=trained.get)  # recall@100/0.7 first, then the lower val loss
+    assert result.best_step == best
+    end = model.state_dict()
+    assert all(torch.equal(end[k], states[best][k]) for k in end)
+    assert result.metrics_after["recall@100/0.7"] == scores[best][0]
+    assert result.val_loss_after == -scores[best][1]
+    assert result.metrics_final["recall@100/0.7"] == scores[result.steps][0]
+    assert result.improved == (scores[best] > scores[0])
+
+
+def test_a_run_that_does_not_beat_the_start_says_so(model):
+    from rpn_core.training.finetune import _result, _Run
+    from rpn_core.training.types import Progress
+
+    run = _Run(model, make_items(4), TrainConfig(**FAST), None)
+    w = torch.nn.Parameter(torch.tensor([1.0]))
+
+    def val(step: int, recall: float, loss: float) -> Progress:
+        return Progress("validate", step, 10, val_total=loss,
+                        recall={"recall@100/0.5": 1.0, "recall@100/0.7": recall})
+
+    before = val(0, 1.0, 0.50)  # recall 1.000 at the start (the issue's 1.000 -> 0.000)
+    run.keep_if_best(before, [w])
+    with torch.no_grad():
+        w.fill_(2.0)
+    run.keep_if_best(val(5, 0.5, 0.40), [w])  # the best trained checkpoint: w = 2
+    with torch.no_grad():
+        w.fill_(3.0)
+    final = val(10, 0.0, 0.30)  # recall 0.5 beats 0.0 whatever the loss
+    run.keep_if_best(final, [w])
+    best = run.restore_best(final, [w])
+    assert best.step == 5 and float(w.detach()) == 2.0  # back to the best checkpoint's weights
+    result = _result(run, 10, "completed", before, best, final)
+    # (0.5, -0.40) < (1.0, -0.50): worse than the starting weights -> improved is False
+    assert result.improved is False and result.best_step == 5
+    assert result.metrics_after["recall@100/0.7"] == 0.5
+    assert result.metrics_final["recall@100/0.7"] == 0.0
+    # Equal recall: the lower validation loss decides, (1.0, -0.45) > (1.0, -0.50).
+    run2 = _Run(model, make_items(4), TrainConfig(**FAST), None)
+    run2.keep_if_best(before, [w])
+    better = val(10, 1.0, 0.45)
+    run2.keep_if_best(better, [w])
+    assert _result(run2, 10, "completed", before, run2.restore_best(better, [w]),
+                   better).improved is True
+
+
+def test_data_warnings_before_training():
+    from rpn_core.training.data import DataSplit, as_samples
+    from rpn_core.training.types import data_warnings
+
+    img = np.zeros((10, 10, 3), np.uint8)
+    samples = as_samples([(img, [[0, 0, 4, 4]])] * 5)
+    # 4 train images, 1 validation image with 1 box: recall steps of 1/1 = 1.00.
+    one_box = data_warnings(samples, DataSplit((0, 1, 2, 3), (4,)))
+    assert one_box == [
+        "Only 1 validation box(es): recall moves in steps of 1/1 = 1.00, so before/after says "
+        "little (annotate at least 5 boxes on validation images)."
+    ]
+    few = data_warnings(samples, DataSplit((0, 1), ()))
+    assert few[0].startswith("No validation images")
+    assert few[1].startswith("Only 2 training image(s)")
+    many = as_samples([(img, [[0, 0, 4, 4], [5, 5, 9, 9]])] * 8)
+    assert data_warnings(many, DataSplit((0, 1, 2, 3, 4), (5, 6, 7))) == []  # 6 val boxes

@@ -110,3 +110,23 @@ def test_train_with_designed_anchors_writes_them_into_the_checkpoint(
     finally:
         torch.set_num_threads(threads)
     assert "error:" in capsys.readouterr().err
+
+
+def test_train_labels_by_the_chosen_rule_and_records_it(tmp_path, tiny_weights):
+    from rpn_core.anchors.labelling import LabelConfig
+    from rpn_core.rpn.checkpoint import read_checkpoint
+
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    try:
+        write_folder(tmp_path / "data", 5)
+        out = tmp_path / "ck.safetensors"
+        assert main(["train", str(tmp_path / "data"), "--weights", str(tiny_weights),
+                     "--epochs", "1", "--device", "cpu", "--labels", "guide",
+                     "--out", str(out), "--quiet"]) == 0  # fmt: skip
+    finally:
+        torch.set_num_threads(threads)
+    info, _ = read_checkpoint(out)
+    assert TINY.labels == LabelConfig.faster_rcnn()  # the starting model's rule ...
+    assert info.config.labels == LabelConfig.guide()  # ... is not what it trained with
+    assert info.metadata["label_preset"] == "guide"

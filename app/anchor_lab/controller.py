@@ -103,6 +103,7 @@ class AnchorLab(QObject):
         self.anchors = np.zeros((0, 4))
         self.meta = None
         self.gt = np.zeros((0, 4), dtype=np.float32)
+        self.gt_index = np.zeros(0, dtype=np.int64)  # document index of each row of ``gt``
         self.labels = None  # rpn_core.anchors.labelling.AnchorLabels of the last relabel
         self.categories = np.zeros(0, dtype=np.int8)
         self.error: str | None = None
@@ -215,12 +216,25 @@ class AnchorLab(QObject):
     def current_gt(self) -> np.ndarray:
         """The GT boxes ``(G, 4)`` float32 as labelled now (with a dragged box's live
         geometry); invalid boxes (zero area mid-drag) are dropped, as the model would."""
+        return self._current_gt()[0]
+
+    def _current_gt(self) -> tuple[np.ndarray, np.ndarray]:
+        """:meth:`current_gt` and each row's index in the document (the Boxes list's row)."""
         gt = np.asarray(self.document.boxes_array(), dtype=np.float32).reshape(-1, 4)
         if self._preview is not None and 0 <= self._preview[0] < len(gt):
             gt = gt.copy()
             gt[self._preview[0]] = self._preview[1]
         w, h = gt[:, 2] - gt[:, 0], gt[:, 3] - gt[:, 1]
-        return gt[np.isfinite(gt).all(axis=1) & (w > 0) & (h > 0)]
+        keep = np.isfinite(gt).all(axis=1) & (w > 0) & (h > 0)
+        return gt[keep], np.flatnonzero(keep)
+
+    def gt_names(self) -> list[str]:
+        """How the user sees each labelled GT box (row of ``gt``): its number in the Boxes
+        list and its class (:func:`rpn_core.anchors.explain.gt_name`)."""
+        from rpn_core.anchors.explain import gt_name
+
+        boxes = self.document.boxes
+        return [gt_name(int(i), boxes[i].label if i < len(boxes) else "") for i in self.gt_index]
 
     # -- computing -------------------------------------------------------------------------
     def _rebuild(self) -> None:
@@ -257,7 +271,7 @@ class AnchorLab(QObject):
         from rpn_core.rpn.config import label_in_input_frame
 
         t0 = time.perf_counter()
-        self.gt = self.current_gt()
+        self.gt, self.gt_index = self._current_gt()
         try:
             with _one_thread():
                 labels = label_in_input_frame(
@@ -343,14 +357,21 @@ def install_anchor_lab(
     lab.configs_changed.connect(lambda _a, _l: panel.refresh_view())
     lab.notice.connect(panel.status.setText)
 
-    def warn_if_unlike_model(cfg: AnchorConfig) -> None:
-        model_cfg = lab.model_anchor_config
-        if cfg != model_cfg:
-            panel.status.setText(
-                f"The loaded model proposes from other anchors ({_describe(model_cfg)}); "
-                "this set is what fine-tuning would use."
-            )
+    other = "proposes from other anchors"
 
-    lab.anchor_config_applied.connect(warn_if_unlike_model)
+    def say_how_lab_and_model_differ(*_args: object) -> None:
+        """Read from the app state on every change, so the note follows the ACTIVE model
+        (e.g. after fine-tuning with the lab's set it goes away, never stale)."""
+        state = app_state.state
+        if not state.lab_matches_model:
+            panel.status.setText(
+                f"The loaded model {other} ({_describe(state.model_config.anchors)}; "
+                f"weights: {state.weights}); this set is what fine-tuning would use."
+            )
+        elif other in panel.status.text():
+            panel.status.setText("")
+
+    lab.anchor_config_applied.connect(say_how_lab_and_model_differ)
+    app_state.changed.connect(say_how_lab_and_model_differ)
     lab.start()
     return lab

@@ -1,10 +1,15 @@
 """The anchor design panel: IoU k-means over the GT shapes of the image or its folder.
 
-Shows the mean IoU for k = 1..K with each step's gain as bars (the suggested k, where the
-curve flattens, is marked), and a scatter of GT widths/heights coloured by cluster with the
-cluster centres. "Apply" turns the chosen clusters into an ``AnchorConfig``
-(:func:`rpn_core.anchors.design.design_config`) for the overlay; the lab persists it and emits
-``anchor_config_applied`` for the model. The clustering runs in a background worker.
+Everything here is in the model's **input frame** (each image's boxes scaled as the model
+resizes that image, :func:`rpn_core.anchors.design.input_frame_items`), where the anchors are
+tiled: the sizes shown are the sizes applied. Shows the mean IoU for k = 1..K with each step's
+gain as bars (where the curve flattens, if it does, is marked), and a scatter of GT
+widths/heights coloured by cluster with the cluster centres. For the chosen set it measures
+mean best IoU and best-possible recall on the real strided grid with
+:func:`rpn_core.anchors.explain.folder_statistics` -- the function of the statistics panel, so
+after "Apply" that panel shows the same figures. "Apply" turns the chosen clusters into an
+``AnchorConfig`` (:func:`rpn_core.anchors.design.design_config`) for the overlay; the lab
+persists it and emits ``anchor_config_applied`` for the model. Work runs in background workers.
 """
 
 from __future__ import annotations
@@ -12,7 +17,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 import numpy as np
-from PySide6.QtCore import QObject, Qt
+from PySide6.QtCore import QObject, QSignalBlocker, Qt
 from PySide6.QtWidgets import (
     QComboBox,
     QFormLayout,
@@ -24,16 +29,22 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
-from app.common.workers import Worker
+from app.common.workers import TaskRunner, Worker
 from rpn_core.anchors.design import (
+    FrameItem,
     KMeansResult,
-    box_shapes,
     design_config,
+    flatten_text,
+    frame_shapes,
     grid_mean_iou,
+    input_frame_items,
     kmeans_curve,
     suggest_k,
 )
+from rpn_core.anchors.explain import FolderStats, folder_statistics
 from rpn_core.anchors.grid import AnchorConfig
+from rpn_core.anchors.labelling import LabelConfig
+from rpn_core.rpn.config import RPNConfig
 
 __all__ = ["AnchorDesignPanel", "DesignRun", "run_design"]
 
@@ -43,9 +54,11 @@ CLUSTER_COLOURS = ["#E69F00", "#56B4E9", "#009E73", "#F0E442", "#0072B2", "#D55E
 
 @dataclass(frozen=True)
 class DesignRun:
-    """A finished design: shapes ``wh (N, 2)``, ``skipped`` boxes, one result per k, and for
-    each k the config :func:`design_config` makes and that grid's mean IoU."""
+    """A finished design: the input-frame ``items`` clustered, their shapes ``wh (N, 2)``,
+    ``skipped`` boxes, one result per k, and for each k the config :func:`design_config`
+    makes and that grid's (common-centre) mean IoU."""
 
+    items: list[FrameItem]
     wh: np.ndarray
     skipped: int
     curve: list[KMeansResult]
@@ -55,29 +68,47 @@ class DesignRun:
 
 
 def run_design(
-    boxes: np.ndarray, k_max: int, *, seed: int, restarts: int, stride: int, source: str
+    items: list[FrameItem], k_max: int, *, seed: int, restarts: int, stride: int, source: str
 ) -> DesignRun:
-    """Cluster ``boxes (N, 4)`` for k = 1..min(k_max, distinct shapes) (runs off the GUI
-    thread). Raises ``ValueError`` when no valid box is left."""
-    shapes = box_shapes(boxes)
+    """Cluster the GT shapes of input-frame ``items`` (:func:`input_frame_items`) for
+    k = 1..min(k_max, distinct shapes) (runs off the GUI thread). Raises ``ValueError``
+    when no valid box is left."""
+    shapes = frame_shapes(items)
     if len(shapes.wh) == 0:
         raise ValueError(f"no valid GT box in {source} ({shapes.skipped} skipped)")
     k_max = min(k_max, len(np.unique(shapes.wh, axis=0)))
     curve = kmeans_curve(shapes.wh, k_max, rng=np.random.default_rng(seed), restarts=restarts)
     configs = [design_config(r.centres, stride=stride) for r in curve]
     grid = [grid_mean_iou(shapes.wh, c) for c in configs]
-    return DesignRun(shapes.wh, shapes.skipped, curve, configs, grid, source)
+    return DesignRun(items, shapes.wh, shapes.skipped, curve, configs, grid, source)
 
 
-def _folder_boxes(folder: str) -> np.ndarray:
+def folder_frame_items(folder: str, frame: RPNConfig) -> list[FrameItem]:
+    """The annotated images of ``folder`` as input-frame items (also the statistics panel's)."""
     from rpn_core.annotation.dataset import load_dataset
 
-    return load_dataset(folder).all_boxes()
+    return input_frame_items(
+        ((it.image_path, (it.height, it.width), it.boxes)
+         for it in load_dataset(folder) if len(it.boxes)),
+        frame,
+    )  # fmt: skip
 
 
-def _job(lab_boxes: np.ndarray | None, folder: str | None, **kwargs: object) -> DesignRun:
-    boxes = lab_boxes if folder is None else _folder_boxes(folder)
-    return run_design(boxes, **kwargs)
+def _job(
+    image: tuple[str, tuple[int, int], np.ndarray] | None, folder: str | None,
+    frame: RPNConfig, **kwargs: object,
+) -> DesignRun:  # fmt: skip
+    items = folder_frame_items(folder, frame) if folder else input_frame_items([image], frame)
+    return run_design(items, **kwargs)
+
+
+def _measure(items: list[FrameItem], anchor: AnchorConfig, label: LabelConfig) -> tuple:
+    return anchor, label, folder_statistics(items, anchor, label)
+
+
+def frame_text(frame: RPNConfig) -> str:
+    return (f"model's input frame: each image resized to shorter side {frame.min_side} "
+            f"(longer at most {frame.max_side})")
 
 
 class AnchorDesignPanel(QWidget):
@@ -87,7 +118,10 @@ class AnchorDesignPanel(QWidget):
         super().__init__(parent)
         self.lab = lab
         self.run: DesignRun | None = None
+        self.measured: FolderStats | None = None  # of the chosen set, on the strided grid
         self._worker: Worker | None = None
+        self._measurer = TaskRunner(self)
+        self._measurer.finished.connect(self._on_measured)
         self.curve_plot = self.scatter_plot = None
         layout = QVBoxLayout(self)
         form = QFormLayout()
@@ -131,6 +165,9 @@ class AnchorDesignPanel(QWidget):
         self.k_text = QLabel()
         self.k_text.setWordWrap(True)
         layout.addWidget(self.k_text)
+        self.measured_text = QLabel()
+        self.measured_text.setWordWrap(True)
+        layout.addWidget(self.measured_text)
         layout.addStretch(1)
 
     # -- running ---------------------------------------------------------------------------
@@ -143,10 +180,12 @@ class AnchorDesignPanel(QWidget):
                 return
             folder = str(path.parent)
         source = folder or "this image"
+        w, h = self.lab.document.size
+        image = (str(path or "this image"), (int(h), int(w)), self.lab.current_gt())
         self.compute_button.setEnabled(False)
         self.summary.setText(f"Clustering the GT shapes of {source} ...")
         self._worker = Worker(
-            _job, self.lab.document.boxes_array(), folder, k_max=self.k_max.value(),
+            _job, image, folder, self.lab.model_config, k_max=self.k_max.value(),
             seed=self.seed.value(), restarts=self.restarts.value(),
             stride=self.lab.anchor_config.stride, source=source,
         )
@@ -163,17 +202,20 @@ class AnchorDesignPanel(QWidget):
         self.compute_button.setEnabled(True)
         self.run = run
         ious = [r.mean_iou for r in run.curve]
-        best_k = suggest_k(ious)
+        flat_k = suggest_k(ious)
         skipped = f", {run.skipped} zero-area/invalid skipped" if run.skipped else ""
         self.summary.setText(
-            f"{len(run.wh)} GT boxes of {run.source}{skipped}. Mean IoU k=1: {ious[0]:.3f}, "
-            f"k={len(ious)}: {ious[-1]:.3f}; flattens at k = {best_k}."
+            f"{len(run.wh)} GT boxes of {run.source}{skipped}, sizes in the "
+            f"{frame_text(self.lab.model_config)}. Mean IoU k=1: {ious[0]:.3f}, "
+            f"k={len(ious)}: {ious[-1]:.3f}; {flatten_text(ious)}."
         )
         self._ensure_plots()
-        self._draw_curve(ious, best_k)
+        self._draw_curve(ious, flat_k)
         self.k.setMaximum(len(ious))
-        self.k.setValue(best_k)
-        self._show_k(best_k)
+        chosen = flat_k or len(ious)
+        with QSignalBlocker(self.k):
+            self.k.setValue(chosen)
+        self._show_k(chosen)
         self.apply_button.setEnabled(True)
 
     def _ensure_plots(self) -> None:
@@ -186,13 +228,13 @@ class AnchorDesignPanel(QWidget):
         self.curve_plot.setLabel("left", "mean IoU / gain")
         self.curve_plot.addLegend(offset=(-10, 60))
         self.scatter_plot = pg.PlotWidget()
-        self.scatter_plot.setLabel("bottom", "GT width (px)")
-        self.scatter_plot.setLabel("left", "GT height (px)")
+        self.scatter_plot.setLabel("bottom", "GT width (input-frame px)")
+        self.scatter_plot.setLabel("left", "GT height (input-frame px)")
         for plot in (self.curve_plot, self.scatter_plot):
             plot.setMinimumHeight(180)
             self._plots.addWidget(plot)
 
-    def _draw_curve(self, ious: list[float], best_k: int) -> None:
+    def _draw_curve(self, ious: list[float], flat_k: int | None) -> None:
         import pyqtgraph as pg
 
         plot = self.curve_plot
@@ -205,8 +247,9 @@ class AnchorDesignPanel(QWidget):
                   symbolBrush="#0072B2", name="mean IoU (clusters)")
         dashed = pg.mkPen("#009E73", width=2, style=Qt.PenStyle.DashLine)
         plot.plot(ks, self.run.grid_iou, pen=dashed, name="mean IoU (sizes x ratios grid)")
-        plot.addItem(pg.InfiniteLine(best_k, angle=90, pen=pg.mkPen("#D55E00", width=2),
-                                     label=f"k={best_k}", labelOpts={"position": 0.1}))
+        if flat_k is not None:
+            plot.addItem(pg.InfiniteLine(flat_k, angle=90, pen=pg.mkPen("#D55E00", width=2),
+                                         label=f"flat at k={flat_k}", labelOpts={"position": 0.1}))
         plot.setYRange(0, 1)
 
     def _show_k(self, k: int) -> None:
@@ -230,7 +273,28 @@ class AnchorDesignPanel(QWidget):
             f"{config.num_anchors_per_location} anchors/location; grid mean IoU "
             f"{grid_mean_iou(self.run.wh, config):.3f} (one size/ratio per cluster: "
             f"{self.run.configs[k - 1].num_anchors_per_location} anchors, "
-            f"{self.run.grid_iou[k - 1]:.3f})"
+            f"{self.run.grid_iou[k - 1]:.3f}); shapes at a common centre, an upper bound"
+        )
+        self.measure(config)
+
+    # -- measuring the chosen set ----------------------------------------------------------
+    def measure(self, config: AnchorConfig) -> None:
+        """Measure ``config`` on the real grid over the run's items, in the background."""
+        self.measured = None
+        self.measured_text.setText("Measuring the set on the anchor grid ...")
+        self._measurer.submit(_measure, self.run.items, config, self.lab.label_config)
+
+    def _on_measured(self, out: tuple) -> None:
+        anchor, label, stats = out
+        self.measured = stats
+        n = len(stats.best_iou)
+        recall = "n/a" if n == 0 else f"{stats.recall(label):.1%}"
+        self.measured_text.setText(
+            f"<b>Measured</b> on the stride-{anchor.stride} grid "
+            f"({frame_text(self.lab.model_config)}; rule {label.preset_name}): mean best IoU "
+            f"{stats.mean_iou:.3f}, best-possible recall {recall} of {n} GT box(es); "
+            f"{stats.unlearnable} with no foreground anchor. Anchor statistics shows the same "
+            "once applied."
         )
 
     def chosen_config(self) -> AnchorConfig:

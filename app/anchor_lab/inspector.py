@@ -1,8 +1,12 @@
 """The anchor inspector: what one anchor is, its label and why; and how each GT box is covered.
 
 Hover over an anchor outline on the canvas to inspect it; a click (without dragging, not on
-a GT box) pins it until the next such click. Selecting one GT box highlights its foreground
-anchors. The explanation is :func:`rpn_core.anchors.explain.explain_anchor` of the lab's labels.
+a GT box) pins it until the next such click. A pinned anchor stays the same anchor when the
+anchor set or the input frame changes -- the same cell, size and ratio, re-pinned under its new
+number -- or is unpinned when the new set has no such anchor (never silently another one).
+Selecting one GT box highlights its foreground anchors. GT boxes are named as the user sees
+them: their row in the Boxes list and their class (:func:`rpn_core.anchors.explain.gt_name`).
+The explanation is :func:`rpn_core.anchors.explain.explain_anchor` of the lab's labels.
 """
 
 from __future__ import annotations
@@ -18,7 +22,7 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
-from rpn_core.anchors.explain import AnchorExplanation, explain_anchor, reaches_fg
+from rpn_core.anchors.explain import AnchorExplanation, explain_anchor, reaches_fg, same_anchor
 from rpn_core.anchors.view import anchor_at
 
 __all__ = ["AnchorInspector", "format_explanation"]
@@ -37,7 +41,7 @@ def format_explanation(e: AnchorExplanation) -> str:
         f"size {e.size:g}, ratio h/w {e.ratio:g}: {x2 - x1:g} x {y2 - y1:g} px",
         f"box ({x1:g}, {y1:g}, {x2:g}, {y2:g}) in the model's input frame",
         f"<b>{LABEL_NAMES[e.label]}</b> &mdash; {e.rule}",
-        f"matched GT: {e.matched_gt if e.matched_gt >= 0 else 'none'}",
+        f"matched GT: {e.matched_name}",
     ]
     if e.targets is not None:
         tx, ty, tw, th = e.targets
@@ -55,6 +59,7 @@ class AnchorInspector(QWidget):
         self.lab = lab
         self.current: int | None = None
         self.pinned = False
+        self._grid: tuple[object, tuple[int, int] | None] | None = None  # (anchor set, input size)
         self._press: QPointF | None = None
         layout = QVBoxLayout(self)
         self.text = QLabel("Hover over an anchor outline; click to pin it.")
@@ -67,7 +72,9 @@ class AnchorInspector(QWidget):
         self.gt_title.setWordWrap(True)
         self.gt_table = QTableWidget(0, 3)
         self.gt_table.setHorizontalHeaderLabels(["GT", "best anchor IoU", "positives"])
-        self.gt_table.cellClicked.connect(lambda row, _col: lab.document.select([row]))
+        self.gt_table.cellClicked.connect(
+            lambda row, _col: lab.document.select([int(lab.gt_index[row])])
+        )
         for table in (self.ious, self.gt_table):
             table.verticalHeader().setVisible(False)  # the GT column is the index
         for w in (self.text, self.ious, self.gt_title, self.gt_table):
@@ -113,6 +120,7 @@ class AnchorInspector(QWidget):
     # -- display ---------------------------------------------------------------------------
     def set_anchor(self, index: int | None) -> None:
         self.current = index
+        self._grid = (self.lab.anchor_config, self.lab.input_size)
         self.lab.overlay.set_hover(index)
         self._show_anchor()
 
@@ -129,6 +137,7 @@ class AnchorInspector(QWidget):
         return explain_anchor(
             self.current, input_size, lab.anchors * scale,
             lab.gt.reshape(-1, 4) * scale, lab.labels, lab.anchor_config, lab.label_config,
+            lab.gt_names(),
         )
 
     def _show_anchor(self) -> None:
@@ -140,7 +149,7 @@ class AnchorInspector(QWidget):
         self.text.setText(format_explanation(e) + ("<br><i>pinned</i>" if self.pinned else ""))
         self.ious.setRowCount(len(e.ious))
         for g, iou in enumerate(e.ious):
-            self.ious.setItem(g, 0, QTableWidgetItem(str(g)))
+            self.ious.setItem(g, 0, QTableWidgetItem(e.gt_names[g]))
             self.ious.setItem(g, 1, QTableWidgetItem(f"{iou:.3f}"))
 
     def refresh(self) -> None:
@@ -151,8 +160,7 @@ class AnchorInspector(QWidget):
             self.gt_title.setText("")
             lab.overlay.set_highlight(np.zeros(0, dtype=np.int64))
             return
-        if self.current is not None and self.current >= len(lab.anchors):
-            self.current, self.pinned = None, False
+        self._follow_grid()
         self._show_anchor()
         best = lab.labels.gt_best_iou.numpy()
         positives = lab.labels.gt_num_positive.numpy()
@@ -162,6 +170,24 @@ class AnchorInspector(QWidget):
         else:
             self._fill_table()
 
+    def _follow_grid(self) -> None:
+        """After an anchor-set or input-frame change the old number names another anchor:
+        re-pin the same cell, size and ratio (:func:`same_anchor`) or unpin; a hovered anchor
+        is dropped (the next mouse move finds one)."""
+        lab = self.lab
+        grid = (lab.anchor_config, lab.input_size)
+        if self.current is None or self._grid is None or grid == self._grid:
+            return
+        old_cfg, old_size = self._grid
+        index = None
+        if self.pinned and old_size is not None and lab.input_size is not None:
+            index = same_anchor(self.current, old_cfg, old_size, lab.anchor_config,
+                                lab.input_size)  # fmt: skip
+        if index is not None and index >= len(lab.anchors):
+            index = None
+        self.pinned = index is not None
+        self.set_anchor(index)
+
     def _fill_table(self) -> None:
         labels = self.lab.labels
         if labels is None:
@@ -169,8 +195,9 @@ class AnchorInspector(QWidget):
         best = labels.gt_best_iou.numpy()
         positives = labels.gt_num_positive.numpy()
         self.gt_table.setRowCount(len(best))
+        names = self.lab.gt_names()
         for g in range(len(best)):
-            cells = (str(g), f"{best[g]:.3f}", str(int(positives[g])))
+            cells = (names[g], f"{best[g]:.3f}", str(int(positives[g])))
             for col, text in enumerate(cells):
                 item = QTableWidgetItem(text)
                 if positives[g] == 0:
@@ -183,17 +210,18 @@ class AnchorInspector(QWidget):
         sel = lab.document.selection
         unlearnable = int((positives == 0).sum())
         summary = f"{unlearnable} GT box(es) with no foreground anchor" if unlearnable else ""
-        if len(sel) != 1 or sel[0] >= len(best):
+        rows = np.flatnonzero(lab.gt_index == sel[0]) if len(sel) == 1 else []
+        if len(rows) != 1 or rows[0] >= len(best):
             lab.overlay.set_highlight(np.zeros(0, dtype=np.int64))
             self.gt_title.setText(summary or "Select one GT box to see its positive anchors.")
             return
-        g = sel[0]
+        g = int(rows[0])  # the selected box's row among the labelled GT
         labels = lab.labels
         idx = np.flatnonzero((labels.labels.numpy() == 1) & (labels.matched_gt.numpy() == g))
         lab.overlay.set_highlight(idx)
         passes = bool(reaches_fg(best[g], lab.label_config))
         self.gt_title.setText(
-            f"<b>GT {g}</b>: best anchor IoU {best[g]:.3f} "
+            f"<b>{lab.gt_names()[g]}</b>: best anchor IoU {best[g]:.3f} "
             f"({'reaches' if passes else 'below'} the foreground threshold), "
             f"{len(idx)} positive anchor(s) highlighted"
             + ("<br><font color='#D55E00'>no anchor learns this box</font>" if not len(idx)

@@ -41,27 +41,12 @@ def legend_swatch(category: Category) -> QPixmap:
     return pix
 
 
-def _folder_items(folder: str, model_config):
-    """``(name, input size, GT)`` per annotated image, in the model's input frame (as the
-    lab labels: :func:`rpn_core.rpn.config.label_in_input_frame`)."""
-    from rpn_core.annotation.dataset import load_dataset
-    from rpn_core.rpn.config import input_geometry
+def _folder_job(folder: str, frame, anchor_config, label_config) -> FolderStats:
+    """Label every annotated image of ``folder`` in the model's input frame (the items of
+    the anchor design panel, :func:`app.anchor_lab.design_panel.folder_frame_items`)."""
+    from app.anchor_lab.design_panel import folder_frame_items
 
-    items = []
-    for it in load_dataset(folder):
-        if not len(it.boxes):
-            continue
-        gt = np.asarray(it.boxes, dtype=np.float32).reshape(-1, 4)
-        try:
-            size, (sy, sx) = input_geometry((it.height, it.width), model_config)
-        except ValueError:  # a bad size: folder_statistics skips it with its reason
-            size, sx, sy = (it.height, it.width), 1.0, 1.0
-        items.append((str(it.image_path), size, gt * np.array([sx, sy, sx, sy], np.float32)))
-    return items
-
-
-def _folder_job(folder: str, anchor_config, label_config, model_config) -> FolderStats:
-    return folder_statistics(_folder_items(folder, model_config), anchor_config, label_config)
+    return folder_statistics(folder_frame_items(folder, frame), anchor_config, label_config)
 
 
 class AnchorStatsPanel(QWidget):
@@ -156,6 +141,7 @@ class AnchorStatsPanel(QWidget):
         self.image_text.setText(
             f"<b>This image</b>: {len(lab.categories):,} anchors, {n_gt} GT box(es)<br>"
             f"positives per GT: {positives}<br>"
+            f"mean best IoU: {'n/a' if n_gt == 0 else f'{stats.mean_iou:.3f}'}; "
             f"best-possible recall: {recall}; GT with no foreground anchor: "
             f"{len(stats.unlearnable)}<br>relabel {lab.last_relabel_ms:.1f} ms"
         )
@@ -169,10 +155,11 @@ class AnchorStatsPanel(QWidget):
             self.folder_text.setText("Open an image of an annotated folder first.")
             return
         self.folder_button.setEnabled(False)
+        self.folder_stats = None
         self.folder_text.setText(f"Labelling every image of {path.parent} ...")
         lab = self.lab
         self._worker = Worker(
-            _folder_job, str(path.parent), lab.anchor_config, lab.label_config, lab.model_config
+            _folder_job, str(path.parent), lab.model_config, lab.anchor_config, lab.label_config
         )
         self._worker.signals.finished.connect(self._on_folder)
         self._worker.signals.failed.connect(self._on_folder_failed)
@@ -189,6 +176,7 @@ class AnchorStatsPanel(QWidget):
             f"<b>Folder</b>: {stats.images} image(s), {n} GT box(es){skipped}<br>"
             f"foreground {c['foreground']:,} (best-anchor rule {c['low_quality']:,}), "
             f"ignored {c['ignored']:,}, background {c['background']:,}<br>"
+            f"mean best IoU: {'n/a' if n == 0 else f'{stats.mean_iou:.3f}'}; "
             f"best-possible recall: {recall}; GT with no foreground anchor: {stats.unlearnable}"
         )
         self._set_histogram(stats.best_iou, "folder")

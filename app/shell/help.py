@@ -89,6 +89,32 @@ def confirm_discard(parent: QWidget, paths: list) -> bool:
     return answer == QMessageBox.StandardButton.Discard
 
 
+def ask_unsaved_weights(parent: QWidget, on_answer) -> QMessageBox:
+    """Ask (window-modal, not blocking) what to do with fine-tuned weights that are not saved:
+    ``on_answer`` gets ``"save"``, ``"discard"`` or ``"cancel"``. Returns the open box."""
+    box = QMessageBox(
+        QMessageBox.Icon.Warning,
+        "Unsaved fine-tuned weights",
+        "The active RPN weights were fine-tuned and are not saved. Quitting loses them.\n\n"
+        "Save them before quitting?",
+        QMessageBox.StandardButton.Save
+        | QMessageBox.StandardButton.Discard
+        | QMessageBox.StandardButton.Cancel,
+        parent,
+    )
+    box.setObjectName("unsaved_weights_prompt")
+    box.setDefaultButton(QMessageBox.StandardButton.Save)
+    names = {
+        QMessageBox.StandardButton.Save: "save",
+        QMessageBox.StandardButton.Discard: "discard",
+    }
+    box.finished.connect(
+        lambda _r: on_answer(names.get(box.standardButton(box.clickedButton()), "cancel"))
+    )
+    box.open()
+    return box
+
+
 def confirm_rename(parent: QWidget, old: str, new: str, plans: list) -> bool:
     """Ask before a class rename rewrites other images' annotation files (``plans``: the
     :class:`rpn_core.annotation.class_rename.ClassRenamePlan` of each store). Ctrl+Z undoes it

@@ -75,6 +75,8 @@ class MainWindow(QMainWindow):
         classes.classes_changed.connect(lambda: set_class_order(classes.names))
         self.edits = EditController(self.document, self.workspace, self)
         self.workspace.confirm_discard = lambda paths: help_text.confirm_discard(self, paths)
+        self._quit_without_weights = False  # the user answered "Discard"/"Save" when quitting
+        self.weights_prompt = None
         self.edits.confirm_rename = lambda old, new, plans: help_text.confirm_rename(
             self, old, new, plans
         )
@@ -447,7 +449,11 @@ class MainWindow(QMainWindow):
 
     # -- closing ---------------------------------------------------------------------------------
     def closeEvent(self, event: QCloseEvent) -> None:  # noqa: N802
-        """Save what autosave (or the user's unsaved edits) needs; ask before losing any."""
+        """Save what autosave (or the user's unsaved edits) needs; ask before losing any:
+        fine-tuned weights first (Save / Discard / Cancel), then unsaved annotations."""
+        if not self._weights_may_go():
+            event.ignore()
+            return
         self.workspace.leave_current()
         if self.settings.autosave:
             self.workspace.save_all()
@@ -455,7 +461,25 @@ class MainWindow(QMainWindow):
         if left and not help_text.confirm_discard(self, left):
             event.ignore()
             return
+        self._quit_without_weights = False
         self.settings.set_window_state(self.saveGeometry(), self.saveState())
         self.workspace.scanner.cancel()
         self.workspace.cache.wait(2000)
         event.accept()
+
+    def _weights_may_go(self) -> bool:
+        """True unless fine-tuned weights are unsaved; then ask (without blocking) and close
+        again once the user saved or discarded them (Cancel keeps the window open)."""
+        panel = getattr(self, "train_panel", None)
+        if panel is None or not panel.has_unsaved_weights or self._quit_without_weights:
+            return True
+
+        def answered(choice: str) -> None:
+            self.weights_prompt = None
+            if choice == "discard" or (choice == "save" and panel.ask_save()):
+                self._quit_without_weights = True
+                self.close()
+
+        if getattr(self, "weights_prompt", None) is None:
+            self.weights_prompt = help_text.ask_unsaved_weights(self, answered)
+        return False

@@ -123,6 +123,11 @@ class TrainControls(QWidget):
         self.refresh_button = QPushButton("Refresh")
         self.refresh_button.setToolTip("Re-read which images of the folder have boxes")
         v.addWidget(self.data_label)  # full width: the dock is narrow
+        self.warning_label = QLabel()  # too little data: said before training starts
+        self.warning_label.setWordWrap(True)
+        self.warning_label.setStyleSheet("color: #D55E00;")
+        self.warning_label.hide()
+        v.addWidget(self.warning_label)
         top = QHBoxLayout()
         top.addStretch(1)
         top.addWidget(self.refresh_button)
@@ -175,6 +180,18 @@ class TrainControls(QWidget):
             "the model's closest anchor shape. Off: keep the model's own anchors."
         )
         form.addRow("Anchors", self.lab_anchors)
+        self.lab_rule = QCheckBox("The anchor lab's rule")
+        self.lab_rule.setChecked(True)
+        self.lab_rule.setToolTip(
+            "Label anchors for the loss by the rule of the Anchor settings (the preset the\n"
+            "overlay shows, e.g. guide: foreground IoU > 0.5, background < 0.1).\n"
+            "Off: the active model's own rule. The checkpoint records the rule used."
+        )
+        form.addRow("Label rule", self.lab_rule)
+        self.plan_label = QLabel()  # what Start will use, always shown before it starts
+        self.plan_label.setWordWrap(True)
+        self.plan_label.setTextFormat(Qt.TextFormat.RichText)
+        form.addRow(self.plan_label)
         return box
 
     def _run_row(self) -> QHBoxLayout:
@@ -200,6 +217,13 @@ class TrainControls(QWidget):
             row.addWidget(b)
         v.addWidget(self.weights_label)
         v.addLayout(row)
+        self.use_trained_button = QPushButton("Use the fine-tuned weights anyway")
+        self.use_trained_button.setToolTip(
+            "The last run did not beat the active weights on the validation images and was "
+            "not made active; this makes its best checkpoint active all the same."
+        )
+        self.use_trained_button.hide()
+        v.addWidget(self.use_trained_button)
         return box
 
     def config(self) -> TrainConfig:

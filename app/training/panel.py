@@ -3,8 +3,12 @@
 Data flow: Start gathers the annotated images of the folder (the current image's and unsaved
 edits included), runs :func:`rpn_core.training.finetune.fine_tune` on a **copy** of the active model in an
 :class:`app.common.workers.Worker` (progress per step; cancel stops at the next step), plots the
-losses, and on success makes the trained copy the active model (the proposals on the current
-image re-run with it). Cancel or failure leaves the active weights untouched. Save writes a
+losses, and on success makes the trained copy -- the run's best validation checkpoint -- the
+active model (the proposals on the current image re-run with it), **unless** it does not beat
+the active weights on the validation images: then the active weights stay, the dock says so and
+"Use the fine-tuned weights anyway" makes them active on request. Too little data is warned
+about before training starts. Cancel or failure leaves the active weights untouched.
+``has_unsaved_weights`` tells the main window to ask before quitting. Save writes a
 checkpoint (:mod:`rpn_core.rpn.checkpoint`); Load checks one (shapes, anchors) and activates it;
 Reset goes back to the embedded weights. ``weights_changed(str)`` names the active weights
 (the window's status bar shows it).
@@ -35,6 +39,20 @@ from rpn_core.training.jobs import TrainedModel, annotated_items, train_job
 __all__ = ["TrainPanel", "TrainedModel", "annotated_items", "train_job"]
 
 PLOT_INTERVAL_S = 0.1  # redraw the curves at most 10 times a second
+
+
+def _anchor_text(anchors: Any) -> str:
+    sizes = ", ".join(f"{s:g}" for s in anchors.sizes)
+    ratios = ", ".join(f"{r:g}" for r in anchors.aspect_ratios)
+    return f"sizes {sizes}; ratios {ratios}; {anchors.num_anchors_per_location} per cell"
+
+
+def _rule_text(rule: Any) -> str:
+    """``"guide (foreground IoU > 0.5, background < 0.1)"``."""
+    op = ">=" if rule.fg_inclusive else ">"
+    best = ", or a GT box's best anchor" if rule.allow_low_quality else ""
+    return (f"{rule.preset_name} (foreground IoU {op} {rule.fg_iou:g}{best}, "
+            f"background < {rule.bg_iou:g})")
 
 
 class TrainPanel(QWidget):
@@ -71,6 +89,9 @@ class TrainPanel(QWidget):
         self.items: list[ImageAnnotation] = []
         self.last_result: Any = None
         self.active_weights = "embedded"
+        self.has_unsaved_weights = False  # fine-tuned weights active and not written to a file
+        self.held_back: Any = None  # a run's model that did not beat the active weights
+        self.warnings: list[str] = []  # too little data (rpn_core.training.types.data_warnings)
         self._before: dict[str, float] = {}
         self._last_draw = 0.0
         self._connect()
@@ -83,6 +104,11 @@ class TrainPanel(QWidget):
         ui.save_button.clicked.connect(self.ask_save)
         ui.load_button.clicked.connect(self.ask_load)
         ui.reset_button.clicked.connect(self.reset_weights)
+        ui.use_trained_button.clicked.connect(self.use_held_back)
+        ui.lab_anchors.toggled.connect(self._show_plan)
+        ui.lab_rule.toggled.connect(self._show_plan)
+        self.app_state.changed.connect(self._show_plan)
+        self._show_plan()
         ui.val_fraction.valueChanged.connect(self._show_split)
         ui.seed.valueChanged.connect(self._show_split)
         if hasattr(self.workspace, "images_listed"):
@@ -95,13 +121,19 @@ class TrainPanel(QWidget):
         self._show_split()
 
     def _show_split(self) -> None:
-        from rpn_core.training.types import plan_split
+        from rpn_core.training.types import data_warnings, plan_split
 
         self.ui.val_list.clear()
+        self.warnings = []
+        self.ui.warning_label.hide()
         if not self.items:
             self.ui.data_label.setText("No image of the folder has boxes yet.")
             return
         samples, split = plan_split(self.items, self.ui.config())
+        self.warnings = data_warnings(samples, split)
+        if self.warnings:
+            self.ui.warning_label.setText("⚠ " + "<br>⚠ ".join(self.warnings))
+            self.ui.warning_label.show()
         boxes = sum(len(s.boxes) for s in samples)
         self.ui.data_label.setText(
             f"{len(samples)} annotated images ({boxes} boxes): "
@@ -126,10 +158,14 @@ class TrainPanel(QWidget):
         if note.startswith("Cannot"):
             self._status(note, error=True)
             return None
+        rule = self._lab_rule()
+        if rule is not None:
+            note = f"{note} Labelling by the anchor lab's rule {_rule_text(rule)}.".strip()
         threads = max(1, (os.cpu_count() or 2) - 1)
         worker = Worker(
-            train_job, self.loader.get, list(self.items), config, threads=threads, anchors=anchors
-        )
+            train_job, self.loader.get, list(self.items), config, threads=threads,
+            anchors=anchors, labels=rule,
+        )  # fmt: skip
         s = worker.signals
         s.progress.connect(self._on_progress)
         s.finished.connect(self._on_finished)
@@ -137,11 +173,17 @@ class TrainPanel(QWidget):
         s.cancelled.connect(self._on_cancelled)
         s.done.connect(self._on_done)
         self._ensure_plot().clear()
+        self.held_back = None  # a new run replaces an earlier one that was held back
+        self.ui.use_trained_button.hide()
         self._before = {}
         self.ui.recall_label.setText(recall_html({}, {}))
         self.ui.set_running(True)
         self.worker = worker
-        self._status("Training: preparing images…" + (f" {note}" if note else ""))
+        warned = " ".join(f"Warning: {w}" for w in self.warnings)
+        self._status(
+            "Training: preparing images…" + (f" {note}" if note else "")
+            + (f" {warned}" if warned else "")
+        )
         return worker.start(Lane.TRAINING)  # its own thread: the other lanes stay free
 
     def _lab_anchors(self) -> tuple[Any, str]:
@@ -156,12 +198,38 @@ class TrainPanel(QWidget):
                 f"Cannot train with the anchor lab's anchors: stride {anchors.stride:g}, but the "
                 "backbone's feature map has stride 16. Set the stride to 16 or untick Anchors."
             )
-        sizes = ", ".join(f"{s:g}" for s in anchors.sizes)
-        ratios = ", ".join(f"{r:g}" for r in anchors.aspect_ratios)
         return anchors, (
-            f"With the anchor lab's anchors (sizes {sizes}; ratios {ratios}; "
-            f"{anchors.num_anchors_per_location} per cell), each started from the model's "
-            "closest anchor shape."
+            f"With the anchor lab's anchors ({_anchor_text(anchors)}), each started from the "
+            "model's closest anchor shape."
+        )
+
+    def _lab_rule(self) -> Any:
+        """The anchor lab's label rule when the Label rule box is ticked and it differs from
+        the model's (the rule training then labels anchors by), else None."""
+        state = self.app_state.state
+        if not self.ui.lab_rule.isChecked() or state.label_config == state.model_config.labels:
+            return None
+        return state.label_config
+
+    def training_plan(self) -> tuple[Any, Any]:
+        """``(anchors, rule)`` that Start trains with: the lab's or the active model's."""
+        state = self.app_state.state
+        anchors, note = self._lab_anchors()
+        if anchors is None:
+            anchors = state.model_config.anchors
+        return anchors, self._lab_rule() or state.model_config.labels
+
+    def _show_plan(self, *_args: Any) -> None:
+        """Say, before Start, which anchor set and label rule training will use."""
+        state = self.app_state.state
+        anchors, rule = self.training_plan()
+        whose_a = "the anchor lab's" if anchors != state.model_config.anchors else "the model's"
+        whose_r = "the anchor lab's" if rule != state.model_config.labels else "the model's"
+        _, note = self._lab_anchors()
+        warn = f"<br><font color='#D55E00'>{note}</font>" if note.startswith("Cannot") else ""
+        self.ui.plan_label.setText(
+            f"Start trains with {whose_a} anchors ({_anchor_text(anchors)}) and {whose_r} "
+            f"label rule {_rule_text(rule)}.{warn}"
         )
 
     def cancel(self) -> None:
@@ -209,15 +277,44 @@ class TrainPanel(QWidget):
             self._last_draw = now
 
     def _on_finished(self, trained: Any) -> None:
+        from rpn_core.training.types import selection_metric
+
         self.plot.redraw()
         result = trained.result
         self.last_result = result
         self.ui.recall_label.setText(recall_html(result.metrics_before, result.metrics_after))
-        self.ui.progress_label.setText(
-            f"Done: {result.steps} steps in {result.seconds:.1f} s ({result.stopped})."
-        )
-        self._activate(trained.model, "fine-tuned (unsaved)")
+        done = f"Done: {result.steps} steps in {result.seconds:.1f} s ({result.stopped})"
+        if result.metrics_after:
+            done += f"; kept the best validation checkpoint, step {result.best_step}"
+        key = selection_metric(result.config)
+        if result.improved is False:
+            self.held_back = trained.model
+            before = result.metrics_before.get(key, float("nan"))
+            after = result.metrics_after.get(key, float("nan"))
+            text = (
+                f"{done}. The fine-tuned weights do NOT beat the active ones on the validation "
+                f"images ({key.replace('/', ' at IoU ')}: {before:.3f} → {after:.3f}, validation "
+                f"loss {result.val_loss_before:.4f} → {result.val_loss_after:.4f}), so "
+                f"the active weights ({self.active_weights}) stay. 'Use the fine-tuned "
+                "weights anyway' makes them active."
+            )
+            self.ui.progress_label.setText(text)
+            self._status(text, error=True)
+            self.ui.use_trained_button.show()
+        else:
+            unchecked = (" Nothing to validate on: not checked against the previous weights."
+                         if result.improved is None else "")  # fmt: skip
+            self.ui.progress_label.setText(done + "." + unchecked)
+            self._activate(trained.model, "fine-tuned (unsaved)")
         self.training_finished.emit(result)
+
+    def use_held_back(self) -> None:
+        """Make the last run's weights active although they did not beat the previous ones."""
+        if self.held_back is None:
+            return
+        model, self.held_back = self.held_back, None
+        self._activate(model, "fine-tuned (unsaved)")
+        self._status("The fine-tuned weights are active (at your request).")
 
     def _on_failed(self, message: str) -> None:
         text = f"Training stopped — {message}. The active weights are unchanged."
@@ -236,6 +333,9 @@ class TrainPanel(QWidget):
     # -- weights -----------------------------------------------------------------------------
     def _activate(self, model: Any, label: str) -> None:
         """Make ``model`` the one every panel uses and re-run the proposals with it."""
+        self.held_back = None
+        self.ui.use_trained_button.hide()
+        self.has_unsaved_weights = label == "fine-tuned (unsaved)"
         self._set_label(label)
         self.loader.set_model(model, label)  # -> model_changed: the proposals re-run
 
@@ -258,6 +358,7 @@ class TrainPanel(QWidget):
             self._status(f"Could not save — {exc}", error=True)
             return False
         self._set_label(str(path))
+        self.has_unsaved_weights = False
         self._status(f"Saved weights to {path}")
         return True
 
@@ -290,19 +391,27 @@ class TrainPanel(QWidget):
     def reset_weights(self) -> None:
         self.last_result = None
         self.loader.set_weights_path(None)
+        self.has_unsaved_weights = False
         self._set_label("embedded")
         self._status("Back to the embedded weights.")
 
-    def ask_save(self) -> None:
+    def default_save_path(self) -> str:
+        """The Save dialog's start: ``rpn_finetuned.safetensors`` in the images' folder."""
+        root = getattr(self.workspace, "root", None)
+        name = "rpn_finetuned.safetensors"
+        return str(Path(root) / name) if root is not None else name
+
+    def ask_save(self) -> bool:
+        """Ask where to save the active weights; True when they were saved."""
         path, _ = QFileDialog.getSaveFileName(
-            self, "Save RPN weights", "rpn_finetuned.safetensors", "Safetensors (*.safetensors)"
+            self, "Save RPN weights", self.default_save_path(), "Safetensors (*.safetensors)"
         )
-        if path:
-            self.save_weights(path)
+        return bool(path) and self.save_weights(path)
 
     def ask_load(self) -> None:
+        root = getattr(self.workspace, "root", None)
         path, _ = QFileDialog.getOpenFileName(
-            self, "Load RPN weights", "", "Safetensors (*.safetensors);;All files (*)"
+            self, "Load RPN weights", str(root or ""), "Safetensors (*.safetensors);;All files (*)"
         )
         if path:
             self.load_weights(path)

@@ -11,30 +11,69 @@ which is an approximation (see its docstring): the config is a *grid* ``sizes x 
 whereas k-means finds ``k`` free ``(w, h)`` shapes. :func:`grid_mean_iou` scores the grid the
 model would actually use.
 
+Frame: the model sees every image resized to its *input frame* (shorter side ``min_side``,
+see :mod:`rpn_core.rpn.config`), and its anchors are tiled there. Design therefore clusters
+the GT shapes *in that frame* (:func:`input_frame_items` scales each image's boxes by its
+own scale), so a photo and its 4x upscaled copy give the same anchor sizes, and the sizes
+apply to the anchor set as they are. What a designed set really reaches on the strided grid
+is measured by :func:`rpn_core.anchors.explain.folder_statistics` over the same items -- the
+very function of the anchor statistics panel, so the two figures cannot drift.
+
 Randomness comes only from the ``np.random.Generator`` passed in (ARCHITECTURE.md rule 5).
 """
 
 from __future__ import annotations
 
 import math
+from collections.abc import Iterable
 from dataclasses import dataclass
 
 import numpy as np
 
 from rpn_core.anchors.grid import AnchorConfig
+from rpn_core.rpn.config import RPNConfig, to_input_frame
 
 __all__ = [
+    "FLATTEN_GAIN",
+    "FrameItem",
     "KMeansResult",
     "ShapeSet",
     "box_shapes",
     "design_config",
+    "flatten_text",
+    "frame_shapes",
     "grid_mean_iou",
     "grid_shapes",
+    "input_frame_items",
     "kmeans_curve",
     "kmeans_iou",
     "shape_iou",
     "suggest_k",
 ]
+
+
+FLATTEN_GAIN = 0.01  # mean-IoU gain over k - 1 below which the curve counts as flat
+
+FrameItem = tuple[str, tuple[int, int], np.ndarray]  # (name, input size (H', W'), GT (G, 4))
+
+
+def input_frame_items(
+    annotations: Iterable[tuple[str, tuple[int, int], np.ndarray]], config: RPNConfig
+) -> list[FrameItem]:
+    """``(name, (H', W'), boxes')`` per ``(name, (H, W), boxes)`` of original images: each
+    image's input-frame size and its GT boxes scaled by its own input scale
+    (:func:`rpn_core.rpn.config.to_input_frame`; ``config``'s ``min_side``/``max_side``).
+    An image with an invalid size keeps its size and boxes (the statistics skip it with
+    its reason). The items :func:`rpn_core.anchors.explain.folder_statistics` takes."""
+    items: list[FrameItem] = []
+    for name, size, boxes in annotations:
+        try:
+            input_size, scaled = to_input_frame(size, boxes, config)
+        except ValueError:
+            input_size = size
+            scaled = np.asarray(boxes, dtype=np.float32).reshape(-1, 4)
+        items.append((str(name), tuple(int(v) for v in input_size), scaled))
+    return items
 
 
 @dataclass(frozen=True)
@@ -66,6 +105,12 @@ def box_shapes(boxes: np.ndarray) -> ShapeSet:
     wh = arr[:, 2:] - arr[:, :2]
     ok = np.isfinite(wh).all(axis=1) & (wh > 0).all(axis=1)
     return ShapeSet(wh=wh[ok], skipped=int((~ok).sum()))
+
+
+def frame_shapes(items: Iterable[FrameItem]) -> ShapeSet:
+    """:func:`box_shapes` of every GT box of input-frame ``items`` (:func:`input_frame_items`)."""
+    boxes = [np.asarray(b, dtype=np.float64).reshape(-1, 4) for _, _, b in items]
+    return box_shapes(np.concatenate(boxes) if boxes else np.zeros((0, 4)))
 
 
 def shape_iou(wh: np.ndarray, centres: np.ndarray) -> np.ndarray:
@@ -235,10 +280,26 @@ def grid_mean_iou(wh: np.ndarray, config: AnchorConfig) -> float:
     return float(shape_iou(wh, grid_shapes(config)).max(axis=1).mean())
 
 
-def suggest_k(mean_ious: list[float], min_gain: float = 0.01) -> int:
-    """Where the curve flattens: the smallest ``k`` (1-based) after which adding a cluster
-    gains less than ``min_gain`` mean IoU; the last ``k`` if every step gains more."""
-    for k in range(1, len(mean_ious)):
-        if mean_ious[k] - mean_ious[k - 1] < min_gain:
+def suggest_k(mean_ious: list[float], min_gain: float = FLATTEN_GAIN) -> int | None:
+    """Where the curve flattens: the smallest ``k`` (1-based, among the ``k`` computed) whose
+    gain over ``k - 1`` is below ``min_gain`` mean IoU; None when every computed step gains
+    at least that much (the curve did not flatten within ``k_max``; never "k_max")."""
+    for k in range(2, len(mean_ious) + 1):
+        if mean_ious[k - 1] - mean_ious[k - 2] < min_gain:
             return k
-    return len(mean_ious)
+    return None
+
+
+def flatten_text(mean_ious: list[float], min_gain: float = FLATTEN_GAIN) -> str:
+    """The sentence the CLI and the design panel print about :func:`suggest_k`."""
+    k = suggest_k(mean_ious, min_gain)
+    if k is None:
+        return (
+            f"the curve did not flatten within k-max = {len(mean_ious)} (every k gains "
+            f">= {min_gain:g} mean IoU over k - 1); try a larger k-max"
+        )
+    gain = mean_ious[k - 1] - mean_ious[k - 2]
+    return (
+        f"the curve flattens at k = {k}: its gain over k = {k - 1} is {gain:+.4f} mean IoU, "
+        f"below {min_gain:g}"
+    )

@@ -9,7 +9,7 @@ an :class:`~rpn_core.anchors.labelling.AnchorLabels` and the anchors of
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
@@ -29,7 +29,10 @@ __all__ = [
     "encode_targets",
     "explain_anchor",
     "folder_statistics",
+    "gt_name",
+    "same_anchor",
     "image_statistics",
+    "mean_best_iou",
     "reaches_fg",
 ]
 
@@ -50,6 +53,40 @@ def encode_targets(anchors: np.ndarray, gt: np.ndarray) -> np.ndarray:
     return np.stack([(gx - ax) / aw, (gy - ay) / ah, np.log(gw / aw), np.log(gh / ah)], axis=1)
 
 
+def gt_name(index: int, label: str) -> str:
+    """How the app names GT box ``index`` (0-based, the document's order): ``"box 3 (cat)"``
+    -- its row in the Boxes list counted from 1 and its class, as the canvas tags it."""
+    return f"box {index + 1} ({label or 'no class'})"
+
+
+def same_anchor(
+    index: int,
+    old: AnchorConfig,
+    old_size: tuple[int, int],
+    new: AnchorConfig,
+    new_size: tuple[int, int],
+) -> int | None:
+    """The index, in the anchors of ``new`` over an input of ``new_size``, of the anchor at
+    the same cell with the same size and ratio as anchor ``index`` of ``old`` over
+    ``old_size``; None when the new set has no such anchor (another stride, size or ratio,
+    or the cell left the grid). Order: :func:`rpn_core.anchors.grid.generate_anchors`
+    (location-major, then ratio, then size)."""
+    from rpn_core.anchors.grid import feature_size
+
+    _, wf_old = feature_size(old_size, old)
+    hf, wf = feature_size(new_size, new)
+    loc, per = divmod(int(index), old.num_anchors_per_location)
+    row, col = divmod(loc, wf_old)
+    ratio_i, size_i = divmod(per, len(old.sizes))
+    size, ratio = old.sizes[size_i], old.aspect_ratios[ratio_i]
+    if new.stride != old.stride or size not in new.sizes or ratio not in new.aspect_ratios:
+        return None
+    if row >= hf or col >= wf:
+        return None
+    per_new = new.aspect_ratios.index(ratio) * len(new.sizes) + new.sizes.index(size)
+    return (row * wf + col) * new.num_anchors_per_location + per_new
+
+
 def reaches_fg(iou: np.ndarray | float, config: LabelConfig) -> np.ndarray:
     """Whether an IoU passes the foreground threshold (``>=`` or ``>`` per the config)."""
     iou = np.asarray(iou)
@@ -63,7 +100,8 @@ class AnchorExplanation:
     ``box``: the anchor ``(x1, y1, x2, y2)``; ``size``/``ratio``: its config size and ratio
     (h/w); ``cell``: feature-grid ``(row, col)``; ``ious``: its IoU with each GT box;
     ``label``: -1/0/1; ``rule``: why, in words; ``matched_gt``: -1 if none; ``targets``:
-    ``(tx, ty, tw, th)`` towards the matched GT, or None for non-foreground anchors.
+    ``(tx, ty, tw, th)`` towards the matched GT, or None for non-foreground anchors;
+    ``gt_names``: how each GT box is named (:func:`gt_name`), ``matched_name`` the matched one's.
     """
 
     index: int
@@ -76,9 +114,16 @@ class AnchorExplanation:
     rule: str
     matched_gt: int
     targets: tuple[float, float, float, float] | None
+    gt_names: tuple[str, ...] = ()
+
+    @property
+    def matched_name(self) -> str:
+        return self.gt_names[self.matched_gt] if self.matched_gt >= 0 else "none"
 
 
-def _rule(i: int, labels: AnchorLabels, config: LabelConfig, best: float, gt: int) -> str:
+def _rule(
+    i: int, labels: AnchorLabels, config: LabelConfig, best: float, gt: int, name: str
+) -> str:
     op = ">=" if config.fg_inclusive else ">"
     label = int(labels.labels[i])
     if bool(labels.cross_boundary[i]):
@@ -87,15 +132,15 @@ def _rule(i: int, labels: AnchorLabels, config: LabelConfig, best: float, gt: in
         return "background: there are no GT boxes"
     if bool(labels.low_quality[i]):
         return (
-            f"foreground by the best-anchor rule: no anchor beats IoU {best:.3f} with GT {gt}, "
+            f"foreground by the best-anchor rule: no anchor beats IoU {best:.3f} with {name}, "
             f"below the threshold {op} {config.fg_iou:g}"
         )
     if label == 1:
-        return f"foreground: IoU {best:.3f} with GT {gt} is {op} {config.fg_iou:g}"
+        return f"foreground: IoU {best:.3f} with {name} is {op} {config.fg_iou:g}"
     if label == 0:
-        return f"background: best IoU {best:.3f} (GT {gt}) is < {config.bg_iou:g}"
+        return f"background: best IoU {best:.3f} ({name}) is < {config.bg_iou:g}"
     return (
-        f"ignored: best IoU {best:.3f} (GT {gt}) lies between {config.bg_iou:g} and "
+        f"ignored: best IoU {best:.3f} ({name}) lies between {config.bg_iou:g} and "
         f"{config.fg_iou:g}; it does not enter the loss"
     )
 
@@ -108,10 +153,12 @@ def explain_anchor(
     labels: AnchorLabels,
     anchor_config: AnchorConfig,
     label_config: LabelConfig,
+    gt_names: Sequence[str] | None = None,
 ) -> AnchorExplanation:
     """Explain anchor ``index`` of ``anchors (T, 4) = generate_anchors(image_size,
     anchor_config)`` given the ``labels`` that ``label_image`` gave them against
-    ``gt_boxes (G, 4)`` under ``label_config``."""
+    ``gt_boxes (G, 4)`` under ``label_config``. ``gt_names``: how the user sees each GT box
+    (default :func:`gt_name` of its row, without a class)."""
     from rpn_core.anchors.grid import feature_size
 
     box = np.asarray(anchors[index], dtype=np.float64)
@@ -122,6 +169,11 @@ def explain_anchor(
     n_sizes = len(anchor_config.sizes)
     matched = int(labels.matched_gt[index]) if len(gt) else -1
     label = int(labels.labels[index])
+    if gt_names is None:
+        gt_names = [gt_name(g, "") for g in range(len(gt))]
+    names = tuple(gt_names)
+    if len(names) != len(gt):
+        raise ValueError(f"{len(names)} GT names for {len(gt)} GT boxes")
     targets = None
     if label == 1 and matched >= 0:
         targets = tuple(float(t) for t in encode_targets(box[None, :], gt[matched][None, :])[0])
@@ -133,9 +185,11 @@ def explain_anchor(
         cell=divmod(loc, wf),
         ious=tuple(float(v) for v in ious),
         label=label,
-        rule=_rule(int(index), labels, label_config, float(labels.max_iou[index]), matched),
+        rule=_rule(int(index), labels, label_config, float(labels.max_iou[index]), matched,
+                   names[matched] if matched >= 0 else ""),
         matched_gt=matched,
         targets=targets,
+        gt_names=names,
     )
 
 
@@ -144,6 +198,13 @@ def best_possible_recall(gt_best_iou: np.ndarray, config: LabelConfig) -> float:
     GT): the recall ceiling of the anchor set before any learning."""
     best = np.asarray(gt_best_iou, dtype=np.float64).reshape(-1)
     return float(reaches_fg(best, config).mean()) if len(best) else float("nan")
+
+
+def mean_best_iou(gt_best_iou: np.ndarray) -> float:
+    """Mean over GT boxes of their best anchor IoU (NaN if no GT): what the anchor design
+    step reports for a set, measured on the real strided grid."""
+    best = np.asarray(gt_best_iou, dtype=np.float64).reshape(-1)
+    return float(best.mean()) if len(best) else float("nan")
 
 
 @dataclass(frozen=True)
@@ -157,6 +218,10 @@ class ImageStats:
     best_iou: np.ndarray
     unlearnable: tuple[int, ...]
     recall: float
+
+    @property
+    def mean_iou(self) -> float:
+        return mean_best_iou(self.best_iou)
 
 
 def image_statistics(labels: AnchorLabels, config: LabelConfig) -> ImageStats:
@@ -189,6 +254,10 @@ class FolderStats:
 
     def recall(self, config: LabelConfig) -> float:
         return best_possible_recall(self.best_iou, config)
+
+    @property
+    def mean_iou(self) -> float:
+        return mean_best_iou(self.best_iou)
 
     @property
     def unlearnable(self) -> int:

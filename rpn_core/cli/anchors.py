@@ -1,9 +1,17 @@
 """``rpn-studio anchors DATA_DIR --k-max 12 [--json]``: design anchors by IoU k-means.
 
 Clusters the GT box shapes of an annotated folder (:mod:`rpn_core.anchors.design`) for
-k = 1..K and prints, per k, the mean IoU of the clusters, the gain over k - 1, the mean IoU
-of the ``sizes x ratios`` grid an ``AnchorConfig`` would use, and the cluster shapes. With
-``--json`` stdout is ``{"k": [...], "mean_iou": [...], "anchors": [[[w, h], ...], ...]}``.
+k = 1..K **in the model's input frame** (each image's boxes scaled as the model resizes that
+image: shorter side ``--min-side``, longer at most ``--max-side``), so the sizes are the
+anchor sizes to use as they are and an upscaled copy of a photo gives the same ones. Prints,
+per k, the mean IoU of the clusters, the gain over k - 1, the mean IoU of the ``sizes x
+ratios`` grid an ``AnchorConfig`` would use (shapes at a common centre: an upper bound), and
+the cluster shapes; then where the curve flattens (:func:`~rpn_core.anchors.design.suggest_k`)
+and, for that k's set, the mean best IoU and best-possible recall measured on the real
+stride-16 grid under ``--labels`` (:func:`~rpn_core.anchors.explain.folder_statistics`, the
+anchor lab's statistics). With ``--json`` stdout is ``{"frame": {...}, "k": [...],
+"mean_iou": [...], "anchors": [[[w, h], ...], ...], "suggested_k": k or null,
+"measured": {"k", "sizes", "aspect_ratios", "mean_iou", "recall"}}``.
 Notes (skipped boxes, unreadable files) go to stderr. Exit status: 0 on success, 1 when the
 folder has too few valid boxes, 2 for a folder that cannot be read.
 """
@@ -39,6 +47,15 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         "per cluster)")
     parser.add_argument("--n-ratios", type=int, default=None, metavar="N",
                         help="merge each k's ratios into N (default: one per cluster)")
+    from rpn_core.rpn.config import RPNConfig
+
+    d = RPNConfig()
+    parser.add_argument("--min-side", type=int, default=d.min_side,
+                        help=f"the model's input shorter side (default: {d.min_side})")
+    parser.add_argument("--max-side", type=int, default=d.max_side,
+                        help=f"the model's input longer side at most (default: {d.max_side})")
+    parser.add_argument("--labels", choices=("faster-rcnn", "guide"), default="faster-rcnn",
+                        help="label rule for the measured recall (default: faster-rcnn)")
 
 
 def _say(text: str) -> None:
@@ -59,16 +76,28 @@ def _table(curve: list, grid: list[float], configs: list) -> str:
     return "\n".join(rows)
 
 
-def _shapes(args: argparse.Namespace):
-    """The folder's GT shapes ``(N, 2)``, or an exit status after saying what is wrong."""
+def _frame(args: argparse.Namespace):
+    from rpn_core.rpn.config import RPNConfig
+
+    return RPNConfig(min_side=args.min_side, max_side=args.max_side)
+
+
+def _items(args: argparse.Namespace):
+    """The folder's input-frame items and GT shapes ``(items, wh (N, 2))``, or an exit
+    status after saying what is wrong."""
     import numpy as np
 
-    from rpn_core.anchors.design import box_shapes
+    from rpn_core.anchors.design import frame_shapes, input_frame_items
     from rpn_core.annotation.dataset import load_dataset
     from rpn_core.images.loading import ImageReadError
 
     if args.k_max < 1:
         _say(f"error: --k-max must be at least 1, got {args.k_max}")
+        return 2
+    try:
+        frame = _frame(args)
+    except ValueError as exc:
+        _say(f"error: {exc}")
         return 2
     try:
         data = load_dataset(args.data_dir, args.fmt, recursive=args.recursive)
@@ -77,7 +106,10 @@ def _shapes(args: argparse.Namespace):
         return 2
     for path, reason in [*data.unreadable, *data.problems]:
         _say(f"note: {path}: {reason}")
-    shapes = box_shapes(data.all_boxes())
+    items = input_frame_items(
+        ((it.image_path, (it.height, it.width), it.boxes) for it in data if len(it.boxes)), frame
+    )
+    shapes = frame_shapes(items)
     if shapes.skipped:
         _say(f"note: skipped {shapes.skipped} zero-area or invalid box(es)")
     distinct = len(np.unique(shapes.wh, axis=0)) if len(shapes.wh) else 0
@@ -87,35 +119,70 @@ def _shapes(args: argparse.Namespace):
             f"distinct shape(s); --k-max {args.k_max} needs at least {args.k_max}"
         )
         return 1
-    _say(f"clustering {len(shapes.wh)} GT boxes of {len(data)} image(s), k = 1..{args.k_max}")
-    return shapes.wh
+    _say(f"clustering {len(shapes.wh)} GT boxes of {len(data)} image(s), k = 1..{args.k_max}, "
+         f"in the model's input frame ({_frame_text(args)})")
+    return items, shapes.wh
+
+
+def _frame_text(args: argparse.Namespace) -> str:
+    return (f"each image resized to shorter side {args.min_side}, longer at most "
+            f"{args.max_side}; sizes in those pixels")
 
 
 def run(args: argparse.Namespace) -> int:
     import numpy as np
 
-    from rpn_core.anchors.design import design_config, grid_mean_iou, kmeans_curve, suggest_k
+    from rpn_core.anchors.design import (
+        design_config,
+        flatten_text,
+        grid_mean_iou,
+        kmeans_curve,
+        suggest_k,
+    )
+    from rpn_core.anchors.explain import folder_statistics
+    from rpn_core.anchors.labelling import LabelConfig
 
-    wh = _shapes(args)
-    if isinstance(wh, int):
-        return wh
+    found = _items(args)
+    if isinstance(found, int):
+        return found
+    items, wh = found
     curve = kmeans_curve(wh, args.k_max, rng=np.random.default_rng(args.seed),
                          restarts=args.restarts)
-    if args.json:
-        print(json.dumps({
-            "k": [r.k for r in curve],
-            "mean_iou": [round(r.mean_iou, 6) for r in curve],
-            "anchors": [[[round(float(w), 2), round(float(h), 2)] for w, h in r.centres]
-                        for r in curve],
-        }))
-        return 0
     configs = [
         design_config(r.centres, stride=args.stride, n_sizes=args.n_sizes,
                       n_ratios=args.n_ratios)
         for r in curve
     ]
+    ious = [r.mean_iou for r in curve]
+    k = suggest_k(ious)
+    chosen = configs[(k or len(curve)) - 1]
+    labels = LabelConfig.preset(args.labels)
+    stats = folder_statistics(items, chosen, labels)
+    measured = {
+        "k": k or len(curve), "sizes": list(chosen.sizes),
+        "aspect_ratios": list(chosen.aspect_ratios),
+        "mean_iou": round(stats.mean_iou, 6), "recall": round(stats.recall(labels), 6),
+    }  # fmt: skip
+    if args.json:
+        print(json.dumps({
+            "frame": {"min_side": args.min_side, "max_side": args.max_side},
+            "k": [r.k for r in curve],
+            "mean_iou": [round(r.mean_iou, 6) for r in curve],
+            "anchors": [[[round(float(w), 2), round(float(h), 2)] for w, h in r.centres]
+                        for r in curve],
+            "suggested_k": k,
+            "measured": measured,
+        }))
+        return 0
     grid = [grid_mean_iou(wh, c) for c in configs]
+    print(f"anchor shapes in the model's input frame ({_frame_text(args)})")
     print(_table(curve, grid, configs))
-    print(f"\nthe curve flattens at k = {suggest_k([r.mean_iou for r in curve])} "
-          "(next cluster gains < 0.01 mean IoU)")
+    print(f"\n{flatten_text(ious)}")
+    print(
+        f"k = {measured['k']} as anchors (sizes {', '.join(f'{s:g}' for s in chosen.sizes)}; "
+        f"ratios {', '.join(f'{r:g}' for r in chosen.aspect_ratios)}; stride {chosen.stride}) "
+        f"measured on the grid under the {args.labels} rule: mean best IoU "
+        f"{stats.mean_iou:.4f}, best-possible recall {stats.recall(labels):.1%} "
+        f"of {len(stats.best_iou)} GT boxes (what the anchor lab's statistics show)"
+    )
     return 0

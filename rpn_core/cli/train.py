@@ -63,6 +63,11 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         "--anchor-ratios", type=float, nargs="+", metavar="H/W",
         help="with --anchor-sizes: aspect ratios h/w (default: the model's)",
     )  # fmt: skip
+    parser.add_argument(
+        "--labels", choices=("guide", "faster-rcnn"), default=None,
+        help="label anchors for the loss by this rule (default: the model's own); the "
+        "checkpoint records it",
+    )  # fmt: skip
     parser.add_argument("--format", dest="fmt", help="annotation format (default: detect)")
     parser.add_argument("--recursive", action="store_true", help="include sub-folders")
     parser.add_argument("--json", type=Path, help="also write the metrics as JSON")
@@ -118,6 +123,12 @@ def format_metrics(result) -> str:  # noqa: ANN001 - a TrainResult
     for key, before in result.metrics_before.items():
         after = result.metrics_after.get(key, math.nan)
         lines.append(f"{key:<18}{before:>9.3f}{after:>9.3f}")
+    if result.metrics_after:
+        lines.append(f"'after' is the best validation checkpoint, step {result.best_step} of "
+                     f"{result.steps}")
+    if result.improved is False:
+        lines.append("warning: the fine-tuned weights do not beat the starting weights on the "
+                     "validation images; keep using the old ones")
     s = result.data_summary
     lines.append(
         f"{s['train_images']} training / {s['validation_images']} validation images, "
@@ -129,10 +140,13 @@ def format_metrics(result) -> str:  # noqa: ANN001 - a TrainResult
 
 def _load(args: argparse.Namespace, device: str):  # noqa: ANN202
     from rpn_core.anchors.grid import AnchorConfig
+    from rpn_core.anchors.labelling import LabelConfig
     from rpn_core.cli._model import load_cli_model
-    from rpn_core.rpn.model import with_anchors
+    from rpn_core.rpn.model import with_anchors, with_labels
 
     model = load_cli_model(args, device)
+    if getattr(args, "labels", None):
+        model = with_labels(model, LabelConfig.preset(args.labels))
     if args.anchor_sizes or args.anchor_ratios:
         current = model.config.anchors
         anchors = AnchorConfig(
@@ -165,6 +179,11 @@ def run(args: argparse.Namespace) -> int:
     dist, device = init_distributed(device)
     try:
         config = _config(args, device)
+        if dist.is_main:
+            from rpn_core.training.types import data_warnings, plan_split
+
+            for text in data_warnings(*plan_split(items, config)):
+                print(f"warning: {text}", file=sys.stderr)
         model = _load(args, device)
         tty = sys.stderr.isatty() and not args.quiet
         result = None
@@ -181,6 +200,8 @@ def run(args: argparse.Namespace) -> int:
         print(f"checkpoint: {args.out}")
         if args.json:
             metrics = {"before": result.metrics_before, "after": result.metrics_after,
+                       "final": result.metrics_final, "best_step": result.best_step,
+                       "improved": result.improved,
                        "steps": result.steps, "stopped": result.stopped}  # fmt: skip
             args.json.write_text(json.dumps(metrics, indent=2) + "\n")
         return 0

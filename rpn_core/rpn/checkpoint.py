@@ -5,10 +5,10 @@ A checkpoint is an RPN weights file of :mod:`rpn_core.rpn.weights` (``NAME.safet
 :func:`rpn_core.rpn.model.load_model` and the app's model loader read it as is. Its sidecar
 ``metadata`` holds the training story::
 
-    {"kind": "rpn-studio-checkpoint", "label_preset": "faster-rcnn",
+    {"kind": "rpn-studio-checkpoint", "label_preset": "faster-rcnn", "labels": {...},
      "anchors": {...}, "training": {TrainConfig}, "data": {split summary},
-     "metrics": {"before": {"recall@100/0.7": ...}, "after": {...}},
-     "steps": 120, "stopped": "completed", "created": "2026-...Z"}
+     "metrics": {"before": {"recall@100/0.7": ...}, "after": {...}, "final": {...}},
+     "best_step": 90, "improved": true, "steps": 120, "stopped": "completed", "created": "2026-...Z"}
 
 Loading (:func:`load_checkpoint`) checks, before building a model, that the tensor shapes fit
 the stored configuration and -- when the caller names one -- that the anchor configuration
@@ -117,6 +117,7 @@ def save_checkpoint(
     metadata = {
         "kind": KIND,
         "label_preset": model.config.labels.preset_name,
+        "labels": model.config.labels.to_dict(),
         "anchors": model.config.anchors.to_dict(),
         "training": train_config.to_dict() if train_config is not None else None,
         "created": _dt.datetime.now(_dt.timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ"),
@@ -124,7 +125,10 @@ def save_checkpoint(
     if result is not None:
         metadata.update(
             data=result.data_summary,
-            metrics={"before": result.metrics_before, "after": result.metrics_after},
+            metrics={"before": result.metrics_before, "after": result.metrics_after,
+                     "final": result.metrics_final},
+            best_step=result.best_step,
+            improved=result.improved,
             steps=result.steps,
             stopped=result.stopped,
             seconds=round(result.seconds, 3),

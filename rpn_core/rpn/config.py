@@ -23,6 +23,7 @@ from rpn_core.anchors.grid import AnchorConfig, generate_anchors
 from rpn_core.anchors.labelling import AnchorLabels, LabelConfig
 
 if TYPE_CHECKING:  # pragma: no cover - typing only
+    import numpy as np
     import torch
 
 __all__ = [
@@ -32,6 +33,7 @@ __all__ = [
     "input_geometry",
     "label_in_input_frame",
     "model_anchors",
+    "to_input_frame",
 ]
 
 
@@ -195,11 +197,21 @@ def label_in_input_frame(
     (:func:`model_anchors`): what it shows is what the loss uses, in original pixels.
     ``gt_boxes`` are in original pixels (:mod:`rpn_core.boxes`).
     """
-    import numpy as np
-
     from rpn_core.anchors.labelling import label_image
+
+    input_size, scaled = to_input_frame(image_size, gt_boxes, config)
+    return label_image(input_size, anchor_config, scaled, label_config)
+
+
+def to_input_frame(
+    image_size: tuple[int, int], gt_boxes: object, config: RPNConfig | None = None
+) -> tuple[tuple[int, int], np.ndarray]:
+    """``((H', W'), boxes')``: an ``(H, W)`` image's input-frame size and its ``gt_boxes
+    (G, 4)`` (original pixels) scaled into that frame, float32 -- the one conversion the
+    labelling, the anchor statistics and the anchor design all use (``config``: only
+    ``min_side``/``max_side``; defaults when ``None``)."""
+    import numpy as np
 
     (rh, rw), (sy, sx) = input_geometry(image_size, config or RPNConfig())
     gt = np.asarray(gt_boxes, dtype=np.float32).reshape(-1, 4)
-    scaled = gt * np.array([sx, sy, sx, sy], dtype=np.float32)
-    return label_image((rh, rw), anchor_config, scaled, label_config)
+    return (rh, rw), gt * np.array([sx, sy, sx, sy], dtype=np.float32)

@@ -33,6 +33,7 @@ from torchvision.models.detection.rpn import RPNHead
 from torchvision.ops import nms
 
 from rpn_core.anchors.grid import AnchorConfig, base_anchors
+from rpn_core.anchors.labelling import LabelConfig
 from rpn_core.rpn.backbone import (
     FEATURE_CHANNELS,
     backbone_channels,
@@ -67,6 +68,7 @@ __all__ = [
     "select_proposals",
     "selection_settings",
     "with_anchors",
+    "with_labels",
 ]
 
 
@@ -393,6 +395,19 @@ def with_anchors(model: RPNModel, anchors: AnchorConfig) -> RPNModel:
         elif key in state:
             state[key] = value
     new.load_state_dict(state)
+    new.metadata = dict(getattr(model, "metadata", {}) or {})
+    new.bf16_inference = model.bf16_inference
+    return new.to(model.device).eval()
+
+
+def with_labels(model: RPNModel, labels: LabelConfig) -> RPNModel:
+    """A copy of ``model`` that labels anchors by ``labels`` when it trains (thresholds and
+    minibatch sampling; e.g. the anchor lab's rule), with the same weights: the rule shapes
+    only the loss. Returned as is when the rule is already the model's."""
+    if labels == model.config.labels:
+        return model
+    new = RPNModel(replace(model.config, labels=labels), device="cpu")
+    new.load_state_dict({k: v.detach().cpu() for k, v in model.state_dict().items()})
     new.metadata = dict(getattr(model, "metadata", {}) or {})
     new.bf16_inference = model.bf16_inference
     return new.to(model.device).eval()

@@ -16,6 +16,11 @@ objectness BCE plus smooth-L1 box regression over the sampled anchor minibatch).
 * Optimiser: SGD with momentum and weight decay, linear warm-up then cosine decay; with a
   time budget the schedule follows whichever of steps or time is further along.
 * Determinism: the same items, config and seed give the same losses (without a time budget).
+* Best checkpoint: every validation pass scores the weights by
+  :func:`~rpn_core.training.types.selection_metric` (recall@N at IoU 0.7, then the lower
+  validation loss); the model ends with the best-scoring trained weights, and the result says
+  whether they beat the starting weights (``TrainResult.improved``) -- a run never silently
+  hands back weights worse than the ones it started from.
 * Stopping: ``cancel()`` returning true (or a set ``threading.Event``) stops after the current
   step; closing the generator stops too. A non-finite loss, gradient or weight raises
   :class:`TrainingError` with the weights of the last good step restored.
@@ -57,6 +62,7 @@ from rpn_core.training.types import (
     TrainResult,
     is_cancelled,
     plan_split,
+    selection_metric,
 )
 
 __all__ = ["Progress", "TrainConfig", "TrainResult", "TrainingError", "fine_tune", "plan_split"]
@@ -89,6 +95,37 @@ class _Run:
         # (step, weights before that optimiser step): restored when a later value is not finite
         self.snapshot: tuple[int, list[torch.Tensor]] = (-1, [])
         self.start = time.perf_counter()
+        self.metric = selection_metric(config)
+        self.before_score: tuple[float, float] | None = None
+        # (score, validation record, trainable weights) of the best trained checkpoint so far
+        self.best: tuple[tuple[float, float], Progress, list[torch.Tensor]] | None = None
+
+    def score(self, record: Progress) -> tuple[float, float] | None:
+        """``(recall, -validation loss)``, larger is better; None without validation."""
+        recall = record.recall.get(self.metric, math.nan)
+        if not (math.isfinite(recall) and math.isfinite(record.val_total)):
+            return None
+        return (recall, -record.val_total)
+
+    def keep_if_best(self, record: Progress, params: list) -> None:
+        """Note a validation pass: the starting score at step 0, else snapshot the weights
+        when they score best so far (every process agrees: the metrics are summed)."""
+        score = self.score(record)
+        if record.step == 0:
+            self.before_score = score
+        elif score is not None and (self.best is None or score > self.best[0]):
+            self.best = (score, record, [p.detach().clone() for p in params])
+
+    def restore_best(self, final: Progress, params: list) -> Progress:
+        """Put the best trained checkpoint back into the model; its validation record."""
+        if self.best is None:
+            return final
+        _, record, saved = self.best
+        if record.step != final.step:
+            with torch.no_grad():
+                for p, s in zip(params, saved, strict=True):
+                    p.copy_(s)
+        return record
 
     def build_cache(self, cancel: CancelFlag) -> Generator[Progress, None, bool]:
         """Augment and cache every training image, then the validation images."""
@@ -284,19 +321,21 @@ def fine_tune(
     try:
         completed = yield from run.build_cache(cancel)
         if not completed:
-            return _result(run, 0, "cancelled", {}, {})
+            return _result(run, 0, "cancelled", None, None, None)
         params = set_trainable(model, run.first)
         module, optimizer = _wrap(run, params)
         base = loss_module_of(module)
         before = run.val_record(0, 0, base)
+        run.keep_if_best(before, params)
         yield before
         step, stopped = yield from _train_loop(run, module, optimizer, params, cancel)
-        after = {}
+        final = best = None
         if stopped != "cancelled":
-            record = run.val_record(step, math.ceil(step / run.steps_per_epoch), base)
-            yield record
-            after = record.recall
-        result = _result(run, step, stopped, before.recall, after)
+            final = run.val_record(step, math.ceil(step / run.steps_per_epoch), base)
+            run.keep_if_best(final, params)
+            yield final
+            best = run.restore_best(final, params)
+        result = _result(run, step, stopped, before, best, final)
         yield Progress("done", step, run.total_steps, result=result)
         return result
     finally:
@@ -345,7 +384,9 @@ def _train_loop(
             )  # fmt: skip
         due = (epoch + 1) % cfg.validate_every == 0
         if due and epoch + 1 < cfg.epochs and step < run.total_steps:
-            yield run.val_record(step, epoch + 1, base)
+            record = run.val_record(step, epoch + 1, base)
+            run.keep_if_best(record, params)
+            yield record
             run.model.train()
     return step, "completed"
 
@@ -369,8 +410,12 @@ def _raise_if_out_of_memory(run: _Run, params: list, step: int, exc: BaseExcepti
 
 
 def _result(
-    run: _Run, steps: int, stopped: str, before: dict[str, float], after: dict[str, float]
-) -> TrainResult:
+    run: _Run, steps: int, stopped: str, before: Progress | None, best: Progress | None,
+    final: Progress | None,
+) -> TrainResult:  # fmt: skip
+    improved = None
+    if best is not None and run.best is not None and run.before_score is not None:
+        improved = run.best[0] > run.before_score
     return TrainResult(
         config=run.config,
         split=run.split,
@@ -379,7 +424,12 @@ def _result(
         epochs=steps / max(1, run.steps_per_epoch),
         stopped=stopped,  # type: ignore[arg-type]
         seconds=time.perf_counter() - run.start,
-        metrics_before=dict(before),
-        metrics_after=dict(after),
+        metrics_before=dict(before.recall) if before is not None else {},
+        metrics_after=dict(best.recall) if best is not None else {},
         data_summary=run.split.summary(run.samples),
+        best_step=best.step if best is not None else steps,
+        metrics_final=dict(final.recall) if final is not None else {},
+        improved=improved,
+        val_loss_before=before.val_total if before is not None else math.nan,
+        val_loss_after=best.val_total if best is not None else math.nan,
     )

@@ -38,11 +38,13 @@ def _lower_thread_priority(niceness: int = 10) -> None:
 
 
 def train_job(
-    get_model: Any, items: list, config: Any, *, threads: int | None = None, anchors: Any = None
-):
+    get_model: Any, items: list, config: Any, *, threads: int | None = None, anchors: Any = None,
+    labels: Any = None,
+):  # fmt: skip
     """Generator for :class:`Worker`: fine-tune a deep copy of ``get_model()`` (moved to
-    ``anchors`` first when given: :func:`rpn_core.rpn.model.with_anchors`); returns a
-    :class:`TrainedModel`. ``threads`` caps torch's intra-op threads meanwhile (one core stays
+    ``anchors`` first when given: :func:`rpn_core.rpn.model.with_anchors`; labelling by the
+    rule ``labels`` when given: :func:`rpn_core.rpn.model.with_labels`); returns a
+    :class:`TrainedModel` whose ``model.config`` records the anchors and rule it trained with. ``threads`` caps torch's intra-op threads meanwhile (one core stays
     free for the GUI), and the thread runs at a lower priority."""
     import copy
 
@@ -51,13 +53,15 @@ def train_job(
     import_torch()
     import torch
 
-    from rpn_core.rpn.model import with_anchors
+    from rpn_core.rpn.model import with_anchors, with_labels
     from rpn_core.training.finetune import fine_tune
 
     _lower_thread_priority()
     model = copy.deepcopy(get_model())
     if anchors is not None:
         model = with_anchors(model, anchors)
+    if labels is not None:
+        model = with_labels(model, labels)
     import cv2
 
     previous = torch.get_num_threads(), cv2.getNumThreads()

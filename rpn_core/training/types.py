@@ -20,9 +20,14 @@ __all__ = [
     "TrainConfig",
     "TrainResult",
     "TrainingError",
+    "data_warnings",
     "is_cancelled",
     "plan_split",
+    "selection_metric",
 ]
+
+MIN_TRAIN_IMAGES = 4  # fewer: the head fits these images and may get worse elsewhere
+MIN_VALIDATION_BOXES = 5  # fewer: recall moves in steps of 1/n, before/after is noise
 
 Mode = Literal["head", "partial", "full"]
 CancelFlag = Callable[[], bool] | threading.Event | None
@@ -116,7 +121,16 @@ class Progress:
 
 @dataclass(frozen=True)
 class TrainResult:
-    """What a run did: the split, the steps, why it stopped, recall before and after."""
+    """What a run did: the split, the steps, why it stopped, recall before and after.
+
+    The model ends with the run's **best validation checkpoint** (by
+    :func:`selection_metric`: recall@N at IoU 0.7, then the lower validation loss), not
+    necessarily its last step: ``best_step`` says which, ``metrics_after`` are its
+    validation metrics and ``metrics_final`` those of the last step. ``improved``: whether
+    that checkpoint beats the starting weights on the same validation images (None when
+    there was nothing to validate on, or the run was cancelled) -- when False the caller
+    should keep the weights it started from.
+    """
 
     config: TrainConfig
     split: DataSplit
@@ -128,6 +142,41 @@ class TrainResult:
     metrics_before: dict[str, float]
     metrics_after: dict[str, float]
     data_summary: dict
+    best_step: int = 0
+    metrics_final: dict[str, float] = field(default_factory=dict)
+    improved: bool | None = None
+    val_loss_before: float = math.nan
+    val_loss_after: float = math.nan
+
+
+def selection_metric(config: TrainConfig) -> str:
+    """The validation metric that picks a run's checkpoint and judges it against the starting
+    weights: recall at the first ``recall_top_n`` and IoU 0.7 (ties: lower validation loss)."""
+    return f"recall@{config.recall_top_n[0]}/0.7"
+
+
+def data_warnings(samples: Sequence[TrainSample], split: DataSplit) -> list[str]:
+    """Plain-language warnings about too little data, for before training starts."""
+    out = []
+    n_train = len(split.train)
+    n_val_boxes = sum(len(samples[i].boxes) for i in split.validation)
+    if not split.validation:
+        out.append(
+            "No validation images: the fine-tuned weights cannot be checked against the "
+            "current ones (raise the validation share or annotate more images)."
+        )
+    elif n_val_boxes < MIN_VALIDATION_BOXES:
+        out.append(
+            f"Only {n_val_boxes} validation box(es): recall moves in steps of "
+            f"1/{n_val_boxes} = {1 / n_val_boxes:.2f}, so before/after says little "
+            f"(annotate at least {MIN_VALIDATION_BOXES} boxes on validation images)."
+        )
+    if n_train < MIN_TRAIN_IMAGES:
+        out.append(
+            f"Only {n_train} training image(s): the model will fit them and may get worse "
+            f"on everything else (annotate at least {MIN_TRAIN_IMAGES})."
+        )
+    return out
 
 
 def plan_split(
