@@ -13,7 +13,7 @@ from PySide6.QtCore import Qt
 from PySide6.QtWidgets import QFileDialog
 
 from app.annotate.label_prompt import LabelPrompt  # noqa: F401 - the prompt is the real one
-from app.shell import help as help_text
+from app.shell import dialogs as help_text
 from app.shell.main_window import MainWindow
 from app.state.undo import AddBoxesCommand
 from rpn_core.annotation.data import Box

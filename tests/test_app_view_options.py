@@ -16,7 +16,7 @@ from PySide6.QtCore import QPoint, Qt
 from PySide6.QtGui import QColor, QImage
 
 from app.annotate.view_options import adjusted_qimage
-from app.shell.help import SHORTCUTS
+from app.shell.dialogs import SHORTCUTS
 from app.shell.main_window import MainWindow
 from app.state.undo import AddBoxesCommand
 from rpn_core.annotation.data import Box

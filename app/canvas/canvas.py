@@ -37,7 +37,7 @@ from PySide6.QtWidgets import (
 )
 
 from app.canvas.box_item import BoxItem, HandleItem, label_color
-from app.canvas.canvas_input import CanvasInputMixin
+from app.canvas.interaction import BoxInteraction
 from app.canvas.tag_layer import TagLayer
 from app.canvas.zorder import Z
 from app.state.qdocument import AnnotationDocument
@@ -51,7 +51,7 @@ ZOOM_MIN, ZOOM_MAX = 0.01, 64.0
 ZOOM_STEP = 1.25
 
 
-class Canvas(CanvasInputMixin, QGraphicsView):
+class Canvas(QGraphicsView):
     """The image and its boxes. ``mode`` is ``"edit"`` or ``"create"``.
 
     Signals: ``cursor_moved(float, float)`` image coordinates under the mouse;
@@ -86,7 +86,8 @@ class Canvas(CanvasInputMixin, QGraphicsView):
         self._fit_mode = True  # re-fit on resize until the user picks a zoom
         self._boxes_visible = True  # View ▸ Show Boxes (app.annotate.view_options)
         self._items: list[BoxItem] = []
-        self._init_input_state()
+        self._shown_selection: set[int] = set()
+        self.interaction = BoxInteraction(self)
         self._setup_scene()
         self._connect_document()
 
@@ -149,7 +150,7 @@ class Canvas(CanvasInputMixin, QGraphicsView):
         have no handles and cannot be picked (``box_at`` finds none), so no click selects,
         moves or resizes a box the user cannot see; a drag under way is cancelled."""
         if not boxes:
-            self._cancel_drag()
+            self.interaction.cancel_drag()
         self._boxes_visible = boxes
         for item in self._items:
             item.setVisible(boxes)
@@ -237,7 +238,7 @@ class Canvas(CanvasInputMixin, QGraphicsView):
         return item
 
     def _on_image_changed(self) -> None:
-        self._cancel_drag()
+        self.interaction.cancel_drag()
         for item in self._items:
             self.scene().removeItem(item)
         self._items = []
@@ -405,16 +406,31 @@ class Canvas(CanvasInputMixin, QGraphicsView):
         else:
             super().dropEvent(event)
 
+    def box_at(self, scene_pos: QPointF) -> int | None:
+        """Index of the smallest box containing ``scene_pos`` (nested boxes stay reachable);
+        None while the boxes are hidden (View ▸ Show Boxes)."""
+        if not self._boxes_visible:
+            return None
+        best, best_area = None, None
+        for item in self.scene().items(scene_pos):
+            if isinstance(item, BoxItem):
+                x1, y1, x2, y2 = item.xyxy()
+                if x1 <= scene_pos.x() <= x2 and y1 <= scene_pos.y() <= y2:
+                    area = (x2 - x1) * (y2 - y1)
+                    if best_area is None or area < best_area:
+                        best, best_area = item, area
+        return None if best is None else self._items.index(best)
+
     def keyPressEvent(self, event: QKeyEvent) -> None:  # noqa: N802
-        if not self._key_press(event):
+        if not self.interaction.key_press(event):
             super().keyPressEvent(event)
 
     def keyReleaseEvent(self, event: QKeyEvent) -> None:  # noqa: N802
-        if not self._key_release(event):
+        if not self.interaction.key_release(event):
             super().keyReleaseEvent(event)
 
     def mousePressEvent(self, event: QMouseEvent) -> None:  # noqa: N802
-        if not self._mouse_press(event):
+        if not self.interaction.mouse_press(event):
             super().mousePressEvent(event)
 
     def mouseDoubleClickEvent(self, event: QMouseEvent) -> None:  # noqa: N802
@@ -429,8 +445,8 @@ class Canvas(CanvasInputMixin, QGraphicsView):
         super().mouseDoubleClickEvent(event)
 
     def mouseMoveEvent(self, event: QMouseEvent) -> None:  # noqa: N802
-        self._mouse_move(event)
+        self.interaction.mouse_move(event)
 
     def mouseReleaseEvent(self, event: QMouseEvent) -> None:  # noqa: N802
-        if not self._mouse_release(event):
+        if not self.interaction.mouse_release(event):
             super().mouseReleaseEvent(event)

@@ -1,23 +1,11 @@
-"""Dock layout of the main window and the file dialogs of its File menu (kept out of
-:mod:`app.shell.main_window` so that it stays a thin shell)."""
+"""The main window's default dock layout (a saved one replaces it)."""
 
 from __future__ import annotations
 
-from pathlib import Path
-
 from PySide6.QtCore import Qt
-from PySide6.QtWidgets import QFileDialog, QMainWindow, QMenu, QTabBar
+from PySide6.QtWidgets import QMainWindow, QTabBar
 
-from rpn_core.images.loading import IMAGE_SUFFIXES
-
-__all__ = [
-    "arrange_docks",
-    "ask_open_file",
-    "ask_open_folder",
-    "ask_save_dir",
-    "fill_recent_menu",
-    "hide_stale_tab_bars",
-]
+__all__ = ["arrange_docks", "hide_stale_tab_bars"]
 
 
 def arrange_docks(window: QMainWindow) -> None:
@@ -44,44 +32,3 @@ def hide_stale_tab_bars(window: QMainWindow) -> None:
     for bar in bars:
         if any(o is not bar and tabs[id(bar)] < tabs[id(o)] for o in bars):
             bar.hide()
-
-
-def ask_open_file(window) -> None:
-    patterns = " ".join(f"*{s}" for s in IMAGE_SUFFIXES)
-    paths, _ = QFileDialog.getOpenFileNames(
-        window, "Open images", window.settings.last_dir, f"Images ({patterns});;All files (*)"
-    )
-    if paths:
-        window.settings.last_dir = str(Path(paths[0]).parent)
-        window.open_paths(paths)
-
-
-def ask_open_folder(window) -> None:
-    folder = QFileDialog.getExistingDirectory(window, "Open folder", window.settings.last_dir)
-    if folder:
-        window.settings.last_dir = folder
-        window.open_paths([folder])
-
-
-def ask_save_dir(window) -> None:
-    """File ▸ Change Save Dir (Ctrl+R): where this image folder's annotations are kept."""
-    ws = window.workspace
-    if ws.root is None:
-        window.statusBar().showMessage("Open an image folder first", 4000)
-        return
-    start = str(ws.annotation_folder() or window.settings.last_dir)
-    folder = QFileDialog.getExistingDirectory(window, "Save annotations in", start)
-    if folder:
-        ws.change_annotation_folder(folder)
-
-
-def fill_recent_menu(window, menu: QMenu) -> None:
-    menu.clear()
-    recent = window.settings.recent_paths
-    for p in recent:
-        menu.addAction(p, lambda p=p: window.open_paths([p]))
-    if not recent:
-        menu.addAction("(none)").setEnabled(False)
-    else:
-        menu.addSeparator()
-        menu.addAction("Clear", window.settings.clear_recent)

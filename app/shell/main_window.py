@@ -48,9 +48,9 @@ from app.common.message_bar import MessageBar
 from app.common.settings import AppSettings
 from app.common.workers import ModelLoader, ModelState
 from app.proposals.panel import ProposalsPanel
-from app.shell import help as help_text
-from app.shell import layout as window_layout
+from app.shell import dialogs
 from app.shell.actions import Actions, create_actions
+from app.shell.layout import arrange_docks, hide_stale_tab_bars
 from app.shell.menus import build_menus, build_toolbar
 from app.state.app_state import AppStateModel
 from app.state.qdocument import AnnotationDocument
@@ -74,10 +74,10 @@ class MainWindow(QMainWindow):
         classes = self.workspace.classes  # colours by class position: before any panel draws
         classes.classes_changed.connect(lambda: set_class_order(classes.names))
         self.edits = EditController(self.document, self.workspace, self)
-        self.workspace.confirm_discard = lambda paths: help_text.confirm_discard(self, paths)
+        self.workspace.confirm_discard = lambda paths: dialogs.confirm_discard(self, paths)
         self._quit_without_weights = False  # the user answered "Discard"/"Save" when quitting
         self.weights_prompt = None
-        self.edits.confirm_rename = lambda old, new, plans: help_text.confirm_rename(
+        self.edits.confirm_rename = lambda old, new, plans: dialogs.confirm_rename(
             self, old, new, plans
         )
         self.setWindowIcon(icon("app"))
@@ -94,7 +94,7 @@ class MainWindow(QMainWindow):
         self._setup_train_panel()
         self._setup_layers()
         self._connect()
-        window_layout.arrange_docks(self)
+        arrange_docks(self)
         self._restore_state()
         self.layers.sync_docks()
         self._update_title()
@@ -267,10 +267,10 @@ class MainWindow(QMainWindow):
 
     def _connect_actions(self) -> None:
         a, ws, c, e = self.actions, self.workspace, self.canvas, self.edits
-        a.open_file.triggered.connect(lambda: window_layout.ask_open_file(self))
-        a.open_folder.triggered.connect(lambda: window_layout.ask_open_folder(self))
+        a.open_file.triggered.connect(lambda: dialogs.ask_open_file(self))
+        a.open_folder.triggered.connect(lambda: dialogs.ask_open_folder(self))
         a.save.triggered.connect(ws.save_all)
-        a.change_save_dir.triggered.connect(lambda: window_layout.ask_save_dir(self))
+        a.change_save_dir.triggered.connect(lambda: dialogs.ask_save_dir(self))
         a.autosave.toggled.connect(self._set_autosave)
         a.keep_previous.toggled.connect(lambda on: setattr(self.settings, "keep_previous", on))
         a.recursive.toggled.connect(lambda on: setattr(self.settings, "recursive", on))
@@ -294,10 +294,10 @@ class MainWindow(QMainWindow):
             (a.prev_image, self._prev),
         ):
             action.triggered.connect(slot)
-        a.shortcuts.triggered.connect(lambda: help_text.show_shortcuts(self))
-        a.about.triggered.connect(lambda: help_text.show_about(self))
+        a.shortcuts.triggered.connect(lambda: dialogs.show_shortcuts(self))
+        a.about.triggered.connect(lambda: dialogs.show_about(self))
         a.messages.triggered.connect(
-            lambda: help_text.show_messages(self, self.message_bar.messages)
+            lambda: dialogs.show_messages(self, self.message_bar.messages)
         )
         for n, action in enumerate(a.class_keys, start=1):
             action.triggered.connect(lambda _=False, n=n: e.use_class_key(n))
@@ -365,7 +365,7 @@ class MainWindow(QMainWindow):
 
     def showEvent(self, event) -> None:  # noqa: N802
         super().showEvent(event)
-        QTimer.singleShot(0, lambda: window_layout.hide_stale_tab_bars(self))
+        QTimer.singleShot(0, lambda: hide_stale_tab_bars(self))
 
     def _restore_state(self) -> None:
         geometry, state = self.settings.window_state()
@@ -458,7 +458,7 @@ class MainWindow(QMainWindow):
         if self.settings.autosave:
             self.workspace.save_all()
         left = list(self.workspace.unsaved)
-        if left and not help_text.confirm_discard(self, left):
+        if left and not dialogs.confirm_discard(self, left):
             event.ignore()
             return
         self._quit_without_weights = False
@@ -481,5 +481,5 @@ class MainWindow(QMainWindow):
                 self.close()
 
         if getattr(self, "weights_prompt", None) is None:
-            self.weights_prompt = help_text.ask_unsaved_weights(self, answered)
+            self.weights_prompt = dialogs.ask_unsaved_weights(self, answered)
         return False

@@ -6,8 +6,6 @@ from __future__ import annotations
 from PySide6.QtCore import Qt
 from PySide6.QtWidgets import QMainWindow, QMenu, QToolBar
 
-from app.shell import layout as window_layout
-
 __all__ = ["build_menus", "build_toolbar"]
 
 
@@ -19,7 +17,7 @@ def build_menus(window: QMainWindow) -> dict[str, QMenu]:
     file_menu.addActions([a.open_file, a.open_folder])
     window.recent_menu = file_menu.addMenu("Open &Recent")
     window.recent_menu.aboutToShow.connect(
-        lambda: window_layout.fill_recent_menu(window, window.recent_menu)
+        lambda: fill_recent_menu(window, window.recent_menu)
     )
     file_menu.addAction(a.recursive)
     file_menu.addSeparator()
@@ -86,3 +84,14 @@ def build_toolbar(window: QMainWindow) -> QToolBar:
     window.addToolBar(Qt.ToolBarArea.TopToolBarArea, tb)
     return tb
 
+
+def fill_recent_menu(window, menu: QMenu) -> None:
+    menu.clear()
+    recent = window.settings.recent_paths
+    for p in recent:
+        menu.addAction(p, lambda p=p: window.open_paths([p]))
+    if not recent:
+        menu.addAction("(none)").setEnabled(False)
+    else:
+        menu.addSeparator()
+        menu.addAction("Clear", window.settings.clear_recent)

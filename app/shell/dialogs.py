@@ -1,12 +1,27 @@
-"""Help ▸ Keyboard Shortcuts and Help ▸ About, and the app's few questions to the user."""
+"""Every dialog of the main window: Help ▸ Keyboard Shortcuts and About, the message log,
+the File menu's file dialogs, and the app's few questions to the user."""
 
 from __future__ import annotations
 
-from PySide6.QtWidgets import QMessageBox, QWidget
+from pathlib import Path
+
+from PySide6.QtWidgets import QFileDialog, QMessageBox, QWidget
 
 from rpn_core import __version__
+from rpn_core.images.loading import IMAGE_SUFFIXES
 
-__all__ = ["SHORTCUTS", "show_about", "show_shortcuts"]
+__all__ = [
+    "SHORTCUTS",
+    "ask_open_file",
+    "ask_open_folder",
+    "ask_save_dir",
+    "ask_unsaved_weights",
+    "confirm_discard",
+    "confirm_rename",
+    "show_about",
+    "show_messages",
+    "show_shortcuts",
+]
 
 SHORTCUTS = [
     ("W or R, then drag", "draw a box, then pick its class (Enter; Esc drops the box)"),
@@ -143,3 +158,32 @@ def confirm_rename(parent: QWidget, old: str, new: str, plans: list) -> bool:
         QMessageBox.StandardButton.Cancel,
     )
     return answer == QMessageBox.StandardButton.Yes
+
+
+def ask_open_file(window) -> None:
+    patterns = " ".join(f"*{s}" for s in IMAGE_SUFFIXES)
+    paths, _ = QFileDialog.getOpenFileNames(
+        window, "Open images", window.settings.last_dir, f"Images ({patterns});;All files (*)"
+    )
+    if paths:
+        window.settings.last_dir = str(Path(paths[0]).parent)
+        window.open_paths(paths)
+
+
+def ask_open_folder(window) -> None:
+    folder = QFileDialog.getExistingDirectory(window, "Open folder", window.settings.last_dir)
+    if folder:
+        window.settings.last_dir = folder
+        window.open_paths([folder])
+
+
+def ask_save_dir(window) -> None:
+    """File ▸ Change Save Dir (Ctrl+R): where this image folder's annotations are kept."""
+    ws = window.workspace
+    if ws.root is None:
+        window.statusBar().showMessage("Open an image folder first", 4000)
+        return
+    start = str(ws.annotation_folder() or window.settings.last_dir)
+    folder = QFileDialog.getExistingDirectory(window, "Save annotations in", start)
+    if folder:
+        ws.change_annotation_folder(folder)
