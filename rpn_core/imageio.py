@@ -33,16 +33,26 @@ non-image (whatever its suffix) or too large file. No other exception type leave
 
 from __future__ import annotations
 
+import contextlib
 import math
 import os
 import re
+import struct
+import sys
+import tempfile
+import threading
 import warnings
-from collections.abc import Callable
+import zlib
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
+from typing import BinaryIO
 
 import numpy as np
 from PIL import Image
+
+from rpn_core.files import open_regular
+from rpn_core.limits import DISPLAY_MAX_PIXELS, MAX_DECODE_BYTES, MAX_IMAGE_PIXELS, describe_bytes
 
 __all__ = [
     "DISPLAY_MAX_PIXELS",
@@ -56,8 +66,7 @@ __all__ = [
     "probe_image",
 ]
 
-MAX_PIXELS = 400_000_000
-DISPLAY_MAX_PIXELS = 50_000_000
+MAX_PIXELS = MAX_IMAGE_PIXELS  # the names this module always exported
 IMAGE_SUFFIXES = (
     ".jpg",
     ".jpeg",
@@ -128,33 +137,195 @@ def _orientation(im: Image.Image) -> int:
     return value if 1 <= value <= 8 else 1
 
 
-def _open(path: Path) -> Image.Image:
-    """Open lazily (header only) and enforce the size policy; raise :class:`ImageReadError`."""
+@contextlib.contextmanager
+def _opened(path: Path) -> Iterator[Image.Image]:
+    """Open lazily (header only) and enforce the size policy; raise :class:`ImageReadError`.
+
+    Only a regular file is opened (a FIFO named ``.jpg`` is "not a regular file", never
+    "empty" and never a hang), through one descriptor that Pillow then reads."""
+    f = open_regular(path, limit=None, what="an image", error=ImageReadError)
     try:
-        if path.stat().st_size == 0:
+        if os.fstat(f.fileno()).st_size == 0:
             raise ImageReadError(path, "empty file (0 bytes)")
-    except OSError as exc:
-        raise ImageReadError(path, f"cannot access file: {exc.strerror or exc}") from exc
+        im = _pillow_open(path, f)
+        try:
+            _check_size(path, im)
+            yield im
+        finally:
+            im.close()
+    finally:
+        f.close()
+
+
+def _pillow_open(path: Path, f: BinaryIO) -> Image.Image:
     try:
-        im = Image.open(path)
+        return Image.open(f)
     except Image.DecompressionBombError as exc:
-        raise ImageReadError(path, f"refused as a decompression bomb: {exc}") from exc
+        # Pillow refuses above twice its limit with its own numbers; quote ours instead.
+        found = re.search(r"\((\d+) pixels\)", str(exc))
+        size = f"{int(found.group(1)) / 1e6:.0f} MP" if found else "too many pixels"
+        raise ImageReadError(path, _too_large(size)) from exc
     except Image.UnidentifiedImageError as exc:
         raise ImageReadError(path, "not an image (unknown or corrupt format)") from exc
     except Exception as exc:  # noqa: BLE001 - third-party parsers raise many types on bad bytes
         raise ImageReadError(path, f"cannot read image header: {_why(exc)}") from exc
+
+
+def _too_large(size: str) -> str:
+    return (
+        f"image is {size}, above the limit of {MAX_PIXELS / 1e6:.0f} MP"
+        " (refused to protect memory; possible decompression bomb)"
+    )
+
+
+def _check_size(path: Path, im: Image.Image) -> None:
     w, h = im.size
     if w <= 0 or h <= 0:
-        im.close()
         raise ImageReadError(path, f"invalid image size {w}x{h}")
     if w * h > MAX_PIXELS:
-        im.close()
+        raise ImageReadError(path, _too_large(f"{w}x{h} = {w * h / 1e6:.0f} MP"))
+
+
+# -- memory budget and completeness, checked before decoding -------------------------------------
+
+_BYTES_PER_PIXEL = {"1": 1, "L": 1, "P": 1, "LA": 2, "La": 2, "PA": 2, "RGB": 3, "YCbCr": 3,
+                    "LAB": 3, "HSV": 3, "RGBA": 4, "RGBa": 4, "RGBX": 4, "CMYK": 4, "I": 4,
+                    "F": 4, "I;16": 2, "I;16B": 2, "I;16L": 2, "I;16N": 2}
+
+
+def decode_bytes_needed(size: tuple[int, int], mode: str, factor: int, fmt: str | None) -> int:
+    """Estimated peak memory of :func:`load_image` for an image of ``size`` and Pillow
+    ``mode`` reduced by ``factor``: the decoded image (a JPEG is reduced while decoding, up
+    to 1/8) plus the RGB display copy."""
+    w, h = size
+    decode_factor = min(factor, 8) if fmt == "JPEG" else 1
+    full = math.ceil(w / decode_factor) * math.ceil(h / decode_factor)
+    shown = math.ceil(w / factor) * math.ceil(h / factor)
+    return full * _BYTES_PER_PIXEL.get(mode, 4) + shown * 3 * 2
+
+
+def _check_budget(path: Path, im: Image.Image, factor: int) -> None:
+    need = decode_bytes_needed(im.size, im.mode, factor, im.format)
+    if need > MAX_DECODE_BYTES:
+        w, h = im.size
         raise ImageReadError(
             path,
-            f"image is {w}x{h} = {w * h / 1e6:.0f} MP, above the limit of {MAX_PIXELS / 1e6:.0f} MP"
-            " (refused to protect memory; possible decompression bomb)",
+            f"decoding this {w}x{h} {im.mode} {im.format} image needs about"
+            f" {describe_bytes(need)}, above the memory budget of"
+            f" {describe_bytes(MAX_DECODE_BYTES)} per image",
         )
-    return im
+
+
+def _check_complete(path: Path, im: Image.Image) -> None:
+    """Refuse a truncated PNG or JPEG whose decoders would fill the missing rows silently
+    (Pillow loads both without a word: black rows for a PNG whose zlib stream ends early,
+    grey for a JPEG cut short with an end marker appended)."""
+    fp = im.fp
+    if fp is None or im.format not in ("PNG", "JPEG"):
+        return
+    pos = fp.tell()
+    try:
+        fp.seek(0)
+        reason = _png_incomplete(fp) if im.format == "PNG" else _jpeg_incomplete(fp.read())
+    except (OSError, ValueError, struct.error) as exc:
+        reason = f"unreadable: {_why(exc)}"
+    finally:
+        fp.seek(pos)
+    if reason:
+        raise ImageReadError(path, f"truncated or corrupt image data: {reason}")
+
+
+_CHANNELS = {0: 1, 2: 3, 3: 1, 4: 2, 6: 4}  # PNG colour type -> samples per pixel
+_ADAM7 = ((0, 0, 8, 8), (4, 0, 8, 8), (0, 4, 4, 8), (2, 0, 4, 4), (0, 2, 2, 4), (1, 0, 2, 2),
+          (0, 1, 1, 2))
+
+
+def _png_raw_size(w: int, h: int, depth: int, colour: int, interlace: int) -> int:
+    bits = depth * _CHANNELS.get(colour, 4)
+
+    def rows(pw: int, ph: int) -> int:
+        return ph * (1 + (pw * bits + 7) // 8) if pw > 0 and ph > 0 else 0
+
+    if not interlace:
+        return rows(w, h)
+    return sum(
+        rows((w - x0 + dx - 1) // dx, (h - y0 + dy - 1) // dy) for x0, y0, dx, dy in _ADAM7
+    )
+
+
+def _png_incomplete(fp: BinaryIO) -> str | None:
+    """Inflate the IDAT stream without keeping it (4 MB at a time) and compare its length
+    with what the header's size needs -- libpng's "Not enough image data"."""
+    if fp.read(8) != b"\x89PNG\r\n\x1a\n":
+        return None
+    need, inflater, got = None, zlib.decompressobj(), 0
+    while True:
+        head = fp.read(8)
+        if len(head) < 8:
+            break
+        length, kind = struct.unpack(">I4s", head)
+        if kind == b"IHDR":
+            w, h, depth, colour, _c, _f, interlace = struct.unpack(">IIBBBBB", fp.read(13))
+            need = _png_raw_size(w, h, depth, colour, interlace)
+            fp.seek(length - 13 + 4, 1)
+        elif kind == b"IDAT":
+            left = length
+            while left > 0 and not inflater.eof:
+                piece = fp.read(min(left, 1 << 22))
+                if not piece:
+                    break
+                left -= len(piece)
+                try:
+                    while piece and not inflater.eof:
+                        got += len(inflater.decompress(piece, 1 << 22))
+                        piece = inflater.unconsumed_tail
+                except zlib.error as exc:
+                    return f"PNG pixel data is corrupt ({exc})"
+            fp.seek(left + 4, 1)
+        elif kind == b"IEND":
+            break
+        else:
+            fp.seek(length + 4, 1)
+    if need is None or got >= need:
+        return None
+    rows = f"{got * 100 // need}% of the pixel data" if need else "no pixel data"
+    return f"the PNG holds {rows} its {w}x{h} header declares (libpng: not enough image data)"
+
+
+_JPEG_LOCK = threading.Lock()
+# libjpeg warnings that mean pixels are missing or garbage (not the benign "extraneous bytes").
+_JPEG_FATAL = ("premature end", "bad huffman", "corrupt jpeg data: found marker")
+
+
+def _jpeg_incomplete(data: bytes) -> str | None:
+    """libjpeg's own verdict: decode at 1/8 scale in grey (cheap: a 24 MP JPEG takes 0.2 s,
+    but every byte of the scan is still entropy-decoded) and collect the warnings libjpeg
+    prints. libjpeg reports them only on the C ``stderr``, so it is captured for the call
+    (under a lock; anything else written meanwhile is passed on)."""
+    import cv2
+
+    with _JPEG_LOCK:
+        try:
+            sys.stderr.flush()
+            saved = os.dup(2)
+        except (OSError, ValueError):
+            return None
+        with tempfile.TemporaryFile() as capture:
+            os.dup2(capture.fileno(), 2)
+            try:
+                cv2.imdecode(np.frombuffer(data, np.uint8), cv2.IMREAD_REDUCED_GRAYSCALE_8)
+            except cv2.error:
+                pass
+            finally:
+                os.dup2(saved, 2)
+                os.close(saved)
+            capture.seek(0)
+            text = capture.read().decode("utf-8", "replace")
+    bad = [line for line in text.splitlines() if any(k in line.lower() for k in _JPEG_FATAL)]
+    others = [line for line in text.splitlines() if line not in bad]
+    if others:
+        print("\n".join(others), file=sys.stderr)
+    return f"the JPEG decoder reports {bad[0].strip()!r}" if bad else None
 
 
 def _why(exc: BaseException) -> str:
@@ -169,14 +340,11 @@ def probe_image(path: str | Path) -> tuple[int, int]:
     truncated file is only detected by :func:`load_image`).
     """
     path = Path(path)
-    im = _open(path)
-    try:
+    with _opened(path) as im:
         w, h = im.size
         if _orientation(im) in (5, 6, 7, 8):  # these orientations swap the axes
             w, h = h, w
         return w, h
-    finally:
-        im.close()
 
 
 def _to_rgb(im: Image.Image) -> np.ndarray:
@@ -283,8 +451,7 @@ def load_image(path: str | Path) -> LoadedImage:
     Raises :class:`ImageReadError` (with the reason) for anything that is not a readable image.
     """
     path = Path(path)
-    im = _open(path)
-    try:
+    with _opened(path) as im:
         orientation = _orientation(im)
         mode = im.mode
         w, h = im.size
@@ -292,6 +459,8 @@ def load_image(path: str | Path) -> LoadedImage:
         if 1 < factor <= 8 and im.format == "JPEG":
             factor = 1 << (factor - 1).bit_length()  # JPEG decodes 1/2, 1/4, 1/8 for free
         target = (math.ceil(w / factor), math.ceil(h / factor))
+        _check_budget(path, im, factor)
+        _check_complete(path, im)
         try:
             rgb = _fit(_to_rgb(_decode(im, factor)), target)
         except (ValueError, KeyError, NotImplementedError) as exc:
@@ -304,8 +473,6 @@ def load_image(path: str | Path) -> LoadedImage:
             raise ImageReadError(path, f"not enough memory to decode {w}x{h}") from exc
         except Exception as exc:  # noqa: BLE001 - decoders raise OSError, SyntaxError, ...
             raise ImageReadError(path, f"truncated or corrupt image data: {_why(exc)}") from exc
-    finally:
-        im.close()
     rgb = np.ascontiguousarray(_TRANSPOSE[orientation](rgb))
     uw, uh = (h, w) if orientation in (5, 6, 7, 8) else (w, h)
     scale = 1.0

@@ -7,6 +7,8 @@ import math
 from pathlib import Path
 
 from rpn_core.annotations import AnnotationReadError, Box, ImageAnnotation
+from rpn_core.files import read_regular
+from rpn_core.limits import MAX_ANNOTATION_BYTES
 
 # Boxes that overshoot the image by at most this many pixels are clamped without a warning
 # (other tools round outwards); larger overshoots are clamped and reported.
@@ -120,8 +122,9 @@ def json_bytes(obj: object, indent: int | None) -> bytes:
         return (json.dumps(obj, ensure_ascii=True, indent=indent) + "\n").encode("ascii")
 
 
-def read_bytes(path: Path) -> bytes:
-    try:
-        return path.read_bytes()
-    except OSError as exc:
-        raise AnnotationReadError(path, f"cannot read file: {exc.strerror or exc}") from exc
+def read_bytes(
+    path: Path, *, limit: int = MAX_ANNOTATION_BYTES, what: str = "an annotation file"
+) -> bytes:
+    """The bytes of an annotation file: a regular file no larger than ``limit`` (see
+    :mod:`rpn_core.files`), else :class:`AnnotationReadError` naming the file and the limit."""
+    return read_regular(path, limit=limit, what=what, error=AnnotationReadError)
