@@ -3,7 +3,7 @@
 A write goes to a temporary file in the target's folder (same file system), is flushed and
 ``fsync``-ed, then moved over the target with :func:`os.replace`; readers see either the old
 or the new file, never a half-written one. On failure the temporary file is removed and an
-:class:`~rpn_core.annotations.AnnotationWriteError` names the target and the reason.
+:class:`~rpn_core.annotation.data.AnnotationWriteError` names the target and the reason.
 
 Temporary names are short and recognisable (``.rpnst-<12 hex of the target name's hash>-
 <random>.tmp``), so any legal final name (up to 255 bytes) can be saved, and a temporary file
@@ -23,7 +23,7 @@ import tempfile
 import time
 from pathlib import Path
 
-from rpn_core.annotations import AnnotationWriteError
+from rpn_core.annotation.data import AnnotationWriteError
 
 __all__ = [
     "STALE_TEMP_AGE_S",

@@ -23,12 +23,12 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 import resources  # noqa: E402
-from app.anchor_design_panel import run_design  # noqa: E402
-from app.anchor_settings import PRESETS  # noqa: E402
-from app.launch import create_application  # noqa: E402
-from app.main_window import MainWindow  # noqa: E402
-from app.settings import AppSettings  # noqa: E402
-from rpn_core.annotations import Box  # noqa: E402
+from app.anchor_lab.design_panel import run_design  # noqa: E402
+from app.anchor_lab.settings_panel import PRESETS  # noqa: E402
+from app.common.settings import AppSettings  # noqa: E402
+from app.shell.launch import create_application  # noqa: E402
+from app.shell.main_window import MainWindow  # noqa: E402
+from rpn_core.annotation.data import Box  # noqa: E402
 
 GT = [
     Box(175, 25, 320, 225, "head"),

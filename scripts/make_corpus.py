@@ -294,10 +294,10 @@ def make_weights(folder: Path) -> None:
 
     import torch
 
-    from rpn_core.anchors import AnchorConfig
-    from rpn_core.model import RPNModel, save_weights
-    from rpn_core.rpn_config import RPNConfig
-    from rpn_core.weights import write_weights
+    from rpn_core.anchors.grid import AnchorConfig
+    from rpn_core.rpn.config import RPNConfig
+    from rpn_core.rpn.model import RPNModel, save_weights
+    from rpn_core.rpn.weights import write_weights
 
     folder.mkdir(parents=True, exist_ok=True)
     torch.manual_seed(0)
@@ -462,7 +462,7 @@ def make_hostile_configs(folder: Path, good: Path) -> None:
     (:data:`HOSTILE_CONFIGS`), in the safetensors header or in a valid-sha256 sidecar."""
     from safetensors.torch import load, save
 
-    from rpn_core.weights import FORMAT, FORMAT_VERSION
+    from rpn_core.rpn.weights import FORMAT, FORMAT_VERSION
 
     state = load(good.read_bytes())
     config = json.loads(good.with_suffix(".json").read_text())["config"]

@@ -13,17 +13,17 @@ from PySide6.QtCore import QPoint, QPointF, QSettings, Qt
 from PySide6.QtGui import QColor
 from PySide6.QtWidgets import QMainWindow
 
-from app.anchor_lab import LOADING, install_anchor_lab
-from app.anchor_overlay import CATEGORY_STYLE
-from app.anchor_settings import ANCHOR_KEY, LABEL_KEY
-from app.canvas import Canvas
-from app.document import AnnotationDocument
-from rpn_core.anchor_view import Category, DisplayMode, ViewOptions, categorize
-from rpn_core.anchors import AnchorConfig
-from rpn_core.annotations import Box, ImageAnnotation
-from rpn_core.imageio import load_image
-from rpn_core.labelling import LabelConfig
-from rpn_core.rpn_config import label_in_input_frame
+from app.anchor_lab.controller import LOADING, install_anchor_lab
+from app.anchor_lab.overlay import CATEGORY_STYLE
+from app.anchor_lab.settings_panel import ANCHOR_KEY, LABEL_KEY
+from app.canvas.canvas import Canvas
+from app.state.qdocument import AnnotationDocument
+from rpn_core.anchors.grid import AnchorConfig
+from rpn_core.anchors.labelling import LabelConfig
+from rpn_core.anchors.view import Category, DisplayMode, ViewOptions, categorize
+from rpn_core.annotation.data import Box, ImageAnnotation
+from rpn_core.images.loading import load_image
+from rpn_core.rpn.config import label_in_input_frame
 
 # The lab tiles and labels anchors in the model's input frame: the 320x240 image is resized
 # to 800x600 (shorter side 600, scale 2.5) and the GT scaled by 2.5. SPARSE is one 160x160
@@ -256,7 +256,7 @@ def test_design_panel_clusters_and_applies(qtbot, lab):
 
 def test_main_window_shows_the_sample_with_default_anchors(qtbot, app_settings):
     import resources
-    from app.main_window import MainWindow
+    from app.shell.main_window import MainWindow
 
     window = MainWindow(settings=app_settings)
     qtbot.addWidget(window)
@@ -294,7 +294,7 @@ def test_click_pins_an_anchor_until_the_next_click(qtbot, lab):
 
 
 def test_folder_statistics_and_folder_design(qtbot, lab, tmp_path):
-    from rpn_core.formats import open_store
+    from rpn_core.annotation.formats import open_store
 
     folder = tmp_path / "set"
     folder.mkdir()
@@ -327,9 +327,9 @@ def test_folder_statistics_and_folder_design(qtbot, lab, tmp_path):
 
 
 def test_overlay_follows_the_anchors_of_a_loaded_model(qtbot, app_settings):
-    from app.main_window import MainWindow
-    from rpn_core.model import RPNModel
-    from rpn_core.rpn_config import RPNConfig
+    from app.shell.main_window import MainWindow
+    from rpn_core.rpn.config import RPNConfig
+    from rpn_core.rpn.model import RPNModel
 
     window = MainWindow(settings=app_settings)
     qtbot.addWidget(window)

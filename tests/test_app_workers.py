@@ -1,4 +1,4 @@
-"""The background worker, the superseding runner and the lazy model loader (app/workers.py).
+"""The background worker, the superseding runner and the lazy model loader (app/common/workers.py).
 
 Jobs here are real Qt-free functions and generators; threads are synchronised with
 ``threading.Event`` so no test depends on timing.
@@ -11,7 +11,7 @@ import threading
 import pytest
 from PySide6.QtCore import QThreadPool
 
-from app.workers import ModelLoader, ModelState, TaskRunner, Worker, describe_exception
+from app.common.workers import ModelLoader, ModelState, TaskRunner, Worker, describe_exception
 
 TIMEOUT = 10_000  # ms; generous for a loaded 2-core machine
 
@@ -171,8 +171,8 @@ def test_runner_forwards_failures_of_the_current_run(qtbot, pool):
 
 
 def test_model_loader_reports_a_bad_weights_file(qtbot, pool, tmp_path):
-    pytest.importorskip("rpn_core.model")
-    from rpn_core.model import WeightsError
+    pytest.importorskip("rpn_core.rpn.model")
+    from rpn_core.rpn.model import WeightsError
 
     bad = tmp_path / "rpn.safetensors"
     bad.write_bytes(b"\x80\x04this is a pickle, not safetensors")

@@ -27,9 +27,9 @@ from corpus_fixtures import (  # noqa: F401 - fixtures are used by name
 )
 
 from rpn_core import atomic, limits
-from rpn_core.annotations import AnnotationReadError, AnnotationWriteError, Box, ImageAnnotation
-from rpn_core.formats import detect_format, open_store
-from rpn_core.imageio import ImageReadError, load_image, probe_image
+from rpn_core.annotation.data import AnnotationReadError, AnnotationWriteError, Box, ImageAnnotation
+from rpn_core.annotation.formats import detect_format, open_store
+from rpn_core.images.loading import ImageReadError, load_image, probe_image
 
 MC = make_corpus
 W, H = MC.CASE_SIZE  # 100 x 80
@@ -150,7 +150,8 @@ def test_a_fifo_named_like_an_annotation_never_blocks(special, fmt):
     assert within(5, store.has_annotation, folder / "img.png") is False
     with pytest.raises(AnnotationReadError) as info:
         within(5, lambda: store.load(folder / "img.png", width=W, height=H))
-    assert info.value.path == fifo and info.value.reason == "not a regular file (a FIFO, i.e. a named pipe)"
+    assert info.value.path == fifo
+    assert info.value.reason == "not a regular file (a FIFO, i.e. a named pipe)"
 
 
 def test_annotation_linked_to_dev_zero_is_refused_without_reading_it(special):
@@ -210,7 +211,7 @@ def test_images_that_are_not_regular_files_say_so(special):
      ("weights-dev-zero", "not a regular file (a character device)")],
 )
 def test_weights_that_are_not_regular_files_say_so(special, case, reason):
-    from rpn_core.weights import WeightsError, read_weights
+    from rpn_core.rpn.weights import WeightsError, read_weights
 
     with pytest.raises(WeightsError) as info:
         within(5, read_weights, special[case])
@@ -218,7 +219,7 @@ def test_weights_that_are_not_regular_files_say_so(special, case, reason):
 
 
 def test_commands_on_folders_of_special_files_finish_and_name_them(special, tmp_path, capsys):
-    from rpn_core.cli import main
+    from rpn_core.cli.main import main
 
     for fmt, case in (("voc", "voc-fifo"), ("voc", "voc-dev-zero"), ("coco", "coco-dev-zero")):
         folder = special[case].parent
@@ -257,7 +258,7 @@ def test_absurd_yolo_class_ids_are_refused_and_never_pad_the_class_map(corpus, t
 
 
 def test_convert_yolo_to_yolo_with_absurd_ids_stays_small(corpus, tmp_path, capsys):
-    from rpn_core.cli import main
+    from rpn_core.cli.main import main
 
     out = tmp_path / "out"
     t0 = time.perf_counter()
@@ -270,7 +271,7 @@ def test_convert_yolo_to_yolo_with_absurd_ids_stays_small(corpus, tmp_path, caps
 
 
 def test_a_numeric_label_above_the_id_limit_is_a_name_not_a_padding_request():
-    from rpn_core.formats.yolo import label_ids
+    from rpn_core.annotation.formats.yolo import label_ids
 
     index, classes = label_ids(["7", "99999999999"], ["cat", "dog"])
     # "7" is a missing id: padded with "2".."6" so that it keeps id 7 (the documented rule);
@@ -291,7 +292,7 @@ def test_an_image_name_whose_annotation_name_is_too_long_is_just_unannotated(
     store = open_store(folder, fmt)
     assert store.has_annotation(image) is False  # was OSError [Errno 36]
     assert store.load(image, width=W, height=H).boxes == []
-    from rpn_core.dataset import load_dataset
+    from rpn_core.annotation.dataset import load_dataset
 
     data = load_dataset(folder, fmt)
     assert len(data.items) == 2 and not data.problems
@@ -316,7 +317,7 @@ def test_temporary_names_are_short_whatever_the_target():
 
 
 def test_convert_include_empty_on_long_names(corpus, tmp_path, capsys):
-    from rpn_core.cli import main
+    from rpn_core.cli.main import main
 
     rc = main(["convert", str(corpus / "round2" / "long-names"), "--from", "voc", "--to",
                "labelme", "--out", str(tmp_path / "out"), "--include-empty"])
@@ -340,9 +341,9 @@ HOSTILE_REASONS = {
 
 @pytest.mark.parametrize("name", sorted(HOSTILE_REASONS))
 def test_hostile_configuration_is_refused_at_load_by_every_entry_point(corpus_weights, name):
-    from rpn_core.checkpoint import load_checkpoint, read_checkpoint
-    from rpn_core.model import load_model
-    from rpn_core.weights import WeightsError, read_weights
+    from rpn_core.rpn.checkpoint import load_checkpoint, read_checkpoint
+    from rpn_core.rpn.model import load_model
+    from rpn_core.rpn.weights import WeightsError, read_weights
 
     path = corpus_weights / f"{name}.safetensors"
     where, _change = MC.HOSTILE_CONFIGS[name]
@@ -380,7 +381,7 @@ def test_hostile_configuration_is_refused_at_load_by_every_entry_point(corpus_we
     ],
 )
 def test_every_configuration_field_is_checked_for_type_and_range(change, fragment):
-    from rpn_core.rpn_config import ConfigError, RPNConfig
+    from rpn_core.rpn.config import ConfigError, RPNConfig
 
     data = {**RPNConfig().to_dict(), **change}
     with pytest.raises(ConfigError, match=None) as info:
@@ -415,7 +416,7 @@ def test_a_bomb_under_the_pixel_limit_is_refused_by_the_memory_budget_from_its_h
 
 
 def test_an_out_of_memory_save_says_so(corpus, tmp_path, monkeypatch):
-    from rpn_core.formats import coco
+    from rpn_core.annotation.formats import coco
 
     folder = shutil.copytree(corpus / "coco-missing-images", tmp_path / "coco")
     before = snapshot(folder)
@@ -433,7 +434,7 @@ def test_an_out_of_memory_save_says_so(corpus, tmp_path, monkeypatch):
 
 
 def test_training_caps_the_boxes_of_one_image_and_says_so():
-    from rpn_core.train_data import as_samples, cap_notes, split_samples
+    from rpn_core.training.data import as_samples, cap_notes, split_samples
 
     n = limits.MAX_TRAIN_BOXES_PER_IMAGE + 5
     xs = np.arange(n, dtype=np.float32) % 90

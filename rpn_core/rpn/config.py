@@ -1,0 +1,274 @@
+"""The RPN's one frozen configuration and its input geometry, importable without torch.
+
+Box convention and shape names: see :mod:`rpn_core.boxes`.
+
+Coordinate frames
+-----------------
+The network sees the image resized so that its shorter side is ``min_side`` (longer side at
+most ``max_side``): the *input frame*. Anchors of :class:`~rpn_core.anchors.grid.AnchorConfig`
+are tiled in that frame, exactly as in Faster R-CNN, so an anchor of size 128 covers
+``128 / scale`` original pixels. Every box that leaves the model API (anchors, proposals)
+is in original-image pixels; :func:`model_anchors` gives the anchors the model really uses,
+in original pixels, for an overlay that must draw them.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+from rpn_core.anchors.grid import AnchorConfig, generate_anchors
+from rpn_core.anchors.labelling import AnchorLabels, LabelConfig
+from rpn_core.errors import RPNStudioError
+
+if TYPE_CHECKING:  # pragma: no cover - typing only
+    import torch
+
+__all__ = [
+    "CONFIG_RANGES",
+    "ConfigError",
+    "RPNConfig",
+    "embedded_config",
+    "input_geometry",
+    "label_in_input_frame",
+    "model_anchors",
+]
+
+
+
+@dataclass(frozen=True)
+class RPNConfig:
+    """Everything that defines the RPN apart from its weights (keyword-only).
+
+    ``pre_nms_top_n`` anchors (by score) enter NMS at ``nms_iou``; ``post_nms_top_n`` are
+    kept. ``min_size`` (original pixels) drops proposals narrower or lower than it.
+    ``head_conv_depth`` is the number of 3x3 convolutions in torchvision's ``RPNHead``.
+    ``context``: the backbone adds its stride-32 context to the stride-16 map
+    (:class:`rpn_core.rpn.backbone.Stride32Context`; the head then starts with a 1x1
+    256 -> 96 reduction). Weights files written before this setting existed have no
+    context: :meth:`from_dict` reads a missing ``context`` as ``False``.
+    """
+
+    anchors: AnchorConfig = field(default_factory=AnchorConfig)
+    labels: LabelConfig = field(default_factory=LabelConfig)
+    pre_nms_top_n: int = 3000
+    post_nms_top_n: int = 300
+    nms_iou: float = 0.7
+    min_size: float = 0.0
+    score_threshold: float = 0.0
+    min_side: int = 600
+    max_side: int = 1000
+    head_conv_depth: int = 1
+    context: bool = True
+
+    def __post_init__(self) -> None:
+        if self.anchors.stride != 16:
+            raise ValueError(f"the MobileNetV2 backbone has stride 16, got {self.anchors.stride}")
+        if not (self.pre_nms_top_n >= 1 and self.post_nms_top_n >= 1):
+            raise ValueError("pre_nms_top_n and post_nms_top_n must be >= 1")
+        if not 0.0 < self.nms_iou <= 1.0:
+            raise ValueError(f"nms_iou must be in (0, 1], got {self.nms_iou}")
+        if not (math.isfinite(self.min_size) and self.min_size >= 0):
+            raise ValueError(f"min_size must be >= 0, got {self.min_size}")
+        if not 1 <= self.min_side <= self.max_side:
+            raise ValueError(f"need 1 <= min_side <= max_side: {self.min_side}, {self.max_side}")
+        if self.head_conv_depth < 1:
+            raise ValueError(f"head_conv_depth must be >= 1, got {self.head_conv_depth}")
+
+    def to_dict(self) -> dict:
+        """A JSON-ready dict (stored beside the weights)."""
+        out = {k: getattr(self, k) for k in self.__dataclass_fields__}
+        out["anchors"] = self.anchors.to_dict()
+        out["labels"] = self.labels.to_dict()
+        return out
+
+    @classmethod
+    def from_dict(cls, data: object) -> RPNConfig:
+        """Inverse of :meth:`to_dict` for **untrusted** data (a weights file's header or
+        sidecar): every field is checked for its type and a sane range
+        (:data:`CONFIG_RANGES`) before anything is built, so a hostile file cannot ask for an
+        8 GB input image or ten million convolutions. Raises :class:`ConfigError` (a
+        ``ValueError``) whose ``field`` names the bad setting (``"labels.fg_iou"``)."""
+        return cls(**_checked_fields(data))
+
+
+class ConfigError(RPNStudioError, ValueError):
+    """A configuration value is missing, of the wrong type or out of range; ``field`` is its
+    dotted name (``"anchors.sizes"``). No file (``path`` is ``None``): the reader that found
+    the configuration re-raises it as its own error naming the file (``WeightsError``)."""
+
+    def __init__(self, field: str, reason: str) -> None:
+        self.field = field
+        super().__init__(None, f"{field}: {reason}" if field else reason)
+
+
+# The sane range of each numeric setting, checked by RPNConfig.from_dict (one place). The
+# input sides bound the resized image the network sees (4096 px: 16.8 MP, about 1 GB of
+# backbone activations); the rest are well beyond any published RPN setting.
+CONFIG_RANGES: dict[str, tuple[float, float]] = {
+    "pre_nms_top_n": (1, 100_000),
+    "post_nms_top_n": (1, 100_000),
+    "nms_iou": (1e-6, 1.0),
+    "min_size": (0.0, 10_000.0),
+    "score_threshold": (-1e6, 1e6),
+    "min_side": (1, 4096),
+    "max_side": (1, 4096),
+    "head_conv_depth": (1, 8),
+    "anchors.sizes": (1e-3, 16_384.0),
+    "anchors.aspect_ratios": (1e-3, 1e3),
+    "anchors.stride": (16, 16),
+    "labels.fg_iou": (0.0, 1.0),
+    "labels.bg_iou": (0.0, 1.0),
+    "labels.batch_size_per_image": (1, 100_000),
+    "labels.positive_fraction": (0.0, 1.0),
+}
+_MAX_ANCHOR_LIST = 16  # sizes or ratios per location
+_INTS = {"pre_nms_top_n", "post_nms_top_n", "min_side", "max_side", "head_conv_depth",
+         "anchors.stride", "labels.batch_size_per_image"}
+
+
+def _number(name: str, value: object) -> float | int:
+    lo, hi = CONFIG_RANGES[name]
+    want_int = name in _INTS
+    if isinstance(value, bool) or not isinstance(value, int if want_int else (int, float)):
+        kind = "an integer" if want_int else "a number"
+        raise ConfigError(name, f"must be {kind}, got {value!r}")
+    if not (math.isfinite(value) and lo <= value <= hi):
+        raise ConfigError(name, f"must be in [{lo:g}, {hi:g}], got {value!r}")
+    return value
+
+
+def _bool(name: str, value: object) -> bool:
+    if not isinstance(value, bool):
+        raise ConfigError(name, f"must be true or false, got {value!r}")
+    return value
+
+
+def _object(name: str, value: object, allowed: set[str]) -> dict:
+    if not isinstance(value, dict):
+        raise ConfigError(name, f"must be a JSON object, got {value!r}")
+    unknown = sorted(str(k) for k in set(value) - allowed)
+    if unknown:
+        raise ConfigError(name, f"unknown settings {unknown}")
+    return value
+
+
+def _checked_fields(data: object) -> dict:
+    """Keyword arguments of :class:`RPNConfig` from untrusted ``data`` (see ``from_dict``)."""
+    top = _object("", data, set(RPNConfig.__dataclass_fields__))
+    fields: dict = {}
+    for key, value in top.items():
+        if key == "anchors":
+            fields[key] = _anchors(value)
+        elif key == "labels":
+            fields[key] = _labels(value)
+        elif key == "context":
+            fields[key] = _bool(key, value)
+        else:
+            fields[key] = _number(key, value)
+    fields.setdefault("context", False)  # files from before the context setting
+    lo, hi = fields.get("min_side", 600), fields.get("max_side", 1000)
+    if lo > hi:
+        raise ConfigError("min_side", f"must be <= max_side ({hi}), got {lo}")
+    return fields
+
+
+def _anchors(value: object) -> AnchorConfig:
+    raw = _object("anchors", value, {"sizes", "aspect_ratios", "stride"})
+    out: dict = {}
+    for key in ("sizes", "aspect_ratios"):
+        name = f"anchors.{key}"
+        items = raw.get(key)
+        if not isinstance(items, list) or not 1 <= len(items) <= _MAX_ANCHOR_LIST:
+            raise ConfigError(name, f"must be a list of 1 to {_MAX_ANCHOR_LIST} numbers")
+        out[key] = tuple(float(_number(name, v)) for v in items)
+        if len(set(out[key])) != len(out[key]):
+            raise ConfigError(name, "values must not repeat")
+    if "stride" not in raw:
+        raise ConfigError("anchors.stride", "missing")
+    out["stride"] = _number("anchors.stride", raw["stride"])
+    return AnchorConfig(**out)
+
+
+def _labels(value: object) -> LabelConfig:
+    allowed = set(LabelConfig.__dataclass_fields__)
+    raw = _object("labels", value, allowed)
+    out: dict = {}
+    for key, item in raw.items():
+        name = f"labels.{key}"
+        out[key] = _number(name, item) if name in CONFIG_RANGES else _bool(name, item)
+    fg, bg = out.get("fg_iou", LabelConfig.fg_iou), out.get("bg_iou", LabelConfig.bg_iou)
+    if bg > fg:
+        raise ConfigError("labels.bg_iou", f"must be <= labels.fg_iou ({fg}), got {bg}")
+    return LabelConfig(**out)
+
+
+def embedded_config(sidecar_path: str | Path) -> RPNConfig:
+    """The embedded RPN's configuration, read from its JSON sidecar (no torch needed): the
+    anchors and label rule the anchor lab starts from, so the overlay draws the anchors the
+    shipped model uses. ``RPNConfig()`` when the sidecar is missing or unreadable (the
+    model itself then fails to load with the reason)."""
+    import json
+
+    try:
+        side = json.loads(Path(sidecar_path).read_text(encoding="utf-8"))
+        return RPNConfig.from_dict(side["config"])
+    except (OSError, ValueError, KeyError, TypeError):
+        return RPNConfig()
+
+
+def input_geometry(
+    image_size: tuple[int, int], config: RPNConfig
+) -> tuple[tuple[int, int], tuple[float, float]]:
+    """``((H', W'), (sy, sx))``: the network-input size and ``H'/H``, ``W'/W``.
+
+    Shorter side ``min_side`` unless the longer would exceed ``max_side``; each side at
+    least 1 pixel (a 1 x 5000 strip becomes 1 x 1000).
+    """
+    h, w = image_size
+    if h < 1 or w < 1:
+        raise ValueError(f"image size must be at least 1x1, got {h}x{w}")
+    scale = min(config.min_side / min(h, w), config.max_side / max(h, w))
+    rh, rw = max(1, round(h * scale)), max(1, round(w * scale))
+    return (rh, rw), (rh / h, rw / w)
+
+
+def model_anchors(image_size: tuple[int, int], config: RPNConfig) -> torch.Tensor:
+    """The model's ``(T, 4)`` anchors for an ``(H, W)`` image, in original pixels.
+
+    ``generate_anchors`` over the input frame, divided by the input scale: the same
+    anchors, in the same order, as :meth:`rpn_core.rpn.model.RPNModel.raw_proposals` returns.
+    """
+    import torch
+
+    (rh, rw), (sy, sx) = input_geometry(image_size, config)
+    anchors = generate_anchors((rh, rw), config.anchors)
+    return anchors / torch.tensor([sx, sy, sx, sy], dtype=anchors.dtype)
+
+
+def label_in_input_frame(
+    image_size: tuple[int, int],
+    gt_boxes: object,
+    anchor_config: AnchorConfig,
+    label_config: LabelConfig | str = "faster-rcnn",
+    config: RPNConfig | None = None,
+) -> AnchorLabels:
+    """Anchor labels exactly as the model's training sees them, for an ``(H, W)`` image.
+
+    The model resizes every image to its input frame (:func:`input_geometry`; only
+    ``config``'s ``min_side``/``max_side`` are used, defaults when ``None``) and labels the
+    anchors there against the GT boxes scaled by the same factors. The overlay therefore
+    labels in that frame too and draws the anchors divided by the scale
+    (:func:`model_anchors`): what it shows is what the loss uses, in original pixels.
+    ``gt_boxes`` are in original pixels (:mod:`rpn_core.boxes`).
+    """
+    import numpy as np
+
+    from rpn_core.anchors.labelling import label_image
+
+    (rh, rw), (sy, sx) = input_geometry(image_size, config or RPNConfig())
+    gt = np.asarray(gt_boxes, dtype=np.float32).reshape(-1, 4)
+    scaled = gt * np.array([sx, sy, sx, sy], dtype=np.float32)
+    return label_image((rh, rw), anchor_config, scaled, label_config)
