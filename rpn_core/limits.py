@@ -29,9 +29,11 @@ MAX_IMAGE_PIXELS = 400_000_000
 DISPLAY_MAX_PIXELS = 50_000_000
 """Images above 50 MP are decoded to a reduced display copy (boxes stay in original pixels)."""
 
-MAX_DECODE_BYTES = 2 * 1024**3
-"""Memory one decode may take at its peak (estimated from the header before decoding): 2 GiB.
-JPEGs are reduced while decoding, so they always fit; other formats are decoded whole first."""
+MAX_DECODE_BYTES = 1024**3
+"""Memory one decode may take at its peak (estimated from the header before decoding): 1 GiB.
+JPEGs are reduced while decoding and large 8-bit PNGs are decoded in strips, so both always
+fit up to :data:`MAX_IMAGE_PIXELS`; other formats (TIFF, BMP, WebP, 16-bit PNG...) are
+decoded whole, which fits up to about 150 MP RGB."""
 
 # -- annotation files --------------------------------------------------------------------------
 MAX_ANNOTATION_BYTES = 64 * 1024**2

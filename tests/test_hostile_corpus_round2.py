@@ -25,10 +25,12 @@ from corpus_fixtures import (  # noqa: F401 - fixtures are used by name
     snapshot,
     special,
 )
+from PIL import Image
 
 from rpn_core import atomic, limits
 from rpn_core.annotation.data import AnnotationReadError, AnnotationWriteError, Box, ImageAnnotation
 from rpn_core.annotation.formats import detect_format, open_store
+from rpn_core.images import loading
 from rpn_core.images.loading import ImageReadError, load_image, probe_image
 
 MC = make_corpus
@@ -211,6 +213,8 @@ def test_images_that_are_not_regular_files_say_so(special):
      ("weights-dev-zero", "not a regular file (a character device)")],
 )
 def test_weights_that_are_not_regular_files_say_so(special, case, reason):
+    import safetensors.torch  # noqa: F401 - imported here, not inside the timed call
+
     from rpn_core.rpn.weights import WeightsError, read_weights
 
     with pytest.raises(WeightsError) as info:
@@ -409,7 +413,36 @@ def test_a_bomb_under_the_pixel_limit_is_refused_by_the_memory_budget_from_its_h
     with pytest.raises(ImageReadError) as info:
         load_image(path)
     assert time.perf_counter() - t0 < 2.0
-    assert "needs about 3.0 GiB, above the memory budget of 2 GiB per image" in info.value.reason
+    # Pillow holds 16-bit RGBA as 8-bit RGBA: 2 x 4 B x 400 MP (the measured peak of a whole
+    # decode is twice the image) + 2 x 3 B x 6667 x 6667 for the display copy = 3.2 GiB.
+    need = loading.decode_bytes_needed(MC.BUDGET_BOMB_SIZE, "RGBA", 3, "PNG")
+    assert limits.describe_bytes(need) == "3.2 GiB"
+    assert info.value.reason.endswith(
+        "needs about 3.2 GiB, above the memory budget of 1 GiB per image"
+    )
+
+
+@pytest.mark.parametrize("mode", ["RGB", "RGBA", "L", "LA", "P"])
+def test_a_large_png_decoded_in_strips_equals_the_whole_decode(tmp_path, monkeypatch, mode):
+    """F10's reduced decoding: 8-bit PNGs above the display budget are inflated and decoded a
+    strip at a time (never whole in memory). Here strips of 200 kB force about 30 strips, so
+    the filters that refer to the previous strip's last row are exercised (Pillow picks an
+    adaptive filter per row); the result equals decoding whole and then reducing, up to
+    rounding (alpha composited on white before averaging in both)."""
+    rng = np.random.default_rng(1)
+    arr = rng.integers(0, 256, (1200, 1500, 4), dtype=np.uint8)
+    arr[..., 3] = np.where(rng.random((1200, 1500)) < 0.5, 255, arr[..., 3])
+    im = Image.fromarray(arr, "RGBA")
+    im = im.convert("RGB").quantize(64) if mode == "P" else im.convert(mode)
+    path = tmp_path / f"{mode}.png"
+    im.save(path)
+    monkeypatch.setattr(loading, "DISPLAY_MAX_PIXELS", 200_000)  # factor ceil(sqrt(9)) = 3
+    monkeypatch.setattr(loading, "_STRIP_BYTES", 200_000)
+    strips = load_image(path)
+    with Image.open(path) as whole:
+        ref = loading._fit(loading._to_rgb(whole), (500, 400))
+    assert strips.pixels.shape == (400, 500, 3) and strips.scale == 500 / 1500
+    assert np.abs(strips.pixels.astype(int) - ref.astype(int)).max() <= 1
 
 
 # -- F11: big annotation files -------------------------------------------------------------------
