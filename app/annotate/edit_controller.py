@@ -159,6 +159,7 @@ class EditController(QObject):
         (YOLO, COCO) keeps the id they will be saved under.
         """
         ws = self.workspace
+        ws.wait_for_store()  # a save of a big file on the store thread lands first
         stores: dict[str, AnnotationStore] = {}
         for store in (ws.store, ws.read_store):
             # A read store of the save format (after a VOC convention change) holds the same

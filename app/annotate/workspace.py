@@ -18,25 +18,30 @@ import os
 from collections.abc import Callable, Sequence
 from pathlib import Path
 
-from PySide6.QtCore import QObject, QStandardPaths, QTimer, Signal
+from PySide6.QtCore import QObject, QStandardPaths, QThreadPool, QTimer, Signal
 
 import resources
 from app.annotate.class_list import ClassList
 from app.annotate.image_cache import ImageCache
 from app.annotate.state_scan import StateScanner
 from app.common.settings import AppSettings
-from app.common.workers import describe_exception
+from app.common.workers import Worker, describe_exception
 from app.state.qdocument import AnnotationDocument
 from app.state.undo import push_boxes
 from rpn_core.annotation.data import AnnotationReadError, Box, ImageAnnotation
 from rpn_core.annotation.formats import AnnotationStore, detect_format, open_store
 from rpn_core.annotation.image_state import ImageState, state_of
 from rpn_core.errors import RPNStudioError
-from rpn_core.images.loading import IMAGE_SUFFIXES, ImageReadError, list_images
+from rpn_core.images.loading import IMAGE_SUFFIXES, ImageReadError, list_images, probe_image
 
-__all__ = ["AUTOSAVE_DELAY_MS", "Workspace"]
+__all__ = ["AUTOSAVE_DELAY_MS", "HEAVY_ANNOTATION_BYTES", "HEAVY_IMAGE_PIXELS", "Workspace"]
 
 AUTOSAVE_DELAY_MS = 1500
+# Work predicted (from the image header and the annotation file's size) to take more than
+# ~100 ms on the GUI thread goes to the store thread instead (issue 16: F10 / F11): decoding
+# more than 8 MP, reading or writing an annotation file of more than 2 MB.
+HEAVY_IMAGE_PIXELS = 8_000_000
+HEAVY_ANNOTATION_BYTES = 2 * 1024**2
 # States set from a quick look (file exists or not): the background scan may refine them.
 _GUESSED = (ImageState.UNKNOWN, ImageState.ANNOTATED)
 
@@ -76,6 +81,14 @@ class Workspace(QObject):
         self._timer.setSingleShot(True)
         self._timer.setInterval(AUTOSAVE_DELAY_MS)
         self._timer.timeout.connect(self.autosave_now)
+        # The store thread: heavy decodes, annotation reads and saves run here, one at a time
+        # and in order (a save of an image always lands before its next read). While it has
+        # work, the GUI thread does not touch the stores itself (see _store_idle).
+        self._store_pool = QThreadPool(self)
+        self._store_pool.setMaxThreadCount(1)
+        self._store_jobs: set[Worker] = set()
+        self.saving: dict[Path, ImageAnnotation] = {}  # saves under way, by image
+        self.loading: Path | None = None  # the image being read in the background
         # indexChanged follows every push/undo/redo (after the stack's clean state is updated).
         document.undo_stack.indexChanged.connect(self._schedule_autosave)
         document.dirty_changed.connect(self._on_dirty_changed)
@@ -140,7 +153,8 @@ class Workspace(QObject):
         """Before another folder replaces this one: save what autosave may save, then ask
         (``confirm_discard``) before dropping edits that are still unsaved."""
         if self.settings.autosave:
-            self.save_all()
+            self.save_all(wait=True)
+        self.wait_for_store()
         left = list(self.unsaved)
         if left and not self.confirm_discard(left):
             self.message.emit(
@@ -153,6 +167,8 @@ class Workspace(QObject):
         return True
 
     def _set_root(self, root: Path) -> None:
+        self.wait_for_store()
+        self.loading = None
         self.root = root
         self.unsaved = {}
         self.previous_boxes = []
@@ -213,6 +229,7 @@ class Workspace(QObject):
     def set_save_format(self, fmt: str, voc_convention: str | None = None) -> None:
         """Change the save format (``"auto"`` or one of ``FORMATS``) and VOC convention; the
         current image is marked unsaved so that the next save writes the new format."""
+        self.wait_for_store()
         self.settings.save_format = fmt
         if voc_convention is not None:
             self.settings.voc_convention = voc_convention
@@ -263,12 +280,95 @@ class Workspace(QObject):
         self.current_changed.emit(index)
         neighbours = [index + 1, index - 1, index + 2]
         self.cache.prefetch(self.images[i] for i in neighbours if 0 <= i < len(self.images))
-        if self.settings.keep_previous and not self.document.boxes and self.previous_boxes:
+        if (
+            self.settings.keep_previous
+            and self.document.annotation is not None  # not while it loads in the background
+            and not self.document.boxes
+            and self.previous_boxes
+        ):
             push_boxes(self.document, self.previous_boxes, "Keep boxes of previous image")
         return True
 
+    # -- the store thread -------------------------------------------------------------------
+    def _store_idle(self) -> bool:
+        return not self._store_jobs
+
+    def wait_for_store(self) -> None:
+        """Block until the store thread is idle (before the rare synchronous store use:
+        opening another folder, changing the save format, closing)."""
+        while self._store_jobs:
+            self._store_pool.waitForDone()
+            from PySide6.QtCore import QCoreApplication
+
+            QCoreApplication.processEvents()  # deliver their finished signals
+
+    def _run_on_store_thread(self, fn, on_done, on_error) -> Worker:
+        worker = Worker(fn)
+        self._store_jobs.add(worker)
+        worker.signals.finished.connect(on_done)
+        worker.signals.error.connect(on_error)
+        worker.signals.done.connect(lambda: self._store_jobs.discard(worker))
+        return worker.start(self._store_pool)
+
+    def _heavy_image(self, path: Path) -> bool:
+        if self.cache.cached(path) is not None:
+            return False
+        try:
+            w, h = probe_image(path)
+        except ImageReadError:
+            return False  # the error is found (and cached) at once by the normal path
+        return w * h > HEAVY_IMAGE_PIXELS
+
+    def _heavy_annotation(self, path: Path) -> bool:
+        """Whether reading or writing the annotation of ``path`` means a big file."""
+        for store in (self.store, self.read_store):
+            if store is None:
+                continue
+            try:
+                if store.annotation_path(path).stat().st_size > HEAVY_ANNOTATION_BYTES:
+                    return True
+            except OSError:
+                continue
+        return False
+
     def _show(self, path: Path) -> None:
-        cached = self.cache.get(path)
+        if not self._store_idle() or self._heavy_image(path) or self._heavy_annotation(path):
+            self._show_in_background(path)
+            return
+        self._show_now(path, self.cache.get(path))
+
+    def _show_in_background(self, path: Path) -> None:
+        """Decode and read the annotation on the store thread; the canvas says "Loading"
+        meanwhile (no annotation: nothing can be edited) and the GUI stays responsive."""
+        self.loading = path
+        self.document.set_image(None, None, error=f"Loading {path.name}…")
+
+        def work():
+            cached = self.cache.get(path)
+            if cached.loaded is None or path in self.unsaved or path in self.saving:
+                return cached, None, []
+            loaded = cached.loaded
+            messages: list[tuple[str, str]] = []
+            ann = self._read_annotation(path, loaded.width, loaded.height, messages)
+            return cached, ann, messages
+
+        def done(result) -> None:
+            if self.loading != path or self.current_path != path:
+                return  # the user moved on; the decode stays in the cache
+            self.loading = None
+            cached, ann, messages = result
+            for level, text in messages:
+                self.message.emit(level, text)
+            self._show_now(path, cached, ann)
+
+        def failed(exc) -> None:
+            if self.loading == path:
+                self.loading = None
+                self.message.emit("error", f"Cannot open {path}: {describe_exception(exc)}")
+
+        self._run_on_store_thread(work, done, failed)
+
+    def _show_now(self, path: Path, cached, ann: ImageAnnotation | None = None) -> None:
         if cached.error is not None:
             reason = cached.error.reason
             self._set_state(path, ImageState.UNREADABLE, reason)
@@ -279,18 +379,28 @@ class Workspace(QObject):
         assert loaded is not None
         if loaded.message:
             self.message.emit("info", loaded.message)
-        dirty = path in self.unsaved
-        ann = (
-            self.unsaved[path]
-            if dirty
-            else self._load_annotation(path, loaded.width, loaded.height)
-        )
+        dirty = path in self.unsaved or path in self.saving
+        if dirty:
+            ann = self.unsaved.get(path) or self.saving[path]
+        elif ann is None:
+            ann = self._load_annotation(path, loaded.width, loaded.height)
         self.classes.merge(ann.labels)
         self.document.set_image(loaded, ann, qimage=cached.qimage, dirty=dirty)
         if not dirty:
             self._set_state(path, *state_of(ann))
 
     def _load_annotation(self, path: Path, width: int, height: int) -> ImageAnnotation:
+        messages: list[tuple[str, str]] = []
+        ann = self._read_annotation(path, width, height, messages)
+        for level, text in messages:
+            self.message.emit(level, text)
+        return ann
+
+    def _read_annotation(
+        self, path: Path, width: int, height: int, messages: list[tuple[str, str]]
+    ) -> ImageAnnotation:
+        """The annotation of ``path`` from the stores (any thread: emits nothing, appends
+        ``(level, text)`` to ``messages``)."""
         store = self.store
         if store is not None and not store.has_annotation(path) and self.read_store is not None:
             if self.read_store.has_annotation(path):
@@ -300,16 +410,16 @@ class Workspace(QObject):
         try:
             ann = store.load(path, width=width, height=height)
         except AnnotationReadError as exc:
-            self.message.emit(
+            messages.append((
                 "error",
                 f"Annotation file {exc.path} could not be read: {exc.reason}. The image "
                 "is shown without boxes; the file is backed up before it is ever overwritten.",
-            )
+            ))
             return ImageAnnotation(path, width, height)
         if ann.warnings:
             shown = "; ".join(ann.warnings[:5])
             more = f" (+{len(ann.warnings) - 5} more)" if len(ann.warnings) > 5 else ""
-            self.message.emit("warning", f"{store.annotation_path(path)}: {shown}{more}")
+            messages.append(("warning", f"{store.annotation_path(path)}: {shown}{more}"))
         ann.width, ann.height = width, height
         return ann
 
@@ -322,28 +432,63 @@ class Workspace(QObject):
         if ann is None or self.store is None:
             return True
         target = self.store.annotation_path(ann.image_path)
+        if not self._store_idle() or self._heavy_annotation(ann.image_path):
+            self._save_in_background(ann, target)
+            return True
         backups_before = dict(self.store.backups)
         try:
             self.store.save(ann)
         except Exception as exc:  # noqa: BLE001 - whatever failed, nothing may be lost
-            reason = exc.reason if isinstance(exc, RPNStudioError) else describe_exception(exc)
-            self.unsaved[ann.image_path] = ann
-            self._set_state(ann.image_path, ImageState.UNSAVED, f"save failed: {reason}")
-            self.message.emit(
-                "error",
-                f"Could not save {target}: {reason}. Your changes are "
-                "kept in memory; fix the problem or choose another save format.",
-            )
+            self._save_failed(ann, target, exc)
             return False
+        self._saved(ann, backups_before)
+        doc.mark_saved()
+        return True
+
+    def _save_failed(self, ann: ImageAnnotation, target: Path, exc: BaseException) -> None:
+        reason = exc.reason if isinstance(exc, RPNStudioError) else describe_exception(exc)
+        if isinstance(exc, MemoryError):
+            reason = "out of memory"
+        self.unsaved[ann.image_path] = ann
+        self._set_state(ann.image_path, ImageState.UNSAVED, f"save failed: {reason}")
+        self.message.emit(
+            "error",
+            f"Could not save {target}: {reason}. Your changes are "
+            "kept in memory; fix the problem or choose another save format.",
+        )
+
+    def _saved(self, ann: ImageAnnotation, backups_before: dict) -> None:
+        assert self.store is not None
         for original, backup in self.store.backups.items():
             if original not in backups_before:
                 self.message.emit(
                     "info", f"Backed up {original.name} to {backup.name} before overwriting it"
                 )
         self.unsaved.pop(ann.image_path, None)
-        doc.mark_saved()
         self._set_state(ann.image_path, *state_of(ann))
-        return True
+
+    def _save_in_background(self, ann: ImageAnnotation, target: Path) -> None:
+        """A big file (a 100 MB COCO file takes seconds to write): saved on the store thread.
+        The document is marked saved when the save lands, if it still holds what was saved
+        (same image, same undo index); a failure parks the annotation in ``unsaved``."""
+        store, doc = self.store, self.document
+        assert store is not None
+        path, index = ann.image_path, doc.undo_stack.index()
+        backups_before = dict(store.backups)
+        self.saving[path] = ann
+        self._set_state(path, ImageState.UNSAVED, "saving…")
+
+        def done(_result) -> None:
+            self.saving.pop(path, None)
+            self._saved(ann, backups_before)
+            if doc.image_path == path and doc.undo_stack.index() == index and doc.dirty:
+                doc.mark_saved()
+
+        def failed(exc) -> None:
+            self.saving.pop(path, None)
+            self._save_failed(ann, target, exc)
+
+        self._run_on_store_thread(lambda: store.save(ann), done, failed)
 
     def autosave_now(self) -> None:
         if self.settings.autosave and self.document.dirty:
@@ -358,13 +503,21 @@ class Workspace(QObject):
         if path is not None and dirty and self.states.get(path, (None,))[0] != ImageState.UNSAVED:
             self._set_state(path, ImageState.UNSAVED, "changes not saved yet")
 
-    def save_all(self) -> list[Path]:
-        """Save the current image and retry parked ones; returns the paths still unsaved."""
+    def save_all(self, *, wait: bool = False) -> list[Path]:
+        """Save the current image and retry parked ones; returns the paths still unsaved.
+
+        Big files are saved on the store thread (they are then not in the list yet); with
+        ``wait`` (closing, opening another folder) this waits for every save to land first."""
         if self.document.dirty:
             self.save_current()
         for path, ann in list(self.unsaved.items()):
             if path == self.document.image_path or self.store is None:
                 continue
+            if not wait and (not self._store_idle() or self._heavy_annotation(path)):
+                del self.unsaved[path]  # back in unsaved if this save fails too
+                self._save_in_background(ann, self.store.annotation_path(path))
+                continue
+            self.wait_for_store()
             try:
                 self.store.save(ann)
             except Exception as exc:  # noqa: BLE001
@@ -372,6 +525,8 @@ class Workspace(QObject):
                 continue
             del self.unsaved[path]
             self._set_state(path, *state_of(ann))
+        if wait:
+            self.wait_for_store()
         return list(self.unsaved)
 
     # -- states --------------------------------------------------------------------------------

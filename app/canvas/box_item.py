@@ -29,7 +29,8 @@ def label_color(label: str) -> QColor:
     """A stable, saturated colour per class name (same colour in every session)."""
     if not label:
         return QColor(0, 220, 120)
-    hue = zlib.crc32(label.encode("utf-8")) % 360
+    # surrogatepass: a label read from JSON may hold a lone surrogate ("a\\ud800", legal JSON)
+    hue = zlib.crc32(label.encode("utf-8", "surrogatepass")) % 360
     return QColor.fromHsv(hue, 220, 250)
 
 

@@ -177,7 +177,7 @@ class MainWindow(QMainWindow):
         a, ws, c, e = self.actions, self.workspace, self.canvas, self.edits
         a.open_file.triggered.connect(lambda: window_layout.ask_open_file(self))
         a.open_folder.triggered.connect(lambda: window_layout.ask_open_folder(self))
-        a.save.triggered.connect(ws.save_all)
+        a.save.triggered.connect(lambda: ws.save_all())  # triggered(bool) is no argument of it
         a.autosave.toggled.connect(self._set_autosave)
         a.keep_previous.toggled.connect(lambda on: setattr(self.settings, "keep_previous", on))
         a.recursive.toggled.connect(lambda on: setattr(self.settings, "recursive", on))
@@ -347,7 +347,8 @@ class MainWindow(QMainWindow):
         """Save what autosave (or the user's unsaved edits) needs; ask before losing any."""
         self.workspace.leave_current()
         if self.settings.autosave:
-            self.workspace.save_all()
+            self.workspace.save_all(wait=True)
+        self.workspace.wait_for_store()  # saves of big files still under way land first
         left = list(self.workspace.unsaved)
         if left and not help_text.confirm_discard(self, left):
             event.ignore()
