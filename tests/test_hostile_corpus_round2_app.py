@@ -143,3 +143,18 @@ def test_symlinked_annotation_saved_from_the_window_writes_its_target(
     assert (folder / "img.xml").is_symlink()
     assert b"<name>dog</name>" in (real / "img.xml").read_bytes()
     window.close()
+
+
+def test_a_folder_with_a_big_coco_file_opens_off_the_gui_thread(qtbot, app_settings, corpus,
+                                                                tmp_path, monkeypatch):
+    monkeypatch.setattr(workspace_module, "HEAVY_ANNOTATION_BYTES", 0)  # every file is "big"
+    folder = fresh_copy(corpus / "coco-missing-images", tmp_path / "coco")
+    window = open_window(qtbot, app_settings, [folder], fmt="auto")
+    ws, doc = window.workspace, window.document
+    assert ws.store is None and ws._opening  # listed at once; the COCO file is being parsed
+    assert not ws.next_image()  # navigation waits for the stores
+    qtbot.waitUntil(lambda: doc.annotation is not None, timeout=10_000)
+    assert ws.store.fmt == "coco" and [b.label for b in doc.boxes] == ["cat"]
+    assert any(lv == "warning" and "unknown image_id 99" in t
+               for lv, t in window.message_bar.messages)
+    window.close()

@@ -30,6 +30,7 @@ from app.state.qdocument import AnnotationDocument
 from app.state.undo import push_boxes
 from rpn_core.annotation.data import AnnotationReadError, Box, ImageAnnotation
 from rpn_core.annotation.formats import AnnotationStore, detect_format, open_store
+from rpn_core.annotation.formats.store import coco_file_in
 from rpn_core.annotation.image_state import ImageState, state_of
 from rpn_core.errors import RPNStudioError
 from rpn_core.images.loading import IMAGE_SUFFIXES, ImageReadError, list_images, probe_image
@@ -89,6 +90,7 @@ class Workspace(QObject):
         self._store_jobs: set[Worker] = set()
         self.saving: dict[Path, ImageAnnotation] = {}  # saves under way, by image
         self.loading: Path | None = None  # the image being read in the background
+        self._opening = False  # a big folder's stores are being opened in the background
         # indexChanged follows every push/undo/redo (after the stack's clean state is updated).
         document.undo_stack.indexChanged.connect(self._schedule_autosave)
         document.dirty_changed.connect(self._on_dirty_changed)
@@ -122,6 +124,9 @@ class Workspace(QObject):
         if not self.leave_current() or not self._release_unsaved():
             return False
         root = folders[0] if len(folders) == 1 else _common_parent(images)
+        if self._heavy_folder(root):
+            self._open_in_background(root, images)
+            return True
         self._set_root(root)
         self.images = list(dict.fromkeys(images))
         self.states = {p: self._initial_state(p) for p in self.images}
@@ -130,6 +135,68 @@ class Workspace(QObject):
         self.go_to(0)
         self.scanner.start(self.images, self._scan_stores())
         return True
+
+    def _heavy_folder(self, root: Path) -> bool:
+        """A folder whose COCO file is big: its stores are opened on the store thread."""
+        coco = coco_file_in(self._annotation_folder(root))
+        try:
+            return coco is not None and coco.stat().st_size > HEAVY_ANNOTATION_BYTES
+        except OSError:
+            return False
+
+    def _open_in_background(self, root: Path, images: list[Path]) -> None:
+        """:meth:`open_paths` for a folder with a big COCO file (100 MB: seconds to parse):
+        the images are listed at once, the stores are opened (the file parsed) on the store
+        thread, then the first image is shown. Navigation waits for it (``_opening``)."""
+        self.wait_for_store()
+        self.loading = None
+        self.root = root
+        self.unsaved = {}
+        self.previous_boxes = []
+        self.cache.clear()
+        self.read_store = self.store = None
+        self.images = list(dict.fromkeys(images))
+        self.states = {p: (ImageState.UNKNOWN, "reading the annotations…") for p in self.images}
+        self.index = -1
+        self._opening = True
+        self.images_listed.emit()
+        self.document.set_image(None, None, error=f"Reading the annotations of {root.name}…")
+        folder, convention = self._annotation_folder(root), self.settings.voc_convention
+        wanted = self.settings.save_format
+
+        def work():
+            detected = detect_format(folder)
+            read = None
+            if detected is not None:
+                read = open_store(folder, detected, image_root=root, voc_convention=convention)
+            fmt = wanted if wanted != "auto" else (read.fmt if read is not None else "voc")
+            store = self._store_for(fmt, read, folder, root, convention)
+            states = {p: self._initial_state(p, (store, read)) for p in self.images}
+            return read, store, states
+
+        def done(result) -> None:
+            if self.root != root:
+                return
+            self._opening = False
+            self.read_store, self.store, states = result
+            for w in self.store.warnings:
+                self.message.emit("warning", w)
+            self.store_changed.emit()
+            names = self.settings.classes_for(root)
+            for store in (self.store, self.read_store):
+                if store is not None:
+                    names += store.classes
+            self.classes.reset(names)
+            for path, (state, tip) in states.items():
+                self._set_state(path, state, tip)
+            self.go_to(0)
+            self.scanner.start(self.images, self._scan_stores())
+
+        def failed(exc) -> None:
+            self._opening = False
+            self.message.emit("error", f"Cannot open {root}: {describe_exception(exc)}")
+
+        self._run_on_store_thread(work, done, failed)
 
     def _scan_stores(self) -> Callable[[], list[AnnotationStore]]:
         """A factory of fresh stores for the background scan, built from plain values read
@@ -184,15 +251,16 @@ class Workspace(QObject):
                 names += store.classes
         self.classes.reset(names)
 
-    def _annotation_folder(self) -> Path:
+    def _annotation_folder(self, root: Path | None = None) -> Path:
         """Where annotations live: beside the images, except for the packaged sample (whose
         folder may be read-only and must stay clean) -> the user's data folder."""
-        assert self.root is not None
+        root = root or self.root
+        assert root is not None
         samples = resources.path_of(resources.SAMPLE_IMAGE).parent.resolve()
-        if self.root.resolve() == samples:
+        if root.resolve() == samples:
             base = QStandardPaths.writableLocation(QStandardPaths.StandardLocation.AppDataLocation)
             return Path(base) / "sample-annotations"
-        return self.root
+        return root
 
     def _open_store(self, fmt: str) -> AnnotationStore:
         return open_store(
@@ -212,19 +280,29 @@ class Workspace(QObject):
     def _reopen_store(self) -> None:
         if self.root is None:
             return
-        fmt = self.save_format()
-        rs = self.read_store
-        if (
-            rs is not None
-            and rs.fmt == fmt
-            and getattr(rs, "voc_convention", None) in (None, self.settings.voc_convention)
-        ):
-            self.store = rs
-        else:
-            self.store = self._open_store(fmt)
+        self.store = self._store_for(
+            self.save_format(),
+            self.read_store,
+            self._annotation_folder(),
+            self.root,
+            self.settings.voc_convention,
+        )
         for w in self.store.warnings:
             self.message.emit("warning", w)
         self.store_changed.emit()
+
+    @staticmethod
+    def _store_for(
+        fmt: str, read: AnnotationStore | None, folder: Path, root: Path, convention: str
+    ) -> AnnotationStore:
+        """The save store: the read store when it is of ``fmt`` (any thread)."""
+        if (
+            read is not None
+            and read.fmt == fmt
+            and getattr(read, "voc_convention", None) in (None, convention)
+        ):
+            return read
+        return open_store(folder, fmt, image_root=root, voc_convention=convention)
 
     def set_save_format(self, fmt: str, voc_convention: str | None = None) -> None:
         """Change the save format (``"auto"`` or one of ``FORMATS``) and VOC convention; the
@@ -271,7 +349,7 @@ class Workspace(QObject):
 
     def go_to(self, index: int) -> bool:
         """Show image ``index`` (saving the current one first); False if out of range."""
-        if not 0 <= index < len(self.images) or index == self.index:
+        if not 0 <= index < len(self.images) or index == self.index or self._opening:
             return False
         self.leave_current()
         self.index = index
@@ -530,8 +608,10 @@ class Workspace(QObject):
         return list(self.unsaved)
 
     # -- states --------------------------------------------------------------------------------
-    def _initial_state(self, path: Path) -> tuple[ImageState, str]:
-        for store in (self.store, self.read_store):
+    def _initial_state(
+        self, path: Path, stores: tuple[AnnotationStore | None, ...] | None = None
+    ) -> tuple[ImageState, str]:
+        for store in stores or (self.store, self.read_store):
             if store is not None and store.has_annotation(path):
                 return (ImageState.ANNOTATED, f"annotation: {store.annotation_path(path)}")
         return (ImageState.UNKNOWN, "not opened yet")
