@@ -541,3 +541,34 @@ def test_limits_quoted_by_the_readme_are_the_enforced_ones():
     for row, value in rows.items():
         line = next((ln for ln in readme.splitlines() if ln.startswith(f"| {row} |")), None)
         assert line is not None and f"| {value} |" in line, (row, value, line)
+
+
+def test_big_json_is_read_and_written_piecewise_with_the_same_bytes_and_errors():
+    """F11: a 100 MB COCO file is parsed and encoded one element of its top-level lists at a
+    time (one json.loads / json.dumps call would hold the GIL for seconds and freeze the GUI
+    thread during a background save). Same value, same bytes, same error position."""
+    import json
+
+    from rpn_core.annotation.formats import _common
+
+    doc = {
+        "info": {"description": "é"},
+        "images": [{"id": i, "file_name": f"é{i}.png"} for i in range(3000)],
+        "annotations": [{"id": k, "bbox": [k, 1.5, 2, 3], "segmentation": []}
+                        for k in range(60000)],
+        "categories": [{"id": 1, "name": "cat"}],
+        "empty": [],
+    }
+    data = _common.json_bytes(doc, None)
+    assert data == (json.dumps(doc, ensure_ascii=False) + "\n").encode("utf-8")
+    doc["categories"].append({"id": 2, "name": MC.SURROGATE_COCO})  # only ASCII escapes work
+    assert _common.json_bytes(doc, None) == (json.dumps(doc) + "\n").encode("ascii")
+    padded = data + b" " * _common._BIG_TEXT  # above the piecewise threshold
+    assert _common.json_loads(padded) == json.loads(padded)
+    for cut in (100, len(data) // 2, len(data) - 3):
+        broken = data[:cut] + b" " * _common._BIG_TEXT
+        with pytest.raises(json.JSONDecodeError) as ours:
+            _common.json_loads(broken)
+        with pytest.raises(json.JSONDecodeError) as theirs:
+            json.loads(broken)
+        assert (ours.value.msg, ours.value.pos) == (theirs.value.msg, theirs.value.pos)

@@ -14,6 +14,7 @@ from pathlib import Path
 
 from PySide6.QtCore import QObject, QRunnable, QThreadPool, Signal
 
+from app.common.workers import without_gc_pauses
 from rpn_core.annotation.data import AnnotationReadError
 from rpn_core.annotation.formats import AnnotationStore
 from rpn_core.annotation.image_state import ImageState, state_of
@@ -58,7 +59,7 @@ class _Scan(QRunnable):
 
     def run(self) -> None:
         try:
-            stores = self.make_stores()
+            stores = without_gc_pauses(self.make_stores)  # a 100 MB COCO file: no GC pauses
         except Exception:  # noqa: BLE001 - no scan rather than a crash; visits still work
             return
         batch = []

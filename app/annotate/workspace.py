@@ -25,7 +25,7 @@ from app.annotate.class_list import ClassList
 from app.annotate.image_cache import ImageCache
 from app.annotate.state_scan import StateScanner
 from app.common.settings import AppSettings
-from app.common.workers import Worker, describe_exception
+from app.common.workers import Worker, describe_exception, without_gc_pauses
 from app.state.qdocument import AnnotationDocument
 from app.state.undo import push_boxes
 from rpn_core.annotation.data import AnnotationReadError, Box, ImageAnnotation
@@ -381,7 +381,7 @@ class Workspace(QObject):
             QCoreApplication.processEvents()  # deliver their finished signals
 
     def _run_on_store_thread(self, fn, on_done, on_error) -> Worker:
-        worker = Worker(fn)
+        worker = Worker(without_gc_pauses, fn)
         self._store_jobs.add(worker)
         worker.signals.finished.connect(on_done)
         worker.signals.error.connect(on_error)
@@ -639,3 +639,4 @@ def _common_parent(paths: Sequence[Path]) -> Path:
     if len(parents) == 1:
         return next(iter(parents))
     return Path(os.path.commonpath([str(p) for p in parents]))
+
