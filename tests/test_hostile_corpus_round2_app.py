@@ -158,3 +158,30 @@ def test_a_folder_with_a_big_coco_file_opens_off_the_gui_thread(qtbot, app_setti
     assert any(lv == "warning" and "unknown image_id 99" in t
                for lv, t in window.message_bar.messages)
     window.close()
+
+
+def test_autosaves_queued_behind_a_running_big_save_are_coalesced(qtbot, app_settings, corpus,
+                                                                   tmp_path, monkeypatch):
+    monkeypatch.setattr(workspace_module, "HEAVY_ANNOTATION_BYTES", 0)
+    folder = fresh_copy(corpus / "coco-missing-images", tmp_path / "coco")
+    window = open_window(qtbot, app_settings, [folder / "img.png"], fmt="auto")
+    ws, doc = window.workspace, window.document
+    qtbot.waitUntil(lambda: doc.annotation is not None, timeout=10_000)
+    from rpn_core.annotation.formats.store import CocoStore
+
+    saves, real_save = [], CocoStore.save
+
+    def slow_save(self, ann):
+        saves.append(len(ann.boxes))
+        time.sleep(0.3)
+        real_save(self, ann)
+
+    monkeypatch.setattr(CocoStore, "save", slow_save)
+    for k in range(4):  # four edits, four autosaves while the first save still runs
+        doc.undo_stack.push(AddBoxesCommand(doc, [Box(60.0 + k, 10.0, 90.0, 30.0, "dog")]))
+        ws.autosave_now()
+    qtbot.waitUntil(lambda: not ws.saving and not doc.dirty, timeout=10_000)
+    assert saves == [2, 5]  # the first, then only the newest (not 2, 3, 4, 5)
+    saved = json.loads((folder / "annotations.json").read_text())
+    assert len([a for a in saved["annotations"] if a["image_id"] == 1]) == 5
+    window.close()

@@ -89,6 +89,7 @@ class Workspace(QObject):
         self._store_pool.setMaxThreadCount(1)
         self._store_jobs: set[Worker] = set()
         self.saving: dict[Path, ImageAnnotation] = {}  # saves under way, by image
+        self._save_next: dict[Path, tuple[ImageAnnotation, Path, int]] = {}  # queued behind
         self.loading: Path | None = None  # the image being read in the background
         self._opening = False  # a big folder's stores are being opened in the background
         # indexChanged follows every push/undo/redo (after the stack's clean state is updated).
@@ -545,25 +546,42 @@ class Workspace(QObject):
         self.unsaved.pop(ann.image_path, None)
         self._set_state(ann.image_path, *state_of(ann))
 
-    def _save_in_background(self, ann: ImageAnnotation, target: Path) -> None:
+    def _save_in_background(
+        self, ann: ImageAnnotation, target: Path, index: int | None = None
+    ) -> None:
         """A big file (a 100 MB COCO file takes seconds to write): saved on the store thread.
         The document is marked saved when the save lands, if it still holds what was saved
         (same image, same undo index); a failure parks the annotation in ``unsaved``."""
         store, doc = self.store, self.document
         assert store is not None
-        path, index = ann.image_path, doc.undo_stack.index()
+        path = ann.image_path
+        if index is None:  # the undo index ``ann`` was taken at (it is the document's now)
+            index = doc.undo_stack.index()
+        if path in self.saving:  # one save of this image under way: only the newest follows
+            self.saving[path] = ann
+            self._save_next[path] = (ann, target, index)
+            return
         backups_before = dict(store.backups)
         self.saving[path] = ann
         self._set_state(path, ImageState.UNSAVED, "saving…")
 
-        def done(_result) -> None:
+        def finish() -> bool:
             self.saving.pop(path, None)
+            follow = self._save_next.pop(path, None)
+            if follow is not None:  # edits made meanwhile: save them now (one write, not N)
+                self._save_in_background(*follow)
+            return follow is None
+
+        def done(_result) -> None:
+            if not finish():
+                return
             self._saved(ann, backups_before)
             if doc.image_path == path and doc.undo_stack.index() == index and doc.dirty:
                 doc.mark_saved()
 
         def failed(exc) -> None:
-            self.saving.pop(path, None)
+            self._save_next.pop(path, None)
+            finish()
             self._save_failed(ann, target, exc)
 
         self._run_on_store_thread(lambda: store.save(ann), done, failed)
