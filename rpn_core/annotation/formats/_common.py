@@ -152,8 +152,8 @@ def _json_pieces(obj: dict, *, ensure_ascii: bool) -> bytes:
     for n, (key, value) in enumerate(obj.items()):
         parts.append(b", " if n else b"")
         parts += (enc(key), b": ")
-        if isinstance(value, list):
-            parts.append(b"[" + b", ".join([enc(item) for item in value]) + b"]")
+        if isinstance(value, list):  # no "[" + ... + "]": that would copy 100 MB once more
+            parts += (b"[", b", ".join([enc(item) for item in value]), b"]")
         else:
             parts.append(enc(value))
     parts.append(b"}\n")
