@@ -6,7 +6,12 @@
                     and an annotation whose image no longer exists)
     OUT/voc/ yolo/ labelme/      one small PNG per case + its broken annotation file
     OUT/coco-*/     one folder per COCO case (a COCO file covers a whole folder)
-    OUT/weights/    truncated / wrong-shape / other-anchor safetensors and pickle exploits
+    OUT/weights/    truncated / wrong-shape / other-anchor safetensors and pickle exploits,
+                    hostile RPN configurations (issue 16)
+    OUT/round2/     issue 16: truncated PNG/JPEG with valid structure, bombs under and over
+                    the limits, XML-unsafe image names, absurd YOLO ids, lone-surrogate
+                    labels, names too long to save, a UTF-16 VOC file
+    OUT/special/    issue 16: FIFOs, /dev/zero links and a folder where files are expected
 
 Nothing here is hand-made binary: every file is built from code, so the corpus is generated
 at test time (``tests/corpus_fixtures.py``) and no binaries are committed. The PNG
@@ -20,8 +25,10 @@ Box convention of the expected boxes: :mod:`rpn_core.boxes`.
 from __future__ import annotations
 
 import argparse
+import hashlib
 import io
 import json
+import os
 import struct
 import sys
 import zlib
@@ -312,6 +319,162 @@ def make_weights(folder: Path) -> None:
     # A torch.save file (zip + pickle), named like safetensors to get past suffix checks.
     torch.save({"weights": _Exploit(marker)}, folder / "exploit.safetensors")
     torch.save({"weights": _Exploit(marker)}, folder / "exploit.pt")
+    make_hostile_configs(folder, folder / "good.safetensors")
+
+
+# -- round 2 (issue 16): what an independent hostile corpus still broke ------------------------
+BELL_NAME = "nul_free_\x07bell.jpg"  # a control character XML cannot carry
+LATIN1_NAME = os.fsdecode(b"latin1_\xe9t\xe9.jpg")  # not UTF-8: a lone surrogate in Python
+LONG_STEM = "s" * 251  # image name of 255 bytes: its labelme .json name (256) cannot exist
+SAVE_STEM = "t" * 240  # the .json name is legal (245); the old ".<name>.XXXXXXXX.tmp" was not
+YOLO_ID_CASES: dict[str, bytes] = {  # each has one absurd line and the good dog
+    "huge-id": b"99999999999 0.5 0.5 0.2 0.2\n" + GOOD_YOLO,
+    "float-huge-id": b"1e300 0.5 0.5 0.2 0.2\n" + GOOD_YOLO,
+    "five-million": b"5000000 0.5 0.5 0.2 0.2\n" + GOOD_YOLO,
+    "float-id": b"1.0 0.5 0.5 0.2 0.2\n" + GOOD_YOLO,
+}
+SURROGATE_LABELME = "a\ud800"  # legal JSON ("a\\ud800"), not encodable as UTF-8
+SURROGATE_COCO = "\ud800cat"
+PIXEL_BOMB_SIZE = (30000, 30000)  # 900 MP: above Pillow's own refusal (2 x 400 MP)
+BUDGET_BOMB_SIZE = (19999, 20000)  # 400 MP, under the pixel limit; 16-bit RGBA = 3.2 GB
+HOSTILE_CONFIGS: dict[str, tuple[str, object]] = {
+    # name -> (where: "header" or "sidecar", what replaces the config or its labels)
+    "min-side-60000": ("header", {"min_side": 60000, "max_side": 60000}),
+    "head-depth-1e7": ("header", {"head_conv_depth": 1e7}),
+    "labels-int": ("sidecar", {"labels": 5}),
+    "labels-list": ("sidecar", {"labels": []}),
+    "labels-fg-iou-text": ("sidecar", {"labels": {"fg_iou": "x"}}),
+}
+
+
+def png_rows(width: int, height: int, rows: int, *, colour: int = 2, depth: int = 8) -> bytes:
+    """A PNG with valid chunks whose zlib stream holds only ``rows`` of its ``height`` rows."""
+    samples = {0: 1, 2: 3, 4: 2, 6: 4}[colour]
+    row = b"\x00" + bytes(range(256)) * (width * samples * depth // 8 // 256 + 1)
+    row = row[: 1 + width * samples * depth // 8]
+    ihdr = struct.pack(">IIBBBBB", width, height, depth, colour, 0, 0, 0)
+    return (
+        b"\x89PNG\r\n\x1a\n"
+        + _png_chunk(b"IHDR", ihdr)
+        + _png_chunk(b"IDAT", zlib.compress(row * rows))
+        + _png_chunk(b"IEND", b"")
+    )
+
+
+def make_round2(root: Path) -> None:
+    """The regular-file cases of issue 16 under ``root`` (FIFOs etc.: :func:`make_special`)."""
+    folder = root / "truncated"
+    folder.mkdir(parents=True, exist_ok=True)
+    (folder / "half-rows.png").write_bytes(png_rows(64, 48, 24))
+    for name, progressive in (("cut-half.jpg", False), ("cut-half-progressive.jpg", True)):
+        data = _encode(_noise(64, 48, 5), "JPEG", quality=90, progressive=progressive)
+        (folder / name).write_bytes(data[: len(data) // 2] + b"\xff\xd9")
+    (folder / "complete.jpg").write_bytes(_encode(_noise(64, 48, 6), "JPEG", quality=90))
+    bombs = root / "bombs"
+    bombs.mkdir(parents=True, exist_ok=True)
+    (bombs / "900mp.png").write_bytes(png_bomb(*PIXEL_BOMB_SIZE))
+    w, h = BUDGET_BOMB_SIZE
+    (bombs / "rgba16-400mp.png").write_bytes(png_rows(w, h, 1, colour=6, depth=16))
+
+    names = root / "names"
+    names.mkdir(parents=True, exist_ok=True)
+    for name in (BELL_NAME, LATIN1_NAME):
+        _noise(40, 30, 7).save(names / name, format="JPEG")
+
+    folder = root / "yolo-ids"
+    folder.mkdir(parents=True, exist_ok=True)
+    (folder / "classes.txt").write_bytes(YOLO_CLASSES)
+    for stem, data in YOLO_ID_CASES.items():
+        _case_image(folder / f"{stem}.png")
+        (folder / f"{stem}.txt").write_bytes(data)
+
+    folder = root / "labelme-surrogate"
+    folder.mkdir(parents=True, exist_ok=True)
+    _case_image(folder / "img.png")
+    rect = {**_RECT, "label": SURROGATE_LABELME}
+    doc = {"shapes": [rect], "imageWidth": 100, "imageHeight": 80, "imagePath": "img.png"}
+    (folder / "img.json").write_text(json.dumps(doc), encoding="ascii")  # "a\\ud800"
+    folder = root / "coco-surrogate"
+    folder.mkdir(parents=True, exist_ok=True)
+    _case_image(folder / "img.png")
+    coco = {"images": [_IMG], "annotations": [_GOOD_ANN],
+            "categories": [{"id": 1, "name": SURROGATE_COCO}]}
+    (folder / "annotations.json").write_text(json.dumps(coco), encoding="ascii")
+
+    folder = root / "long-names"
+    folder.mkdir(parents=True, exist_ok=True)
+    for stem in (LONG_STEM, SAVE_STEM):
+        _case_image(folder / f"{stem}.png")
+
+    folder = root / "voc-utf16"
+    folder.mkdir(parents=True, exist_ok=True)
+    _case_image(folder / "img.png")
+    text = voc_xml("img.png", CASE_SIZE, [GOOD_VOC]).decode()
+    (folder / "img.xml").write_bytes(
+        ('<?xml version="1.0" encoding="UTF-16"?>\n' + text).encode("utf-16")
+    )
+
+
+def make_special(root: Path) -> dict[str, Path]:
+    """Non-regular files where a regular one is expected: FIFOs named like annotations,
+    images and weights, ``/dev/zero`` behind annotation and weights names, a folder named
+    ``.safetensors``. POSIX only (``os.mkfifo``). Returns ``{case: path}``.
+
+    Never copy or hash this folder naively: reading a FIFO blocks until a writer comes."""
+    made: dict[str, Path] = {}
+    for fmt, suffix in (("voc", ".xml"), ("labelme", ".json"), ("yolo", ".txt")):
+        folder = root / fmt
+        folder.mkdir(parents=True, exist_ok=True)
+        _case_image(folder / "img.png")
+        os.mkfifo(folder / f"img{suffix}")
+        made[f"{fmt}-fifo"] = folder / f"img{suffix}"
+        if fmt == "yolo":
+            (folder / "classes.txt").write_bytes(YOLO_CLASSES)
+    folder = root / "voc-zero"
+    folder.mkdir(parents=True, exist_ok=True)
+    _case_image(folder / "img.png")
+    (folder / "img.xml").symlink_to("/dev/zero")
+    made["voc-dev-zero"] = folder / "img.xml"
+    folder = root / "coco-zero"
+    folder.mkdir(parents=True, exist_ok=True)
+    _case_image(folder / "img.png")
+    (folder / "annotations.json").symlink_to("/dev/zero")
+    made["coco-dev-zero"] = folder / "annotations.json"
+    folder = root / "images"
+    folder.mkdir(parents=True, exist_ok=True)
+    os.mkfifo(folder / "fifo.jpg")
+    made["image-fifo"] = folder / "fifo.jpg"
+    (folder / "zero.png").symlink_to("/dev/zero")
+    made["image-dev-zero"] = folder / "zero.png"
+    folder = root / "weights"
+    folder.mkdir(parents=True, exist_ok=True)
+    os.mkfifo(folder / "fifo.safetensors")
+    made["weights-fifo"] = folder / "fifo.safetensors"
+    (folder / "dir.safetensors").mkdir()
+    made["weights-dir"] = folder / "dir.safetensors"
+    (folder / "zero.safetensors").symlink_to("/dev/zero")
+    made["weights-dev-zero"] = folder / "zero.safetensors"
+    return made
+
+
+def make_hostile_configs(folder: Path, good: Path) -> None:
+    """Weights whose tensors are ``good``'s but whose RPN configuration is hostile
+    (:data:`HOSTILE_CONFIGS`), in the safetensors header or in a valid-sha256 sidecar."""
+    from safetensors.torch import load, save
+
+    from rpn_core.rpn.weights import FORMAT, FORMAT_VERSION
+
+    state = load(good.read_bytes())
+    config = json.loads(good.with_suffix(".json").read_text())["config"]
+    for name, (where, change) in HOSTILE_CONFIGS.items():
+        bad = {**config, **change}
+        header_config = bad if where == "header" else config
+        data = save(state, metadata={"format": FORMAT, "config": json.dumps(header_config)})
+        (folder / f"{name}.safetensors").write_bytes(data)
+        if where == "sidecar":
+            side = {"format": FORMAT, "format_version": FORMAT_VERSION, "config": bad,
+                    "metadata": {}, "sha256": hashlib.sha256(data).hexdigest()}
+            (folder / f"{name}.json").write_text(json.dumps(side))
 
 
 def make_corpus(root: str | Path, *, weights: bool = True) -> Path:
@@ -319,6 +482,7 @@ def make_corpus(root: str | Path, *, weights: bool = True) -> Path:
     root = Path(root)
     make_images(root / "images")
     make_annotations(root)
+    make_round2(root / "round2")
     if weights:
         make_weights(root / "weights")
     return root
@@ -330,6 +494,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--no-weights", action="store_true", help="skip the weights (no torch)")
     args = parser.parse_args(argv)
     make_corpus(args.out, weights=not args.no_weights)
+    if hasattr(os, "mkfifo"):
+        make_special(args.out / "special")
     print(f"corpus written to {args.out}")
     return 0
 

@@ -6,6 +6,7 @@ Import them into a test module by name (``from corpus_fixtures import corpus``) 
 * ``corpus``: the images and annotations of ``scripts/make_corpus.py`` (session-wide, read
   only: copy a sub-folder with :func:`fresh_copy` before saving into it).
 * ``corpus_weights``: its ``weights/`` folder (imports torch, ~2 s, only where used).
+* ``special``: FIFOs, ``/dev/zero`` links and a folder named like files (issue 16), per test.
 * ``readonly_folder``: a folder with an image and a VOC file that really refuses writes --
   ``chmod 555`` for a normal user; for root (who ignores modes) a read-only tmpfs mount, or a
   skip when mounting is not allowed.
@@ -18,6 +19,7 @@ import hashlib
 import importlib.util
 import os
 import shutil
+import stat
 import subprocess
 import sys
 from collections.abc import Iterator
@@ -46,7 +48,7 @@ def snapshot(folder: Path) -> dict[str, tuple[str, int]]:
     for dirpath, _dirs, files in os.walk(folder):
         for name in files:
             p = Path(dirpath) / name
-            if p.is_symlink():
+            if p.is_symlink() or not stat.S_ISREG(p.lstat().st_mode):  # a FIFO would block
                 continue
             out[str(p.relative_to(folder))] = (
                 hashlib.sha256(p.read_bytes()).hexdigest(),
@@ -73,6 +75,21 @@ def corpus_weights(tmp_path_factory) -> Path:
     folder = tmp_path_factory.mktemp("corpus_weights") / "weights"
     make_corpus.make_weights(folder)
     return folder
+
+
+@pytest.fixture
+def special(tmp_path) -> Iterator[dict[str, Path]]:
+    """``make_corpus.make_special``: FIFOs, /dev/zero links and a folder where files are
+    expected (``{case: path}``). At teardown every FIFO is opened for writing once, which
+    releases a reader a broken test left blocked on it."""
+    if not hasattr(os, "mkfifo"):
+        pytest.skip("no FIFOs on this platform")
+    made = make_corpus.make_special(tmp_path / "special")
+    yield made
+    for path in made.values():
+        if stat.S_ISFIFO(path.lstat().st_mode):
+            with contextlib.suppress(OSError):
+                os.close(os.open(path, os.O_WRONLY | os.O_NONBLOCK))
 
 
 def _mount(*args: str) -> bool:

@@ -159,7 +159,7 @@ def test_empty_and_non_image_files_raise_typed_errors(tmp_path, content, reason)
 
 
 def test_missing_file_raises_typed_error(tmp_path):
-    with pytest.raises(ImageReadError, match="cannot access"):
+    with pytest.raises(ImageReadError, match="file not found"):
         load_image(tmp_path / "nope.png")
 
 

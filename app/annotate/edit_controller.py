@@ -191,6 +191,7 @@ class EditController(QObject):
         (YOLO, COCO) keeps the id they will be saved under.
         """
         ws = self.workspace
+        ws.wait_for_store()  # a save of a big file on the store thread lands first
         stores: dict[str, AnnotationStore] = {}
         # The save store, the store read from, then any other format written this session
         # (after a save format switch its files -- classes.txt -- still name the class).

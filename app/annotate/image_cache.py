@@ -18,7 +18,7 @@ from pathlib import Path
 from PySide6.QtGui import QImage
 
 from app.common.workers import Lane, Worker, wait_for_lane
-from app.state.qdocument import qimage_from_rgb
+from app.state.qdocument import rgb32_qimage
 from rpn_core.images.loading import ImageReadError, LoadedImage, load_image
 
 __all__ = ["CachedImage", "ImageCache"]
@@ -49,7 +49,7 @@ def decode(path: Path) -> CachedImage:
         return CachedImage(path, error=ImageReadError(path, f"unexpected error: {exc}"))
     # RGB32 is what a QPixmap holds: converting here (in the prefetch thread) makes the GUI
     # thread's QPixmap.fromImage a cheap copy (12 MP: ~60 ms saved per image change).
-    qimage = qimage_from_rgb(loaded.pixels).convertToFormat(QImage.Format.Format_RGB32)
+    qimage = rgb32_qimage(loaded.pixels)
     return CachedImage(path, loaded, qimage)
 
 

@@ -14,7 +14,7 @@ from pathlib import Path
 
 from PySide6.QtCore import QObject, Signal
 
-from app.common.workers import Lane, Worker, wait_for_lane
+from app.common.workers import Lane, Worker, wait_for_lane, without_gc_pauses
 from rpn_core.annotation.formats import AnnotationStore
 from rpn_core.annotation.image_state import scan_states
 
@@ -34,7 +34,8 @@ class StateScanner(QObject):
         self, paths: Sequence[Path], make_stores: Callable[[], list[AnnotationStore]]
     ) -> None:
         self.cancel()
-        worker = Worker(scan_states, list(paths), make_stores)
+        stores = lambda: without_gc_pauses(make_stores)  # noqa: E731 - a 100 MB COCO: no GC pauses
+        worker = Worker(scan_states, list(paths), stores)
         worker.signals.progress.connect(lambda batch, w=worker: self._forward(w, batch))
         self._worker = worker.start(Lane.FILES)
 

@@ -25,20 +25,25 @@ from app.annotate.class_list import ClassList
 from app.annotate.image_cache import ImageCache
 from app.annotate.state_scan import StateScanner
 from app.common.settings import AppSettings
-from app.common.workers import describe_exception
+from app.common.workers import Lane, Worker, describe_exception, wait_for_lane, without_gc_pauses
 from app.state.qdocument import AnnotationDocument
 from app.state.undo import push_boxes
 from rpn_core.annotation.data import AnnotationReadError, Box, ImageAnnotation
 from rpn_core.annotation.formats import AnnotationStore, detect_format, open_store
-from rpn_core.annotation.formats.store import PerImageStore
+from rpn_core.annotation.formats.store import PerImageStore, coco_file_in
 from rpn_core.annotation.image_state import ImageState, state_of
 from rpn_core.annotation.yolo_layout import find_data_yaml, labels_folder_for, read_yaml_names
 from rpn_core.errors import RPNStudioError
-from rpn_core.images.loading import IMAGE_SUFFIXES, ImageReadError, list_images
+from rpn_core.images.loading import IMAGE_SUFFIXES, ImageReadError, list_images, probe_image
 
-__all__ = ["AUTOSAVE_DELAY_MS", "Workspace"]
+__all__ = ["AUTOSAVE_DELAY_MS", "HEAVY_ANNOTATION_BYTES", "HEAVY_IMAGE_PIXELS", "Workspace"]
 
 AUTOSAVE_DELAY_MS = 1500
+# Work predicted (from the image header and the annotation file's size) to take more than
+# ~100 ms on the GUI thread goes to the store thread instead (issue 16: F10 / F11): decoding
+# more than 8 MP, reading or writing an annotation file of more than 2 MB.
+HEAVY_IMAGE_PIXELS = 8_000_000
+HEAVY_ANNOTATION_BYTES = 2 * 1024**2
 # States set from a quick look (file exists or not): the background scan may refine them.
 _GUESSED = (ImageState.UNKNOWN, ImageState.ANNOTATED)
 
@@ -85,6 +90,14 @@ class Workspace(QObject):
         self._timer.setSingleShot(True)
         self._timer.setInterval(AUTOSAVE_DELAY_MS)
         self._timer.timeout.connect(self.autosave_now)
+        # The store thread: heavy decodes, annotation reads and saves run here, one at a time
+        # and in order (a save of an image always lands before its next read). While it has
+        # work, the GUI thread does not touch the stores itself (see _store_idle).
+        self._store_jobs: set[Worker] = set()
+        self.saving: dict[Path, ImageAnnotation] = {}  # saves under way, by image
+        self._save_next: dict[Path, tuple[ImageAnnotation, Path, int]] = {}  # queued behind
+        self.loading: Path | None = None  # the image being read in the background
+        self._opening = False  # a big folder's stores are being opened in the background
         # indexChanged follows every push/undo/redo (after the stack's clean state is updated).
         document.undo_stack.indexChanged.connect(self._schedule_autosave)
         document.dirty_changed.connect(self._on_dirty_changed)
@@ -118,6 +131,9 @@ class Workspace(QObject):
         if not self.leave_current() or not self._release_unsaved():
             return False
         root = folders[0] if len(folders) == 1 else _common_parent(images)
+        if self._heavy_folder(root):
+            self._open_in_background(root, images)
+            return True
         self._set_root(root)
         self.images = list(dict.fromkeys(images))
         self.states = {p: self._initial_state(p) for p in self.images}
@@ -126,6 +142,74 @@ class Workspace(QObject):
         self.go_to(0)
         self.scanner.start(self.images, self._scan_stores())
         return True
+
+    def _heavy_folder(self, root: Path) -> bool:
+        """A folder whose COCO file is big: its stores are opened on the store thread."""
+        coco = coco_file_in(self._annotation_folder(root))
+        try:
+            return coco is not None and coco.stat().st_size > HEAVY_ANNOTATION_BYTES
+        except OSError:
+            return False
+
+    def _open_in_background(self, root: Path, images: list[Path]) -> None:
+        """:meth:`open_paths` for a folder with a big COCO file (100 MB: seconds to parse):
+        the images are listed at once, the stores are opened (the file parsed) on the store
+        thread, then the first image is shown. Navigation waits for it (``_opening``)."""
+        self.wait_for_store()
+        self.loading = None
+        self.root = root
+        self.unsaved = {}
+        self.previous_boxes = []
+        self.cache.clear()
+        self.read_store = self.store = None
+        self.images = list(dict.fromkeys(images))
+        self.states = {p: (ImageState.UNKNOWN, "reading the annotations…") for p in self.images}
+        self.index = -1
+        self._opening = True
+        self.images_listed.emit()
+        self.document.set_image(None, None, error=f"Reading the annotations of {root.name}…")
+        folder, convention = self._annotation_folder(root), self.settings.voc_convention
+        wanted = self.settings.save_format
+
+        def work():
+            detected = detect_format(folder)
+            read = None
+            if detected is not None:
+                read = open_store(folder, detected, image_root=root, voc_convention=convention)
+            fmt = wanted if wanted != "auto" else (read.fmt if read is not None else "voc")
+            store = self._store_for(fmt, read, folder, root, convention)
+            states = {p: self._initial_state(p, (store, read)) for p in self.images}
+            return read, store, states
+
+        def done(result) -> None:
+            if self.root != root:
+                return
+            self._opening = False
+            self.read_store, self.store, states = result
+            self.yaml_classes = []
+            self._stores = {
+                (s.fmt, getattr(s, "voc_convention", "") if s.fmt == "voc" else ""): s
+                for s in (self.read_store, self.store)
+                if s is not None
+            }
+            for w in self.store.warnings:
+                self.message.emit("warning", w)
+            self.store_changed.emit()
+            names = self.settings.classes_for(root)
+            for store in (self.store, self.read_store):
+                if store is not None:
+                    names += store.classes
+            self.classes.reset(names)
+            for path, (state, tip) in states.items():
+                self._set_state(path, state, tip)
+            self.go_to(0)
+            self.scanner.start(self.images, self._scan_stores())
+
+        def failed(exc) -> None:
+            self._opening = False
+            self.message.emit("error", f"Cannot open {root}: {describe_exception(exc)}")
+
+        self._run_on_store_thread(work, done, failed)
 
     def _scan_stores(self) -> Callable[[], list[AnnotationStore]]:
         """A factory of fresh stores for the background scan, built from plain values read
@@ -149,7 +233,8 @@ class Workspace(QObject):
         """Before another folder replaces this one: save what autosave may save, then ask
         (``confirm_discard``) before dropping edits that are still unsaved."""
         if self.settings.autosave:
-            self.save_all()
+            self.save_all(wait=True)
+        self.wait_for_store()
         left = list(self.unsaved)
         if left and not self.confirm_discard(left):
             self.message.emit(
@@ -162,6 +247,8 @@ class Workspace(QObject):
         return True
 
     def _set_root(self, root: Path) -> None:
+        self.wait_for_store()
+        self.loading = None
         self.root = root
         self.unsaved = {}
         self.previous_boxes = []
@@ -185,33 +272,35 @@ class Workspace(QObject):
             self.read_store = self._open_store(detected)
         self._reopen_store()
 
-    def _yolo_layout(self) -> tuple[Path, Path | None] | None:
+    def _yolo_layout(self, root: Path | None = None) -> tuple[Path, Path | None] | None:
         """``(labels folder, data.yaml or None)`` when the images sit in a YOLO dataset's
         ``images/`` tree with a matching ``labels/`` tree (and no Change Save Dir is set)."""
-        if self.root is None or self.settings.save_dir_for(self.root):
+        root = root or self.root
+        if root is None or self.settings.save_dir_for(root):
             return None
-        labels = labels_folder_for(self.root)
+        labels = labels_folder_for(root)
         if labels is None:
             return None
         return labels, find_data_yaml(labels.parent if labels.name == "labels" else labels)
 
-    def _annotation_folder(self) -> Path:
+    def _annotation_folder(self, root: Path | None = None) -> Path:
         """Where annotations live: the folder chosen with Change Save Dir; else a YOLO
         dataset's ``labels/`` tree for its ``images/``; else beside the images, except for the
         packaged sample (whose folder may be read-only and must stay clean) -> the user's data
         folder."""
-        assert self.root is not None
-        chosen = self.settings.save_dir_for(self.root)
+        root = root or self.root
+        assert root is not None
+        chosen = self.settings.save_dir_for(root)
         if chosen:
             return Path(chosen)
-        layout = self._yolo_layout()
+        layout = self._yolo_layout(root)
         if layout is not None:
             return layout[0]
         samples = resources.path_of(resources.SAMPLE_IMAGE).parent.resolve()
-        if self.root.resolve() == samples:
+        if root.resolve() == samples:
             base = QStandardPaths.writableLocation(QStandardPaths.StandardLocation.AppDataLocation)
             return Path(base) / "sample-annotations"
-        return self.root
+        return root
 
     def session_stores(self) -> list[AnnotationStore]:
         """Every store opened for this folder this session (each format, VOC convention)."""
@@ -265,22 +354,36 @@ class Workspace(QObject):
         if self.root is None:
             return
         fmt = self.save_format()
-        rs = self.read_store
-        if (
-            rs is not None
-            and rs.fmt == fmt
-            and getattr(rs, "voc_convention", None) in (None, self.settings.voc_convention)
-        ):
-            self.store = rs
+        if self._reuses_read_store(fmt, self.read_store, self.settings.voc_convention):
+            self.store = self.read_store
         else:
-            self.store = self._open_store(fmt)
+            self.store = self._open_store(fmt)  # one store per format this session
         for w in self.store.warnings:
             self.message.emit("warning", w)
         self.store_changed.emit()
 
+    @staticmethod
+    def _reuses_read_store(fmt: str, read: AnnotationStore | None, convention: str) -> bool:
+        """The read store is also the save store when it is of ``fmt`` (and convention)."""
+        return (
+            read is not None
+            and read.fmt == fmt
+            and getattr(read, "voc_convention", None) in (None, convention)
+        )
+
+    @classmethod
+    def _store_for(
+        cls, fmt: str, read: AnnotationStore | None, folder: Path, root: Path, convention: str
+    ) -> AnnotationStore:
+        """The save store of a folder opened in the background (any thread)."""
+        if cls._reuses_read_store(fmt, read, convention):
+            return read
+        return open_store(folder, fmt, image_root=root, voc_convention=convention)
+
     def set_save_format(self, fmt: str, voc_convention: str | None = None) -> None:
         """Change the save format (``"auto"`` or one of ``FORMATS``) and VOC convention; the
         current image is marked unsaved so that the next save writes the new format."""
+        self.wait_for_store()
         self.settings.save_format = fmt
         if voc_convention is not None:
             self.settings.voc_convention = voc_convention
@@ -322,7 +425,7 @@ class Workspace(QObject):
 
     def go_to(self, index: int) -> bool:
         """Show image ``index`` (saving the current one first); False if out of range."""
-        if not 0 <= index < len(self.images) or index == self.index:
+        if not 0 <= index < len(self.images) or index == self.index or self._opening:
             return False
         self.leave_current()
         self.index = index
@@ -331,12 +434,95 @@ class Workspace(QObject):
         self.current_changed.emit(index)
         neighbours = [index + 1, index - 1, index + 2]
         self.cache.prefetch(self.images[i] for i in neighbours if 0 <= i < len(self.images))
-        if self.settings.keep_previous and not self.document.boxes and self.previous_boxes:
+        if (
+            self.settings.keep_previous
+            and self.document.annotation is not None  # not while it loads in the background
+            and not self.document.boxes
+            and self.previous_boxes
+        ):
             push_boxes(self.document, self.previous_boxes, "Keep boxes of previous image")
         return True
 
+    # -- the store thread -------------------------------------------------------------------
+    def _store_idle(self) -> bool:
+        return not self._store_jobs
+
+    def wait_for_store(self) -> None:
+        """Block until the store thread is idle (before the rare synchronous store use:
+        opening another folder, changing the save format, closing)."""
+        while self._store_jobs:
+            wait_for_lane(Lane.STORE)
+            from PySide6.QtCore import QCoreApplication
+
+            QCoreApplication.processEvents()  # deliver their finished signals
+
+    def _run_on_store_thread(self, fn, on_done, on_error) -> Worker:
+        worker = Worker(without_gc_pauses, fn)
+        self._store_jobs.add(worker)
+        worker.signals.finished.connect(on_done)
+        worker.signals.error.connect(on_error)
+        worker.signals.done.connect(lambda: self._store_jobs.discard(worker))
+        return worker.start(Lane.STORE)
+
+    def _heavy_image(self, path: Path) -> bool:
+        if self.cache.cached(path) is not None:
+            return False
+        try:
+            w, h = probe_image(path)
+        except ImageReadError:
+            return False  # the error is found (and cached) at once by the normal path
+        return w * h > HEAVY_IMAGE_PIXELS
+
+    def _heavy_annotation(self, path: Path) -> bool:
+        """Whether reading or writing the annotation of ``path`` means a big file."""
+        for store in (self.store, self.read_store):
+            if store is None:
+                continue
+            try:
+                if store.annotation_path(path).stat().st_size > HEAVY_ANNOTATION_BYTES:
+                    return True
+            except OSError:
+                continue
+        return False
+
     def _show(self, path: Path) -> None:
-        cached = self.cache.get(path)
+        if not self._store_idle() or self._heavy_image(path) or self._heavy_annotation(path):
+            self._show_in_background(path)
+            return
+        self._show_now(path, self.cache.get(path))
+
+    def _show_in_background(self, path: Path) -> None:
+        """Decode and read the annotation on the store thread; the canvas says "Loading"
+        meanwhile (no annotation: nothing can be edited) and the GUI stays responsive."""
+        self.loading = path
+        self.document.set_image(None, None, error=f"Loading {path.name}…")
+
+        def work():
+            cached = self.cache.get(path)
+            if cached.loaded is None or path in self.unsaved or path in self.saving:
+                return cached, None, []
+            loaded = cached.loaded
+            messages: list[tuple[str, str]] = []
+            ann = self._read_annotation(path, loaded.width, loaded.height, messages)
+            return cached, ann, messages
+
+        def done(result) -> None:
+            if self.loading != path or self.current_path != path:
+                return  # the user moved on; the decode stays in the cache
+            self.loading = None
+            cached, ann, messages = result
+            for level, text in messages:
+                self.message.emit(level, text)
+            self._show_now(path, cached, ann)
+
+        def failed(exc) -> None:
+            if self.loading == path:
+                self.loading = None
+                self.message.emit("error", f"Cannot open {path}: {describe_exception(exc)}")
+
+        self._run_on_store_thread(work, done, failed)
+
+    def _show_now(self, path: Path, cached, ann: ImageAnnotation | None = None) -> None:
         if cached.error is not None:
             reason = cached.error.reason
             self._set_state(path, ImageState.UNREADABLE, reason)
@@ -347,18 +533,28 @@ class Workspace(QObject):
         assert loaded is not None
         if loaded.message:
             self.message.emit("info", loaded.message)
-        dirty = path in self.unsaved
-        ann = (
-            self.unsaved[path]
-            if dirty
-            else self._load_annotation(path, loaded.width, loaded.height)
-        )
+        dirty = path in self.unsaved or path in self.saving
+        if dirty:
+            ann = self.unsaved.get(path) or self.saving[path]
+        elif ann is None:
+            ann = self._load_annotation(path, loaded.width, loaded.height)
         self.classes.merge(ann.labels)
         self.document.set_image(loaded, ann, qimage=cached.qimage, dirty=dirty)
         if not dirty:
             self._set_state(path, *state_of(ann))
 
     def _load_annotation(self, path: Path, width: int, height: int) -> ImageAnnotation:
+        messages: list[tuple[str, str]] = []
+        ann = self._read_annotation(path, width, height, messages)
+        for level, text in messages:
+            self.message.emit(level, text)
+        return ann
+
+    def _read_annotation(
+        self, path: Path, width: int, height: int, messages: list[tuple[str, str]]
+    ) -> ImageAnnotation:
+        """The annotation of ``path`` from the stores (any thread: emits nothing, appends
+        ``(level, text)`` to ``messages``)."""
         store = self.store
         if store is not None and not store.has_annotation(path) and self.read_store is not None:
             if self.read_store.has_annotation(path):
@@ -368,16 +564,16 @@ class Workspace(QObject):
         try:
             ann = store.load(path, width=width, height=height)
         except AnnotationReadError as exc:
-            self.message.emit(
+            messages.append((
                 "error",
                 f"Annotation file {exc.path} could not be read: {exc.reason}. The image "
                 "is shown without boxes; the file is backed up before it is ever overwritten.",
-            )
+            ))
             return ImageAnnotation(path, width, height)
         if ann.warnings:
             shown = "; ".join(ann.warnings[:5])
             more = f" (+{len(ann.warnings) - 5} more)" if len(ann.warnings) > 5 else ""
-            self.message.emit("warning", f"{store.annotation_path(path)}: {shown}{more}")
+            messages.append(("warning", f"{store.annotation_path(path)}: {shown}{more}"))
         ann.width, ann.height = width, height
         return ann
 
@@ -396,20 +592,38 @@ class Workspace(QObject):
             self._set_state(ann.image_path, *state_of(ann))
             self.saved.emit(f"Saved: {ann.image_path.name} has no boxes, so no file is written")
             return True
+        if not self._store_idle() or self._heavy_annotation(ann.image_path):
+            self._save_in_background(ann, target)
+            return True
         backups_before = dict(self.store.backups)
         existed = target.exists()
         try:
             self.store.save(ann)
         except Exception as exc:  # noqa: BLE001 - whatever failed, nothing may be lost
-            reason = exc.reason if isinstance(exc, RPNStudioError) else describe_exception(exc)
-            self.unsaved[ann.image_path] = ann
-            self._set_state(ann.image_path, ImageState.UNSAVED, f"save failed: {reason}")
-            self.message.emit(
-                "error",
-                f"Could not save {target}: {reason}. Your changes are "
-                "kept in memory; fix the problem or choose another save format.",
-            )
+            self._save_failed(ann, target, exc)
             return False
+        self._saved(ann, backups_before, target, existed)
+        doc.mark_saved()
+        return True
+
+    def _save_failed(self, ann: ImageAnnotation, target: Path, exc: BaseException) -> None:
+        reason = exc.reason if isinstance(exc, RPNStudioError) else describe_exception(exc)
+        if isinstance(exc, MemoryError):
+            reason = "out of memory"
+        self.unsaved[ann.image_path] = ann
+        self._set_state(ann.image_path, ImageState.UNSAVED, f"save failed: {reason}")
+        self.message.emit(
+            "error",
+            f"Could not save {target}: {reason}. Your changes are "
+            "kept in memory; fix the problem or choose another save format.",
+        )
+
+    def _saved(
+        self, ann: ImageAnnotation, backups_before: dict, target: Path, existed: bool
+    ) -> None:
+        """A save landed: say so (and which files were backed up); remember a file this
+        session created (:meth:`_nothing_to_write` may remove it again)."""
+        assert self.store is not None
         for original, backup in self.store.backups.items():
             if original not in backups_before:
                 self.message.emit(
@@ -418,11 +632,50 @@ class Workspace(QObject):
         if not existed:
             self._created.add(target)
         self.unsaved.pop(ann.image_path, None)
-        doc.mark_saved()
         self._set_state(ann.image_path, *state_of(ann))
         n = len(ann.boxes)
         self.saved.emit(f"Saved {n} box{'es' if n != 1 else ''} to {target}")
-        return True
+
+    def _save_in_background(
+        self, ann: ImageAnnotation, target: Path, index: int | None = None
+    ) -> None:
+        """A big file (a 100 MB COCO file takes seconds to write): saved on the store thread.
+        The document is marked saved when the save lands, if it still holds what was saved
+        (same image, same undo index); a failure parks the annotation in ``unsaved``."""
+        store, doc = self.store, self.document
+        assert store is not None
+        path = ann.image_path
+        if index is None:  # the undo index ``ann`` was taken at (it is the document's now)
+            index = doc.undo_stack.index()
+        if path in self.saving:  # one save of this image under way: only the newest follows
+            self.saving[path] = ann
+            self._save_next[path] = (ann, target, index)
+            return
+        backups_before = dict(store.backups)
+        existed = target.exists()
+        self.saving[path] = ann
+        self._set_state(path, ImageState.UNSAVED, "saving…")
+
+        def finish() -> bool:
+            self.saving.pop(path, None)
+            follow = self._save_next.pop(path, None)
+            if follow is not None:  # edits made meanwhile: save them now (one write, not N)
+                self._save_in_background(*follow)
+            return follow is None
+
+        def done(_result) -> None:
+            if not finish():
+                return
+            self._saved(ann, backups_before, target, existed)
+            if doc.image_path == path and doc.undo_stack.index() == index and doc.dirty:
+                doc.mark_saved()
+
+        def failed(exc) -> None:
+            self._save_next.pop(path, None)
+            finish()
+            self._save_failed(ann, target, exc)
+
+        self._run_on_store_thread(lambda: store.save(ann), done, failed)
 
     def _nothing_to_write(self, ann: ImageAnnotation) -> bool:
         """An image without boxes (and not marked verified) that had no annotation file gets
@@ -455,8 +708,11 @@ class Workspace(QObject):
         if path is not None and dirty and self.states.get(path, (None,))[0] != ImageState.UNSAVED:
             self._set_state(path, ImageState.UNSAVED, "changes not saved yet")
 
-    def save_all(self) -> list[Path]:
-        """Save the current image and retry parked ones; returns the paths still unsaved."""
+    def save_all(self, *, wait: bool = False) -> list[Path]:
+        """Save the current image and retry parked ones; returns the paths still unsaved.
+
+        Big files are saved on the store thread (they are then not in the list yet); with
+        ``wait`` (closing, opening another folder) this waits for every save to land first."""
         if self.document.dirty:
             self.save_current()
         elif self.document.annotation is not None:
@@ -468,6 +724,11 @@ class Workspace(QObject):
                 del self.unsaved[path]
                 self._set_state(path, *state_of(ann))
                 continue
+            if not wait and (not self._store_idle() or self._heavy_annotation(path)):
+                del self.unsaved[path]  # back in unsaved if this save fails too
+                self._save_in_background(ann, self.store.annotation_path(path))
+                continue
+            self.wait_for_store()
             try:
                 self.store.save(ann)
             except Exception as exc:  # noqa: BLE001
@@ -475,11 +736,15 @@ class Workspace(QObject):
                 continue
             del self.unsaved[path]
             self._set_state(path, *state_of(ann))
+        if wait:
+            self.wait_for_store()
         return list(self.unsaved)
 
     # -- states --------------------------------------------------------------------------------
-    def _initial_state(self, path: Path) -> tuple[ImageState, str]:
-        for store in (self.store, self.read_store):
+    def _initial_state(
+        self, path: Path, stores: tuple[AnnotationStore | None, ...] | None = None
+    ) -> tuple[ImageState, str]:
+        for store in stores or (self.store, self.read_store):
             if store is not None and store.has_annotation(path):
                 return (ImageState.ANNOTATED, f"annotation: {store.annotation_path(path)}")
         return (ImageState.UNKNOWN, "not opened yet")
@@ -506,3 +771,4 @@ def _common_parent(paths: Sequence[Path]) -> Path:
     if len(parents) == 1:
         return next(iter(parents))
     return Path(os.path.commonpath([str(p) for p in parents]))
+

@@ -55,7 +55,8 @@ def label_color(label: str) -> QColor:
     index = _class_order.get(label)
     if index is not None and index < len(CLASS_PALETTE):
         return QColor(CLASS_PALETTE[index])
-    hue = zlib.crc32(label.encode("utf-8")) % 360
+    # surrogatepass: a label read from JSON may hold a lone surrogate ("a\\ud800", legal JSON)
+    hue = zlib.crc32(label.encode("utf-8", "surrogatepass")) % 360
     return QColor.fromHsv(hue, 220, 250)
 
 

@@ -3,8 +3,9 @@
 * :class:`Worker` is the app's only ``QRunnable``: it runs a Qt-free callable or generator
   (typically from :mod:`rpn_core`) on the thread pool of a :class:`Lane` -- ``INTERACTIVE``
   (Qt's global pool: proposals, labelling, statistics, k-means, loading weights), ``FILES``
-  (one thread: decoding images ahead and scanning a folder's states) or ``TRAINING`` (one
-  thread, so fine-tuning never starves the others). A started worker keeps itself alive until
+  (one thread: decoding images ahead and scanning a folder's states), ``STORE`` (one thread:
+  the workspace's big reads and writes -- huge images, big annotation files -- in order) or
+  ``TRAINING`` (one thread, so fine-tuning never starves the others). A started worker keeps itself alive until
   its ``done`` signal; callers hold one only to cancel it. A generator's yielded values arrive as ``progress(object)``; its
   ``return`` value (or, if it returns ``None``, its last yielded value) as ``finished(object)``;
   a plain callable's return value as ``finished(object)``. Every exception arrives as
@@ -49,6 +50,7 @@ __all__ = [
     "describe_exception",
     "thread_pool",
     "wait_for_lane",
+    "without_gc_pauses",
 ]
 
 log = logging.getLogger(__name__)
@@ -66,6 +68,7 @@ class Lane(enum.Enum):
 
     INTERACTIVE = "interactive"
     FILES = "files"
+    STORE = "store"
     TRAINING = "training"
 
 
@@ -385,3 +388,21 @@ class ModelLoader(QObject):
         self.state = state
         self.message = message
         self.state_changed.emit(state.value, message)
+
+
+def without_gc_pauses(fn: Callable[[], object]) -> object:
+    """Run ``fn`` (on a worker thread) with the cyclic garbage collector paused, then freeze
+    what it built. Parsing a 100 MB COCO file creates millions of dicts and lists; each full
+    collection over them holds the GIL for up to a second -- a freeze of the GUI thread, although
+    the work runs elsewhere. JSON data has no reference cycles, so reference counting alone
+    frees it; frozen objects are simply never scanned again."""
+    import gc
+
+    was_enabled = gc.isenabled()
+    gc.disable()
+    try:
+        return fn()
+    finally:
+        gc.freeze()
+        if was_enabled:
+            gc.enable()

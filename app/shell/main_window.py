@@ -269,7 +269,7 @@ class MainWindow(QMainWindow):
         a, ws, c, e = self.actions, self.workspace, self.canvas, self.edits
         a.open_file.triggered.connect(lambda: dialogs.ask_open_file(self))
         a.open_folder.triggered.connect(lambda: dialogs.ask_open_folder(self))
-        a.save.triggered.connect(ws.save_all)
+        a.save.triggered.connect(lambda: ws.save_all())  # triggered(bool) is no argument of it
         a.change_save_dir.triggered.connect(lambda: dialogs.ask_save_dir(self))
         a.autosave.toggled.connect(self._set_autosave)
         a.keep_previous.toggled.connect(lambda on: setattr(self.settings, "keep_previous", on))
@@ -456,7 +456,8 @@ class MainWindow(QMainWindow):
             return
         self.workspace.leave_current()
         if self.settings.autosave:
-            self.workspace.save_all()
+            self.workspace.save_all(wait=True)
+        self.workspace.wait_for_store()  # saves of big files still under way land first
         left = list(self.workspace.unsaved)
         if left and not dialogs.confirm_discard(self, left):
             event.ignore()

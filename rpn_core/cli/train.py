@@ -168,6 +168,10 @@ def run(args: argparse.Namespace) -> int:
     if not items:
         print(f"error: no annotated images in {args.data_dir}", file=sys.stderr)
         return 2
+    from rpn_core.training.data import as_samples, cap_notes
+
+    for note in cap_notes(as_samples(items)):  # said before the (long) run starts
+        print(f"warning: {note}", file=sys.stderr)
     import torch
 
     from rpn_core.rpn.checkpoint import save_checkpoint

@@ -9,19 +9,24 @@ crash between the two leaves the old tensors, which still load. Pickle files
 (``torch.save`` checkpoints) are recognised by their first bytes and refused before anything
 parses them: unpickling can run code.
 
-Every failure is a :class:`WeightsError` naming the file and the reason.
+Only regular files within :data:`~rpn_core.limits.MAX_WEIGHTS_BYTES` are read, and the RPN
+configuration (header or sidecar) is validated field by field where it is read
+(:func:`check_config`). Every failure is a :class:`WeightsError` naming the file and the reason.
 """
 
 from __future__ import annotations
 
 import hashlib
 import json
+import os
 import struct
 from pathlib import Path
 from typing import TYPE_CHECKING
 
 from rpn_core.annotation.data import AnnotationWriteError
 from rpn_core.errors import RPNStudioError
+from rpn_core.files import read_regular
+from rpn_core.limits import MAX_SIDECAR_BYTES, MAX_WEIGHTS_BYTES
 
 if TYPE_CHECKING:  # pragma: no cover - typing only
     import torch
@@ -89,7 +94,9 @@ def _entry_on_disk(path: Path) -> dict | None:
     sidecar describes it (as the current or the previous version); else None."""
     try:
         side = _read_sidecar(path)
-        data = path.read_bytes() if side is not None else None
+        data = None
+        if side is not None:
+            data = read_regular(path, limit=MAX_WEIGHTS_BYTES, what="weights", error=WeightsError)
     except (WeightsError, OSError):
         return None
     if side is None or data is None:
@@ -128,11 +135,12 @@ def _header_metadata(path: Path, data: bytes) -> dict:
 
 def _read_sidecar(path: Path) -> dict | None:
     side = sidecar_path(path)
-    if not side.exists():
+    if not os.path.lexists(side):
         return None
+    data = read_regular(side, limit=MAX_SIDECAR_BYTES, what="a weights sidecar", error=WeightsError)
     try:
-        info = json.loads(side.read_text(encoding="utf-8"))
-    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
+        info = json.loads(data.decode("utf-8"))
+    except (UnicodeDecodeError, json.JSONDecodeError, RecursionError) as exc:
         raise WeightsError(side, f"unreadable weights metadata: {exc}") from exc
     if not isinstance(info, dict) or info.get("format") != FORMAT:
         raise WeightsError(side, f"not an RPN Studio weights metadata file (format != {FORMAT})")
@@ -151,12 +159,9 @@ def read_weights(
     from safetensors.torch import load
 
     path = Path(path)
-    if not path.is_file():
-        raise WeightsError(path, "file not found")
-    try:
-        data = path.read_bytes()
-    except OSError as exc:
-        raise WeightsError(path, f"cannot read: {exc.strerror or exc}") from exc
+    # A FIFO, a device (/dev/zero) or a folder named .safetensors is "not a regular file",
+    # never "not found"; the size is checked before a byte is read.
+    data = read_regular(path, limit=MAX_WEIGHTS_BYTES, what="a weights file", error=WeightsError)
     kind = _looks_like_pickle(data)
     if kind:
         raise WeightsError(
@@ -182,13 +187,30 @@ def read_weights(
         state = load(data)
     except (SafetensorError, ValueError, RuntimeError) as exc:
         raise WeightsError(path, f"not a valid safetensors file (truncated?): {exc}") from exc
+    config_file = sidecar_path(path) if side is not None else path
     if side is not None:
         config, metadata = side.get("config"), side.get("metadata") or {}
     else:
         try:
             config, metadata = json.loads(meta.get("config", "null")), {}
-        except json.JSONDecodeError as exc:
+        except (json.JSONDecodeError, RecursionError, TypeError) as exc:
             raise WeightsError(path, f"bad configuration in the header: {exc}") from exc
     if not isinstance(config, dict):
-        raise WeightsError(path, "no RPN configuration in the file or beside it")
+        raise WeightsError(config_file, "no RPN configuration in the file or beside it")
+    if not isinstance(metadata, dict):
+        raise WeightsError(config_file, f"metadata must be a JSON object, got {metadata!r}")
+    check_config(config_file, config)
     return state, config, metadata
+
+
+def check_config(path: str | Path, config: object) -> None:
+    """Validate a weights file's RPN configuration -- every field's type and range, see
+    :meth:`~rpn_core.rpn.config.RPNConfig.from_dict` -- once, where the file is read, so that
+    every entry point (``propose``, ``train``, the app's panels) refuses a hostile one the
+    same way: :class:`WeightsError` naming the file and the field."""
+    from rpn_core.rpn.config import RPNConfig
+
+    try:
+        RPNConfig.from_dict(config)
+    except ValueError as exc:
+        raise WeightsError(path, f"bad RPN configuration: {exc}") from exc

@@ -24,6 +24,7 @@ import cv2
 import numpy as np
 
 from rpn_core.boxes import as_boxes, invalid_box_indices
+from rpn_core.limits import MAX_TRAIN_BOXES_PER_IMAGE
 
 __all__ = [
     "Augment",
@@ -31,6 +32,7 @@ __all__ = [
     "TrainSample",
     "apply_augment",
     "as_samples",
+    "cap_notes",
     "augment_plan",
     "split_samples",
 ]
@@ -53,6 +55,7 @@ class TrainSample:
     boxes: np.ndarray
     path: Path | None = None
     image: np.ndarray | None = field(default=None, repr=False, compare=False)
+    boxes_in_file: int = 0  # > len(boxes) when the per-image cap dropped some (else 0)
 
     def pixels(self) -> np.ndarray:
         """The RGB ``uint8`` pixels in the frame of ``boxes`` (reads the file if needed)."""
@@ -91,7 +94,10 @@ def as_samples(items: Iterable[object]) -> list[TrainSample]:
 
     Items may be :class:`TrainSample`, :class:`~rpn_core.annotation.data.ImageAnnotation`,
     :class:`~rpn_core.annotation.dataset.DatasetItem` or ``(image_or_path, boxes)`` pairs.
-    Invalid boxes (zero area, not finite) are dropped.
+    Invalid boxes (zero area, not finite) are dropped. An image with more than
+    :data:`~rpn_core.limits.MAX_TRAIN_BOXES_PER_IMAGE` boxes keeps its first ones (the
+    anchor-labelling IoU matrix grows with anchors x boxes: 200,000 boxes would ask for
+    36 GB); ``boxes_in_file`` records it and :func:`cap_notes` says so.
     """
     samples = []
     for i, item in enumerate(items):
@@ -100,9 +106,22 @@ def as_samples(items: Iterable[object]) -> list[TrainSample]:
         bad = invalid_box_indices(boxes)
         if bad:
             boxes = np.delete(boxes, bad, axis=0)
+        total = 0
+        if len(boxes) > MAX_TRAIN_BOXES_PER_IMAGE:
+            total, boxes = len(boxes), boxes[:MAX_TRAIN_BOXES_PER_IMAGE]
         if len(boxes):
-            samples.append(TrainSample(s.name, boxes, s.path, s.image))
+            samples.append(TrainSample(s.name, boxes, s.path, s.image, total))
     return samples
+
+
+def cap_notes(samples: Sequence[TrainSample]) -> list[str]:
+    """One line per image whose boxes were capped by :func:`as_samples`."""
+    return [
+        f"{s.path or s.name}: {s.boxes_in_file} boxes; training uses the first"
+        f" {MAX_TRAIN_BOXES_PER_IMAGE} (the limit per image)"
+        for s in samples
+        if s.boxes_in_file
+    ]
 
 
 @dataclass(frozen=True)
@@ -120,6 +139,7 @@ class DataSplit:
             "train_boxes": int(sum(len(samples[i].boxes) for i in self.train)),
             "validation_boxes": int(sum(len(samples[i].boxes) for i in self.validation)),
             "validation_names": [samples[i].name for i in self.validation],
+            "capped": cap_notes(samples),
         }
 
 

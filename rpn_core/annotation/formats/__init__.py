@@ -12,15 +12,18 @@ store adds atomic writes, backups of damaged files and the append-only class map
 
 from __future__ import annotations
 
+import codecs
 import os
 from pathlib import Path
 
+from rpn_core.annotation.data import AnnotationReadError
 from rpn_core.annotation.formats.store import (
     AnnotationStore,
     CocoStore,
     PerImageStore,
     coco_file_in,
 )
+from rpn_core.files import open_regular
 
 __all__ = ["FORMATS", "AnnotationStore", "detect_format", "open_store"]
 
@@ -51,11 +54,20 @@ def open_store(
 
 
 def _head(path: str, size: int = 4096) -> bytes:
+    """The first ``size`` bytes of a regular file, as UTF-8 when it starts with a UTF-16 byte
+    order mark (so a UTF-16 VOC file is recognised); ``b""`` for anything else -- a FIFO named
+    ``img.xml`` is never read (it would block), nor a device or a folder."""
     try:
-        with open(path, "rb") as f:
-            return f.read(size)
-    except OSError:
+        with open_regular(path, limit=None, what="a file", error=AnnotationReadError) as f:
+            head = f.read(size)
+    except (AnnotationReadError, OSError):
         return b""
+    utf16 = {b"<\x00": "utf-16-le", b"\x00<": "utf-16-be"}.get(head[:2])  # BOM-less UTF-16
+    if head[:2] in (codecs.BOM_UTF16_LE, codecs.BOM_UTF16_BE):
+        utf16 = "utf-16"
+    if utf16:
+        head = head[: len(head) // 2 * 2].decode(utf16, errors="replace").encode("utf-8")
+    return head
 
 
 def detect_format(folder: str | Path, recursive: bool = False) -> str | None:

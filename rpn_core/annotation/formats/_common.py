@@ -2,11 +2,15 @@
 
 from __future__ import annotations
 
+import codecs
 import json
 import math
+import re
 from pathlib import Path
 
 from rpn_core.annotation.data import AnnotationReadError, Box, ImageAnnotation
+from rpn_core.files import read_regular
+from rpn_core.limits import MAX_ANNOTATION_BYTES
 
 # Boxes that overshoot the image by at most this many pixels are clamped without a warning
 # (other tools round outwards); larger overshoots are clamped and reported.
@@ -113,15 +117,132 @@ def json_depth(value: object) -> int:
 def json_bytes(obj: object, indent: int | None) -> bytes:
     """UTF-8 JSON, readable (non-ASCII kept) unless the data holds lone surrogates (possible
     via ``\\ud800`` escapes in a foreign file): then ASCII escapes keep it writable and exact.
-    NaN/Infinity read from a foreign file are written back as they were."""
+    NaN/Infinity read from a foreign file are written back as they were.
+
+    A big one-line document (a COCO file of 10^5+ annotations) is encoded element by element
+    of its top-level lists -- the same bytes as ``json.dumps`` -- because one ``json.dumps``
+    call holds the GIL for seconds and a background save would freeze the GUI thread."""
+    if indent is None and _big_document(obj):
+        try:
+            return _json_pieces(obj, ensure_ascii=False)  # type: ignore[arg-type]
+        except UnicodeEncodeError:
+            return _json_pieces(obj, ensure_ascii=True)  # type: ignore[arg-type]
     try:
         return (json.dumps(obj, ensure_ascii=False, indent=indent) + "\n").encode("utf-8")
     except UnicodeEncodeError:
         return (json.dumps(obj, ensure_ascii=True, indent=indent) + "\n").encode("ascii")
 
 
-def read_bytes(path: Path) -> bytes:
+_BIG_LIST = 20_000  # elements of top-level lists above which JSON is handled piecewise
+_BIG_TEXT = 4 * 1024**2  # bytes above which JSON text is parsed piecewise
+
+
+def _big_document(obj: object) -> bool:
+    if not isinstance(obj, dict):
+        return False
+    return sum(len(v) for v in obj.values() if isinstance(v, list)) > _BIG_LIST
+
+
+def _json_pieces(obj: dict, *, ensure_ascii: bool) -> bytes:
+    def enc(value: object) -> bytes:
+        text = json.dumps(value, ensure_ascii=ensure_ascii)
+        return text.encode("ascii" if ensure_ascii else "utf-8")
+
+    parts = [b"{"]
+    for n, (key, value) in enumerate(obj.items()):
+        parts.append(b", " if n else b"")
+        parts += (enc(key), b": ")
+        if isinstance(value, list):  # no "[" + ... + "]": that would copy 100 MB once more
+            parts += (b"[", b", ".join([enc(item) for item in value]), b"]")
+        else:
+            parts.append(enc(value))
+    parts.append(b"}\n")
+    return b"".join(parts)
+
+
+_WS = re.compile(r"[ \t\n\r]*")
+
+
+def json_loads(data: bytes) -> object:
+    """``json.loads(data)``; a big document whose top level is an object is parsed one
+    element of its top-level lists at a time (same result, same errors), so that the GIL is
+    released between elements: one ``json.loads`` of a 100 MB COCO file holds it for seconds,
+    freezing the GUI thread even when the parse runs in the background."""
+    if len(data) < _BIG_TEXT:
+        return json.loads(data)
     try:
-        return path.read_bytes()
-    except OSError as exc:
-        raise AnnotationReadError(path, f"cannot read file: {exc.strerror or exc}") from exc
+        decoder = codecs.getincrementaldecoder("utf-8")()
+        step = 1 << 22
+        text = "".join([decoder.decode(data[i : i + step]) for i in range(0, len(data), step)])
+        text += decoder.decode(b"", final=True)
+    except UnicodeDecodeError:
+        return json.loads(data)  # its own message (or another encoding it detects)
+    i = _WS.match(text, 0).end()
+    if text[i : i + 1] != "{":
+        return json.loads(text)
+    return _parse_object(text, i)
+
+
+def _parse_object(text: str, i: int) -> dict:
+    dec = json.JSONDecoder()
+    err = json.JSONDecodeError
+    out: dict = {}
+    i = _WS.match(text, i + 1).end()
+    if text[i : i + 1] == "}":
+        i += 1
+    else:
+        while True:
+            if text[i : i + 1] != '"':
+                raise err("Expecting property name enclosed in double quotes", text, i)
+            key, i = dec.raw_decode(text, i)
+            i = _WS.match(text, i).end()
+            if text[i : i + 1] != ":":
+                raise err("Expecting ':' delimiter", text, i)
+            i = _WS.match(text, i + 1).end()
+            if text[i : i + 1] == "[":
+                value: object = []
+                i = _WS.match(text, i + 1).end()
+                if text[i : i + 1] == "]":
+                    i += 1
+                else:
+                    while True:
+                        item, i = _raw(dec, text, i)
+                        value.append(item)  # type: ignore[attr-defined]
+                        i = _WS.match(text, i).end()
+                        c = text[i : i + 1]
+                        if c == "]":
+                            i += 1
+                            break
+                        if c != ",":
+                            raise err("Expecting ',' delimiter", text, i)
+                        i = _WS.match(text, i + 1).end()
+            else:
+                value, i = _raw(dec, text, i)
+            out[key] = value
+            i = _WS.match(text, i).end()
+            c = text[i : i + 1]
+            if c == "}":
+                i += 1
+                break
+            if c != ",":
+                raise err("Expecting ',' delimiter", text, i)
+            i = _WS.match(text, i + 1).end()
+    i = _WS.match(text, i).end()
+    if i != len(text):
+        raise err("Extra data", text, i)
+    return out
+
+
+def _raw(dec: json.JSONDecoder, text: str, i: int) -> tuple[object, int]:
+    try:
+        return dec.raw_decode(text, i)
+    except StopIteration as exc:  # raw_decode's "no value here"
+        raise json.JSONDecodeError("Expecting value", text, exc.value) from None
+
+
+def read_bytes(
+    path: Path, *, limit: int = MAX_ANNOTATION_BYTES, what: str = "an annotation file"
+) -> bytes:
+    """The bytes of an annotation file: a regular file no larger than ``limit`` (see
+    :mod:`rpn_core.files`), else :class:`AnnotationReadError` naming the file and the limit."""
+    return read_regular(path, limit=limit, what=what, error=AnnotationReadError)

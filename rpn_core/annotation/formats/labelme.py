@@ -27,6 +27,7 @@ from rpn_core.annotation.formats._common import (
     checked_box,
     json_bytes,
     json_depth,
+    json_loads,
     require_finite,
     to_float,
 )
@@ -42,7 +43,7 @@ _VERSION = "5.5.0"  # the labelme file version we write for new files
 def parse_json(data: bytes, path: Path) -> object:
     """JSON bytes -> Python value, or :class:`AnnotationReadError` with line and column."""
     try:
-        value = json.loads(data)
+        value = json_loads(data)
     except json.JSONDecodeError as exc:
         raise AnnotationReadError(
             path, f"invalid JSON: {exc.msg}", location=f"line {exc.lineno}, column {exc.colno}"

@@ -23,6 +23,7 @@ the class map (``classes.txt``, the COCO categories) and relabels every image's 
 from __future__ import annotations
 
 import os
+import stat
 from abc import ABC, abstractmethod
 from pathlib import Path
 
@@ -30,6 +31,8 @@ from rpn_core.annotation.data import AnnotationReadError, AnnotationWriteError, 
 from rpn_core.annotation.formats import coco, labelme, voc, yolo
 from rpn_core.annotation.formats._common import read_bytes
 from rpn_core.atomic import atomic_write_bytes, backup_once
+from rpn_core.files import is_regular_file, open_regular
+from rpn_core.limits import MAX_CLASS_MAP_BYTES, MAX_COCO_BYTES
 
 __all__ = ["AnnotationStore", "CocoStore", "PerImageStore", "coco_file_in"]
 
@@ -118,7 +121,7 @@ class AnnotationStore(ABC):
         """Write ``annotation`` atomically (backing up a damaged or foreign file first)."""
 
     def _write(self, path: Path, data: bytes) -> None:
-        if path not in self.backups and path.exists() and not _same_bytes(path, data):
+        if path not in self.backups and os.path.lexists(path) and not _same_bytes(path, data):
             # A copy of the very bytes about to be written would protect nothing.
             if path in self._damaged or path not in self._loaded:
                 backup = backup_once(path)
@@ -137,8 +140,10 @@ class AnnotationStore(ABC):
 
 
 def _same_bytes(path: Path, data: bytes) -> bool:
+    """``path`` is a regular file holding exactly ``data`` (never opens a FIFO or device)."""
     try:
-        return path.stat().st_size == len(data) and path.read_bytes() == data
+        st = path.stat()
+        return stat.S_ISREG(st.st_mode) and st.st_size == len(data) and path.read_bytes() == data
     except OSError:
         return False
 
@@ -179,10 +184,11 @@ class PerImageStore(AnnotationStore):
             self._read_classes()
 
     def _read_classes(self) -> None:
-        if not self.classes_path.exists():
+        if not os.path.lexists(self.classes_path):
             return
         try:
-            names, warnings = yolo.parse_classes(read_bytes(self.classes_path), self.classes_path)
+            data = read_bytes(self.classes_path, limit=MAX_CLASS_MAP_BYTES, what="a class map")
+            names, warnings = yolo.parse_classes(data, self.classes_path)
         except AnnotationReadError as exc:
             self.warnings.append(str(exc))
             self._damaged.add(self.classes_path)
@@ -223,11 +229,11 @@ class PerImageStore(AnnotationStore):
             )
 
     def has_annotation(self, image_path: str | Path) -> bool:
-        return self.annotation_path(image_path).is_file()
+        return is_regular_file(self.annotation_path(image_path))  # never raises (long names)
 
     def load(self, image_path: str | Path, *, width: int, height: int) -> ImageAnnotation:
         path = self.annotation_path(image_path)
-        if not path.exists():
+        if not os.path.lexists(path):  # False, not OSError, for a name too long to exist
             return ImageAnnotation(image_path, width, height)
         try:
             ann = self._parse(read_bytes(path), path, Path(image_path), width, height)
@@ -268,8 +274,30 @@ class PerImageStore(AnnotationStore):
                 data = self._yolo_bytes(annotation, path)
         except ValueError as exc:  # a label or value the format cannot represent
             raise AnnotationWriteError(path, str(exc)) from exc
+        except MemoryError as exc:
+            raise AnnotationWriteError(path, "out of memory while formatting the file") from exc
+        self._verify(data, path, annotation)
         self._write(path, data)
         self._note_labels(annotation)
+
+    def _verify(self, data: bytes, path: Path, annotation: ImageAnnotation) -> None:
+        """Read ``data`` back before it replaces anything: a file we write must always read
+        back with every box (a name or value the format cannot carry is refused here, with
+        the reason, instead of being found unreadable on reopen)."""
+        try:
+            back = self._parse(
+                data, path, Path(annotation.image_path), annotation.width, annotation.height
+            )
+        except AnnotationReadError as exc:
+            raise AnnotationWriteError(
+                path, f"refused to write a file that would not read back: {exc.reason}"
+            ) from exc
+        if len(back.boxes) != len(annotation.boxes):
+            raise AnnotationWriteError(
+                path,
+                f"refused to write a file that would not read back: {len(back.boxes)} of"
+                f" {len(annotation.boxes)} boxes read back ({'; '.join(back.warnings[:3])})",
+            )
 
     def _yolo_bytes(self, annotation: ImageAnnotation, path: Path) -> bytes:
         self._check_class_map()
@@ -286,18 +314,19 @@ def coco_file_in(folder: str | Path) -> Path | None:
     ``annotations/``, CVAT's layout) whose head mentions ``"images"`` and ``"annotations"``."""
     folder = Path(folder)
     default = folder / "annotations.json"
-    if default.is_file():
+    if is_regular_file(default):
         return default
     for sub in (folder, folder / "annotations"):
         try:
-            candidates = sorted(p for p in sub.glob("*.json") if p.is_file())
+            candidates = sorted(p for p in sub.glob("*.json") if is_regular_file(p))
         except OSError:
             continue
         for p in candidates:
-            try:
-                with open(p, "rb") as f:
+            try:  # regular files only: a FIFO swapped in after the listing must not block
+                kind = "a COCO file"
+                with open_regular(p, limit=None, what=kind, error=AnnotationReadError) as f:
                     head = f.read(1 << 16)
-            except OSError:
+            except (AnnotationReadError, OSError):
                 continue
             if b'"images"' in head and b'"shapes"' not in head:
                 return p
@@ -333,7 +362,8 @@ class CocoStore(AnnotationStore):
             self._doc = coco.CocoDocument(self.path)
             return
         try:
-            self._doc = coco.parse_coco(read_bytes(self.path), path=self.path)
+            data = read_bytes(self.path, limit=MAX_COCO_BYTES, what="a COCO file")
+            self._doc = coco.parse_coco(data, path=self.path)
         except AnnotationReadError as exc:
             self._doc, self._error = coco.CocoDocument(self.path), exc
             self._mark(self.path, None)
@@ -405,6 +435,9 @@ class CocoStore(AnnotationStore):
             data = self._doc.to_bytes()
         except ValueError as exc:  # non-finite box, unencodable text
             raise AnnotationWriteError(self.path, str(exc)) from exc
+        except MemoryError as exc:  # str(MemoryError()) is empty: say it
+            reason = "out of memory while writing the COCO file"
+            raise AnnotationWriteError(self.path, reason) from exc
         self._write(self.path, data)
         self._stamp, self._error = self._file_stamp(), None
         self._note_labels(annotation)

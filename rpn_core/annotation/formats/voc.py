@@ -44,7 +44,7 @@ from rpn_core.annotation.formats._common import (
     xml_depth,
 )
 
-__all__ = ["CONVENTIONS", "SUFFIX", "format_voc", "parse_voc"]
+__all__ = ["CONVENTIONS", "SUFFIX", "format_voc", "parse_voc", "xml_safe"]
 
 SUFFIX = ".xml"
 CONVENTIONS = ("devkit", "labelimg")
@@ -52,6 +52,22 @@ _OBJECT_KNOWN = {"name", "bndbox", "difficult", "truncated"}
 _HEAD_OWN = {"size", "object"}
 # Characters XML 1.0 cannot carry at all (a file holding them could never be read back).
 _NOT_XML = re.compile("[\x00-\x08\x0b\x0c\x0e-\x1f\ud800-\udfff\ufffe\uffff]")
+
+
+def xml_safe(name: str) -> str:
+    """``name`` with every character XML 1.0 cannot carry replaced, for the informative
+    ``<folder>``/``<filename>`` elements (nothing reads files by them): a byte that was not
+    UTF-8 (kept by Python as a lone surrogate ``\\udce9``) becomes its Latin-1 character
+    (``\\xe9`` -> "é"), any other control character or surrogate U+FFFD. Labels are refused
+    instead (they are data: a replaced label would be another class)."""
+    if not _NOT_XML.search(name):
+        return name
+
+    def fix(m: re.Match[str]) -> str:
+        code = ord(m.group())
+        return chr(code - 0xDC00) if 0xDC80 <= code <= 0xDCFF else "\ufffd"
+
+    return _NOT_XML.sub(fix, name)
 
 
 def _check_convention(convention: str) -> int:
@@ -215,8 +231,8 @@ def format_voc(ann: ImageAnnotation, *, convention: str = "devkit") -> bytes:
         root.set("verified", "yes")
     head = [copy.deepcopy(el) for el in kept.get("head", [])]
     if not head:
-        _sub(root, "folder", ann.image_path.parent.name)
-        _sub(root, "filename", ann.image_path.name)
+        _sub(root, "folder", xml_safe(ann.image_path.parent.name))
+        _sub(root, "filename", xml_safe(ann.image_path.name))
         source = ET.SubElement(root, "source")
         _sub(source, "database", "Unknown")
     for el in head:

@@ -14,7 +14,8 @@ An id with no name in ``classes.txt`` is reported and its box kept with the id a
 (``"7"``); writing such a numeric label that is not a class name keeps its id, padding the map
 with placeholder names ``"5"``, ``"6"``... so that ids never shift.
 
-Bad lines (too few/many fields, NaN, a non-integer or negative id, values outside ``[0, 1]``
+Bad lines (too few/many fields, NaN, a non-integer, float-written (``1.0``, ``1e300``) or
+negative id, an id above :data:`~rpn_core.limits.MAX_CLASS_ID`, values outside ``[0, 1]``
 or a non-positive size) are skipped with a warning naming the file and line; YOLO has no
 ``difficult``/``verified`` fields, so they are not kept.
 """
@@ -25,6 +26,7 @@ from pathlib import Path
 
 from rpn_core.annotation.data import AnnotationReadError, Box, ImageAnnotation
 from rpn_core.annotation.formats._common import checked_box, require_finite, to_float
+from rpn_core.limits import MAX_CLASS_ID
 
 __all__ = [
     "CLASSES_FILE",
@@ -137,6 +139,16 @@ def _parse_line(
     if raw_id is None or raw_id != int(raw_id) or raw_id < 0:
         warnings.append(f"{where}: skipped, class id {fields[0]!r} is not a non-negative integer")
         return None
+    if raw_id > MAX_CLASS_ID:  # 1e300 is "integral" too; padding classes.txt to it is absurd
+        warnings.append(
+            f"{where}: skipped, class id {fields[0]!r} is above the limit of {MAX_CLASS_ID}"
+        )
+        return None
+    if not fields[0].isdigit():  # "1.0", "1e2": an id written as a float is not renumbered
+        warnings.append(
+            f"{where}: skipped, class id {fields[0]!r} is not written as an integer"
+        )
+        return None
     values = [to_float(f) for f in fields[1:]]
     if any(v is None for v in values):
         warnings.append(f"{where}: skipped, non-numeric or non-finite value in {fields[1:]}")
@@ -178,7 +190,8 @@ def label_ids(labels: list[str], classes: list[str]) -> tuple[dict[str, int], li
             continue
         if "\n" in label or "\r" in label:
             raise ValueError(f"class name {label!r} contains a line break")
-        if label.isascii() and label.isdigit() and int(label) >= len(classes):
+        numeric = label.isascii() and label.isdigit() and len(label) <= len(str(MAX_CLASS_ID))
+        if numeric and len(classes) <= int(label) <= MAX_CLASS_ID:
             target = int(label)
             while len(classes) < target:  # placeholders keep the unknown id stable
                 pad = str(len(classes))
