@@ -31,7 +31,7 @@ def write_folder(folder: Path) -> list[Path]:
     from PIL import Image
 
     from rpn_core.annotation.data import Box, ImageAnnotation
-    from rpn_core.annotation.formats import open_store
+    from rpn_core.annotation.formats.folder import open_store
 
     train, _ = load_items()
     folder.mkdir(parents=True, exist_ok=True)

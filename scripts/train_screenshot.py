@@ -27,7 +27,7 @@ from app.common.settings import AppSettings  # noqa: E402
 from app.shell.launch import create_application  # noqa: E402
 from app.shell.main_window import MainWindow  # noqa: E402
 from rpn_core.annotation.data import Box, ImageAnnotation  # noqa: E402
-from rpn_core.annotation.formats import open_store  # noqa: E402
+from rpn_core.annotation.formats.folder import open_store  # noqa: E402
 
 
 def pump(app, seconds: float) -> None:

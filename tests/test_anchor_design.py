@@ -169,7 +169,7 @@ def voc_folder(tmp_path):
     from PIL import Image
 
     from rpn_core.annotation.data import Box, ImageAnnotation
-    from rpn_core.annotation.formats import open_store
+    from rpn_core.annotation.formats.folder import open_store
 
     store = open_store(tmp_path, "voc")
     shapes = [(20, 20), (120, 50), (40, 170)]
@@ -240,7 +240,7 @@ def _folder_at(root, scale: int):
     from PIL import Image
 
     from rpn_core.annotation.data import Box, ImageAnnotation
-    from rpn_core.annotation.formats import open_store
+    from rpn_core.annotation.formats.folder import open_store
 
     root.mkdir(parents=True)
     store = open_store(root, "voc")

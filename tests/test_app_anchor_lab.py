@@ -306,7 +306,7 @@ def test_click_pins_an_anchor_until_the_next_click(qtbot, lab):
 
 
 def test_folder_statistics_and_folder_design(qtbot, lab, tmp_path):
-    from rpn_core.annotation.formats import open_store
+    from rpn_core.annotation.formats.folder import open_store
 
     folder = tmp_path / "set"
     folder.mkdir()
@@ -369,7 +369,7 @@ def test_overlay_follows_the_anchors_of_a_loaded_model(qtbot, app_settings):
 
 def _scaled_folder(root, scale: int):
     """Three 320 x 240 images (x ``scale``) with two boxes each, VOC files."""
-    from rpn_core.annotation.formats import open_store
+    from rpn_core.annotation.formats.folder import open_store
 
     root.mkdir(parents=True)
     store = open_store(root, "voc")
@@ -386,7 +386,7 @@ def _scaled_folder(root, scale: int):
 def test_design_reports_what_the_statistics_then_measure(qtbot, lab, tmp_path, scale):
     # Issue 15: the design step's figures for the chosen set (mean best IoU, best-possible
     # recall) are those the statistics panel measures once the set is applied, at 1x and 4x.
-    from rpn_core.annotation.formats import open_store
+    from rpn_core.annotation.formats.folder import open_store
 
     folder = _scaled_folder(tmp_path / f"x{scale}", scale)
     first = folder / "img0.png"

@@ -22,7 +22,7 @@ from app.state.undo import (
     duplicate_command,
     paste_command,
 )
-from rpn_core.annotation.formats import open_store
+from rpn_core.annotation.formats.folder import open_store
 
 W, H = 320, 240  # make_folder's image size
 

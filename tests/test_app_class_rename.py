@@ -11,7 +11,7 @@ from PySide6.QtWidgets import QInputDialog, QMessageBox, QPushButton
 
 from app.state.undo import AddBoxesCommand
 from rpn_core.annotation.data import Box, ImageAnnotation
-from rpn_core.annotation.formats import open_store
+from rpn_core.annotation.formats.folder import open_store
 
 W, H = 320, 240  # make_folder's image size
 

@@ -17,7 +17,7 @@ from app.shell import dialogs as help_text
 from app.shell.main_window import MainWindow
 from app.state.undo import AddBoxesCommand
 from rpn_core.annotation.data import Box
-from rpn_core.annotation.formats import open_store
+from rpn_core.annotation.formats.folder import open_store
 from rpn_core.annotation.yolo_layout import labels_folder_for, parse_yaml_names
 
 CTRL = Qt.KeyboardModifier.ControlModifier

@@ -13,7 +13,7 @@ from app.annotate.label_prompt import LabelPrompt, ordered_classes
 from app.canvas.box_item import label_color
 from app.state.undo import AddBoxesCommand
 from rpn_core.annotation.data import AnnotationWriteError, Box, ImageAnnotation
-from rpn_core.annotation.formats import open_store
+from rpn_core.annotation.formats.folder import open_store
 
 
 @pytest.fixture

@@ -17,7 +17,7 @@ import torch
 from PySide6.QtCore import QPoint, Qt
 
 from rpn_core.annotation.data import Box, ImageAnnotation
-from rpn_core.annotation.formats import open_store
+from rpn_core.annotation.formats.folder import open_store
 from rpn_core.training.types import TrainConfig
 
 sys.path.insert(0, str(Path(__file__).parent))

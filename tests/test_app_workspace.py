@@ -13,7 +13,7 @@ from PySide6.QtCore import Qt
 from app.annotate.workspace import AUTOSAVE_DELAY_MS
 from app.state.undo import AddBoxesCommand
 from rpn_core.annotation.data import Box, ImageAnnotation
-from rpn_core.annotation.formats import open_store
+from rpn_core.annotation.formats.folder import open_store
 from rpn_core.annotation.image_state import ImageState
 
 

@@ -14,7 +14,7 @@ from PIL import Image
 
 from rpn_core.annotation.class_rename import plan_class_rename, rename_class
 from rpn_core.annotation.data import Box, ImageAnnotation
-from rpn_core.annotation.formats import open_store
+from rpn_core.annotation.formats.folder import open_store
 
 W, H = 60, 40
 

@@ -11,7 +11,7 @@ from pycocotools.coco import COCO
 
 from rpn_core.annotation.data import Box, ImageAnnotation
 from rpn_core.annotation.dataset import load_dataset
-from rpn_core.annotation.formats import open_store
+from rpn_core.annotation.formats.folder import open_store
 from rpn_core.cli.main import main
 
 BOXES = {

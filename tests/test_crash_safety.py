@@ -24,7 +24,7 @@ import pytest
 
 from rpn_core import atomic
 from rpn_core.annotation.data import AnnotationWriteError, Box, ImageAnnotation
-from rpn_core.annotation.formats import open_store
+from rpn_core.annotation.formats.folder import open_store
 
 pytestmark = pytest.mark.skipif(not hasattr(os, "fork"), reason="the kill harness forks")
 

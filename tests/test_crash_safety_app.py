@@ -16,7 +16,7 @@ from app_testing import make_folder, open_window
 torch = pytest.importorskip("torch")
 
 from rpn_core.annotation.data import Box, ImageAnnotation  # noqa: E402
-from rpn_core.annotation.formats import open_store  # noqa: E402
+from rpn_core.annotation.formats.folder import open_store  # noqa: E402
 from rpn_core.rpn.checkpoint import save_checkpoint  # noqa: E402
 from rpn_core.rpn.config import RPNConfig  # noqa: E402
 from rpn_core.training import engine as train_engine  # noqa: E402 - after the torch skip

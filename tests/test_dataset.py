@@ -7,7 +7,7 @@ from PIL import Image
 
 from rpn_core.annotation.data import Box, ImageAnnotation
 from rpn_core.annotation.dataset import load_dataset
-from rpn_core.annotation.formats import open_store
+from rpn_core.annotation.formats.folder import open_store
 
 
 def make_folder(tmp_path):

@@ -1,6 +1,6 @@
 """Property tests over every reader and writer, through real files (issue 7).
 
-For each annotation format, through :func:`rpn_core.annotation.formats.open_store` and files on disk:
+For each annotation format, through :func:`~rpn_core.annotation.formats.folder.open_store`, files on disk:
 
 * **read**: arbitrary bytes, and format-shaped documents with arbitrary field contents, give
   an annotation whose boxes are valid and inside the image, or an ``AnnotationReadError``
@@ -32,7 +32,7 @@ from hypothesis import strategies as st
 from PIL import Image
 
 from rpn_core.annotation.data import AnnotationReadError, AnnotationWriteError, Box, ImageAnnotation
-from rpn_core.annotation.formats import open_store
+from rpn_core.annotation.formats.folder import open_store
 from rpn_core.images.loading import ImageReadError, load_image
 
 _PROGRESS = os.environ.get("FUZZ_PROGRESS_DIR")  # long runs: one byte per example, per test

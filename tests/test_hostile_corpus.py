@@ -34,7 +34,7 @@ from rpn_core.annotation.data import (
     ImageAnnotation,
 )
 from rpn_core.annotation.dataset import load_dataset
-from rpn_core.annotation.formats import open_store
+from rpn_core.annotation.formats.folder import open_store
 from rpn_core.images.loading import ImageReadError, list_images, load_image, probe_image
 
 MC = make_corpus

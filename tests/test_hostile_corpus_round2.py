@@ -29,7 +29,7 @@ from PIL import Image
 
 from rpn_core import atomic, limits
 from rpn_core.annotation.data import AnnotationReadError, AnnotationWriteError, Box, ImageAnnotation
-from rpn_core.annotation.formats import detect_format, open_store
+from rpn_core.annotation.formats.folder import detect_format, open_store
 from rpn_core.images import loading
 from rpn_core.images.loading import ImageReadError, load_image, probe_image
 

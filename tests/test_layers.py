@@ -121,3 +121,56 @@ def test_a_deliberate_violation_of_each_rule_is_caught(tmp_path):
         "app/proposals/p.py:1 imports app.training",
         "app/proposals/q.py:1 imports app.training.panel",
     ]
+
+
+def module_graph(root: Path, package: str = "rpn_core") -> dict[str, set[str]]:
+    """Module -> the modules of ``package`` it imports at module level (not inside functions
+    or ``TYPE_CHECKING`` blocks: those run later or never, and cannot form import cycles)."""
+    names = {
+        ".".join(p.relative_to(root).with_suffix("").parts).removesuffix(".__init__"): p
+        for p in (root / package).rglob("*.py")
+    }
+    graph = {}
+    for name, path in names.items():
+        tree = ast.parse(path.read_text(encoding="utf-8"))
+        deps = set()
+        for node in tree.body:  # module level only
+            if isinstance(node, ast.Import):
+                deps |= {a.name for a in node.names}
+            elif isinstance(node, ast.ImportFrom) and node.module and not node.level:
+                deps |= {f"{node.module}.{a.name}" for a in node.names} | {node.module}
+        graph[name] = {d for d in deps if d in names and d != name}
+    return graph
+
+
+def import_cycles(graph: dict[str, set[str]]) -> list[list[str]]:
+    """Every cycle found by a depth-first search (each reported once, from its first node)."""
+    cycles, state = [], {}
+
+    def visit(node: str, stack: list[str]) -> None:
+        state[node] = "open"
+        for dep in sorted(graph[node]):
+            if state.get(dep) == "open":
+                cycles.append(stack[stack.index(dep):] + [dep])
+            elif dep not in state:
+                visit(dep, [*stack, dep])
+        state[node] = "done"
+
+    for node in sorted(graph):
+        if node not in state:
+            visit(node, [node])
+    return cycles
+
+
+def test_the_core_has_no_import_cycles():
+    assert import_cycles(module_graph(ROOT)) == []
+
+
+def test_an_import_cycle_is_found(tmp_path):
+    # a package whose __init__ imports its own module b, which imports the package back
+    _tree(tmp_path, {"rpn_core/pkg/__init__.py": "from rpn_core.pkg.b import X\n",
+                     "rpn_core/pkg/b.py": "from rpn_core.pkg import c\n",
+                     "rpn_core/pkg/c.py": "def f():\n    import rpn_core.pkg\n"})
+    graph = module_graph(tmp_path)
+    assert graph["rpn_core.pkg"] == {"rpn_core.pkg.b"}
+    assert import_cycles(graph) == [["rpn_core.pkg", "rpn_core.pkg.b", "rpn_core.pkg"]]

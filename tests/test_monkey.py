@@ -26,7 +26,7 @@ import pytest
 from app_testing import drag_view, make_image, open_window
 from PySide6.QtCore import QPoint, QPointF, Qt
 
-from rpn_core.annotation.formats import open_store
+from rpn_core.annotation.formats.folder import open_store
 
 torch = pytest.importorskip("torch")
 

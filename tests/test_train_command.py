@@ -13,7 +13,7 @@ from PIL import Image
 
 from app.__main__ import main  # the entry point: it passes the embedded weights in
 from rpn_core.annotation.data import Box, ImageAnnotation
-from rpn_core.annotation.formats import open_store
+from rpn_core.annotation.formats.folder import open_store
 from rpn_core.cli.train import progress_line
 from rpn_core.rpn.model import RPNModel, save_weights
 from rpn_core.training.types import Progress

@@ -20,7 +20,7 @@ from PIL import Image
 from safetensors.torch import load_file
 
 from rpn_core.annotation.data import Box, ImageAnnotation
-from rpn_core.annotation.formats import open_store
+from rpn_core.annotation.formats.folder import open_store
 from rpn_core.rpn.model import RPNModel, save_weights
 
 sys.path.insert(0, str(Path(__file__).parent))

@@ -29,7 +29,7 @@ from rpn_core.annotation.class_rename import (
     relabel_annotation,
 )
 from rpn_core.annotation.data import Box
-from rpn_core.annotation.formats import AnnotationStore
+from rpn_core.annotation.formats.store import AnnotationStore
 
 __all__ = ["EditController"]
 

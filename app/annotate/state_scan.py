@@ -15,7 +15,7 @@ from pathlib import Path
 from PySide6.QtCore import QObject, Signal
 
 from app.common.workers import Lane, Worker, wait_for_lane, without_gc_pauses
-from rpn_core.annotation.formats import AnnotationStore
+from rpn_core.annotation.formats.store import AnnotationStore
 from rpn_core.annotation.image_state import scan_states
 
 __all__ = ["StateScanner"]

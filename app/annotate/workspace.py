@@ -29,8 +29,8 @@ from app.common.workers import Lane, Worker, describe_exception, wait_for_lane, 
 from app.state.qdocument import AnnotationDocument
 from app.state.undo import push_boxes
 from rpn_core.annotation.data import AnnotationReadError, Box, ImageAnnotation
-from rpn_core.annotation.formats import AnnotationStore, detect_format, open_store
-from rpn_core.annotation.formats.store import PerImageStore, coco_file_in
+from rpn_core.annotation.formats.folder import detect_format, open_store
+from rpn_core.annotation.formats.store import AnnotationStore, PerImageStore, coco_file_in
 from rpn_core.annotation.image_state import ImageState, state_of
 from rpn_core.annotation.yolo_layout import find_data_yaml, labels_folder_for, read_yaml_names
 from rpn_core.errors import RPNStudioError

@@ -10,7 +10,7 @@ from pathlib import Path
 
 from PySide6.QtCore import QByteArray, QSettings
 
-from rpn_core.annotation.formats import FORMATS
+from rpn_core.annotation.formats.folder import FORMATS
 
 __all__ = ["AppSettings", "MAX_RECENT", "SAVE_FORMATS", "VOC_CONVENTIONS"]
 

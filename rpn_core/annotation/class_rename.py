@@ -33,7 +33,7 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 from rpn_core.annotation.data import AnnotationError, AnnotationReadError, ImageAnnotation
-from rpn_core.annotation.formats import AnnotationStore
+from rpn_core.annotation.formats.store import AnnotationStore
 from rpn_core.images.loading import ImageReadError, probe_image
 
 __all__ = [

@@ -16,7 +16,8 @@ from pathlib import Path
 import numpy as np
 
 from rpn_core.annotation.data import AnnotationReadError, ImageAnnotation
-from rpn_core.annotation.formats import AnnotationStore, detect_format, open_store
+from rpn_core.annotation.formats.folder import detect_format, open_store
+from rpn_core.annotation.formats.store import AnnotationStore
 from rpn_core.images.loading import ImageReadError, list_images, probe_image
 
 __all__ = ["Dataset", "DatasetItem", "load_dataset"]

@@ -11,7 +11,7 @@ from rpn_core.annotation.data import AnnotationReadError, ImageAnnotation
 from rpn_core.images.loading import ImageReadError, probe_image
 
 if TYPE_CHECKING:  # pragma: no cover - typing only
-    from rpn_core.annotation.formats import AnnotationStore
+    from rpn_core.annotation.formats.store import AnnotationStore
 
 __all__ = ["ImageState", "scan_one", "scan_states", "state_of"]
 

@@ -27,7 +27,7 @@ __all__ = ["add_arguments", "run"]
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    from rpn_core.annotation.formats import FORMATS
+    from rpn_core.annotation.formats.folder import FORMATS
 
     parser.add_argument("data_dir", type=Path, metavar="DATA_DIR",
                         help="folder with images and their annotations")

@@ -16,7 +16,7 @@ import sys
 from pathlib import Path
 
 from rpn_core.annotation.data import AnnotationWriteError
-from rpn_core.annotation.formats import FORMATS, open_store
+from rpn_core.annotation.formats.folder import FORMATS, open_store
 from rpn_core.annotation.formats.voc import CONVENTIONS
 
 __all__ = ["add_arguments", "run"]
