@@ -88,7 +88,7 @@ def test_config_context_defaults_and_older_files():
     del old["context"]
     assert RPNConfig.from_dict(old).context is False  # written before the setting existed
     assert RPNConfig.from_dict(RPNConfig().to_dict()) == RPNConfig()
-    with pytest.raises(ValueError, match="context must be true or false"):
+    with pytest.raises(ValueError, match="context: must be true or false"):
         RPNConfig.from_dict({**RPNConfig().to_dict(), "context": "yes"})
 
 
