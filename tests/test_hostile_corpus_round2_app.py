@@ -148,6 +148,15 @@ def test_symlinked_annotation_saved_from_the_window_writes_its_target(
 def test_a_folder_with_a_big_coco_file_opens_off_the_gui_thread(qtbot, app_settings, corpus,
                                                                 tmp_path, monkeypatch):
     monkeypatch.setattr(workspace_module, "HEAVY_ANNOTATION_BYTES", 0)  # every file is "big"
+    from rpn_core.annotation.formats import coco
+
+    parses, real_parse = [], coco.parse_coco
+
+    def counted(*args, **kwargs):
+        parses.append(1)
+        return real_parse(*args, **kwargs)
+
+    monkeypatch.setattr(coco, "parse_coco", counted)
     folder = fresh_copy(corpus / "coco-missing-images", tmp_path / "coco")
     window = open_window(qtbot, app_settings, [folder], fmt="auto")
     ws, doc = window.workspace, window.document
@@ -155,6 +164,9 @@ def test_a_folder_with_a_big_coco_file_opens_off_the_gui_thread(qtbot, app_setti
     assert not ws.next_image()  # navigation waits for the stores
     qtbot.waitUntil(lambda: doc.annotation is not None, timeout=10_000)
     assert ws.store.fmt == "coco" and [b.label for b in doc.boxes] == ["cat"]
+    qtbot.waitUntil(lambda: ws._store_idle(), timeout=10_000)  # the state scan's batches
+    assert len(parses) == 1  # the state scan used the open store: no second parse
+    assert ws.states[folder / "img.png"][0].name == "ANNOTATED"
     assert any(lv == "warning" and "unknown image_id 99" in t
                for lv, t in window.message_bar.messages)
     window.close()

@@ -394,7 +394,7 @@ def _stretch(arr: np.ndarray) -> np.ndarray:
     return ((np.nan_to_num(arr, nan=lo) - lo) * (255.0 / (hi - lo))).round().astype(np.uint8)
 
 
-# -- large PNGs in strips ---------------------------------------------------------------------------
+# -- large PNGs in strips ---------------------------------------------------------------
 
 _STRIP_BYTES = 32 * 1024**2  # raw bytes of one strip (its decoded copies are a few times that)
 

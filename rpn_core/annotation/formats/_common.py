@@ -152,8 +152,12 @@ def _json_pieces(obj: dict, *, ensure_ascii: bool) -> bytes:
     for n, (key, value) in enumerate(obj.items()):
         parts.append(b", " if n else b"")
         parts += (enc(key), b": ")
-        if isinstance(value, list):  # no "[" + ... + "]": that would copy 100 MB once more
-            parts += (b"[", b", ".join([enc(item) for item in value]), b"]")
+        if isinstance(value, list):  # joined 4096 items at a time: no long GIL-holding join
+            groups = [
+                b", ".join([enc(item) for item in value[k : k + 4096]])
+                for k in range(0, len(value), 4096)
+            ]
+            parts += (b"[", b", ".join(groups), b"]")
         else:
             parts.append(enc(value))
     parts.append(b"}\n")
