@@ -23,7 +23,7 @@ from PySide6.QtCore import QObject, QStandardPaths, QTimer, Signal
 import resources
 from app.annotate.class_list import ClassList
 from app.annotate.image_cache import ImageCache
-from app.annotate.state_scan import StateScanner, scan_one
+from app.annotate.state_scan import StateScanner
 from app.common.settings import AppSettings
 from app.common.workers import Lane, Worker, describe_exception, wait_for_lane, without_gc_pauses
 from app.state.qdocument import AnnotationDocument
@@ -31,7 +31,7 @@ from app.state.undo import push_boxes
 from rpn_core.annotation.data import AnnotationReadError, Box, ImageAnnotation
 from rpn_core.annotation.formats.folder import detect_format, open_store
 from rpn_core.annotation.formats.store import AnnotationStore, PerImageStore, coco_file_in
-from rpn_core.annotation.image_state import ImageState, state_of
+from rpn_core.annotation.image_state import ImageState, scan_one, state_of
 from rpn_core.annotation.yolo_layout import find_data_yaml, labels_folder_for, read_yaml_names
 from rpn_core.errors import RPNStudioError
 from rpn_core.images.loading import IMAGE_SUFFIXES, ImageReadError, list_images, probe_image
