@@ -1,7 +1,8 @@
 """``rpn-studio``: the desktop app, or a headless sub-command.
 
 ``rpn-studio [PATH ...]`` opens the GUI on images/folders (default: the embedded sample image);
-``rpn-studio COMMAND ...`` (one of :data:`rpn_core.cli.main.COMMANDS`) runs headless and never imports
+``rpn-studio COMMAND ...`` (one of :data:`rpn_core.cli.main.COMMANDS`) runs headless and never
+imports
 Qt. ``--help`` and ``--version`` need no display and import neither Qt nor torch.
 """
 

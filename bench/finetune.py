@@ -10,7 +10,8 @@ the whole frame, see :func:`tiled_people`), stored in ``bench/data/vtest_people.
 benchmark needs no teacher; ``--relabel --teacher-dir DIR`` rebuilds that file.
 
 Run: for each of ``--seeds`` (0 1 2), fine-tune the embedded weights (head mode) with
-:func:`rpn_core.training.finetune.fine_tune` on the 20 frames, within ``--max-cpu-s`` (60) seconds of
+:func:`rpn_core.training.finetune.fine_tune` on the 20 frames, within ``--max-cpu-s`` (60) seconds
+of
 process CPU time for feature caching and training together, and measure recall@100 at IoU
 0.5 and 0.7 on the 20 validation frames before and after. "After" follows the
 best-checkpoint rule of :func:`fine_tune` (issue 15): the weights a run hands back are its best
@@ -186,7 +187,11 @@ def main() -> None:
     from rpn_core.rpn.model import load_embedded_model, load_model
 
     def model_factory():  # noqa: ANN202 - fresh weights for every seed
-        return load_model(args.weights, "cpu") if args.weights else load_embedded_model(resources.embedded_weights(), "cpu")
+        return (
+            load_model(args.weights, "cpu")
+            if args.weights
+            else load_embedded_model(resources.embedded_weights(), "cpu")
+        )
 
     train, val = load_items()
     n_val = sum(len(b) for _, b in val)
@@ -197,18 +202,26 @@ def main() -> None:
         out = run_seed(model_factory, train, val, args, seed)
         before, after, final = out["before"], out["after"], out["final"]
         cost = f"CPU {out['cpu']:.1f} s, wall {out['wall']:.1f} s"
-        print(f"seed {seed}: steps {out['steps']}, best checkpoint at step {out['best_step']}, "
-              f"improved {out['improved']}, {cost}")
+        print(
+            f"seed {seed}: steps {out['steps']}, best checkpoint at step {out['best_step']}, "
+            f"improved {out['improved']}, {cost}"
+        )
         for key in ("recall@100/0.5", "recall@100/0.7"):
-            print(f"  {key}: before {before[key]:.3f}  best {after[key]:.3f}  "
-                  f"last step {final[key]:.3f}")
+            print(
+                f"  {key}: before {before[key]:.3f}  best {after[key]:.3f}  "
+                f"last step {final[key]:.3f}"
+            )
         gains.append(after["recall@100/0.7"] - before["recall@100/0.7"])
         kept.append(gains[-1] if out["improved"] else 0.0)
-        print(f"  gain at IoU 0.7: best checkpoint {gains[-1]:+.4f}, last step "
-              f"{final['recall@100/0.7'] - before['recall@100/0.7']:+.4f}, kept {kept[-1]:+.4f}")
-    print(f"best-checkpoint gain over {len(gains)} seeds: mean {np.mean(gains):+.4f}, "
-          f"min {min(gains):+.4f}, max {max(gains):+.4f}; kept (old weights when not better): "
-          f"mean {np.mean(kept):+.4f} (one validation person = {1 / max(n_val, 1):.4f})")
+        print(
+            f"  gain at IoU 0.7: best checkpoint {gains[-1]:+.4f}, last step "
+            f"{final['recall@100/0.7'] - before['recall@100/0.7']:+.4f}, kept {kept[-1]:+.4f}"
+        )
+    print(
+        f"best-checkpoint gain over {len(gains)} seeds: mean {np.mean(gains):+.4f}, "
+        f"min {min(gains):+.4f}, max {max(gains):+.4f}; kept (old weights when not better): "
+        f"mean {np.mean(kept):+.4f} (one validation person = {1 / max(n_val, 1):.4f})"
+    )
     print(f"finetune_recall_gain={np.mean(kept):.4f}")
 
 

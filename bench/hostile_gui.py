@@ -63,16 +63,37 @@ def write_big_coco(folder: Path, megabytes: float) -> int:
     folder.mkdir(parents=True, exist_ok=True)
     for name in ("a.png", "b.png"):
         Image.new("RGB", (640, 480), (90, 120, 150)).save(folder / name)
-    images = [{"id": 1, "file_name": "a.png", "width": 640, "height": 480},
-              {"id": 2, "file_name": "b.png", "width": 640, "height": 480}]
-    images += [{"id": i, "file_name": f"missing/{i}.png", "width": 640, "height": 480}
-               for i in range(3, 5001)]
+    images = [
+        {"id": 1, "file_name": "a.png", "width": 640, "height": 480},
+        {"id": 2, "file_name": "b.png", "width": 640, "height": 480},
+    ]
+    images += [
+        {"id": i, "file_name": f"missing/{i}.png", "width": 640, "height": 480}
+        for i in range(3, 5001)
+    ]
     n = int(megabytes * 1e6 / 100)
-    anns = [{"id": k + 1, "image_id": 3 + k % 4998, "category_id": 1 + k % 3,
-             "bbox": [k % 600, k % 440, 30.5, 20.25], "area": 617.625, "iscrowd": 0,
-             "segmentation": []} for k in range(n)]
-    anns += [{"id": n + 1, "image_id": 1, "category_id": 1, "bbox": [10, 20, 40, 40],
-              "area": 1600, "iscrowd": 0}]
+    anns = [
+        {
+            "id": k + 1,
+            "image_id": 3 + k % 4998,
+            "category_id": 1 + k % 3,
+            "bbox": [k % 600, k % 440, 30.5, 20.25],
+            "area": 617.625,
+            "iscrowd": 0,
+            "segmentation": [],
+        }
+        for k in range(n)
+    ]
+    anns += [
+        {
+            "id": n + 1,
+            "image_id": 1,
+            "category_id": 1,
+            "bbox": [10, 20, 40, 40],
+            "area": 1600,
+            "iscrowd": 0,
+        }
+    ]
     cats = [{"id": i, "name": name} for i, name in enumerate(("cat", "dog", "eel"), start=1)]
     text = json.dumps({"images": images, "annotations": anns, "categories": cats})
     (folder / "annotations.json").write_text(text)
@@ -115,8 +136,13 @@ def scenarios(window, png_folder: Path, coco_folder: Path, timeout_s: float) -> 
         from PIL import Image
 
         Image.new("RGB", (64, 48)).save(small / "s.png")
-    run(window, meter, lambda: window.open_paths([str(small)]),
-        lambda: doc.annotation is not None, timeout_s)
+    run(
+        window,
+        meter,
+        lambda: window.open_paths([str(small)]),
+        lambda: doc.annotation is not None,
+        timeout_s,
+    )
     # The anchor lab imports torch in the background, then builds its plots on the GUI thread
     # (pyqtgraph, about 0.5 s): a start-up cost, whatever the file. Wait for it, then idle.
     lab = getattr(window, "anchor_lab", None)
@@ -129,11 +155,16 @@ def scenarios(window, png_folder: Path, coco_folder: Path, timeout_s: float) -> 
         window, meter, lambda: None, lambda: time.perf_counter() > idle_until, timeout_s
     )
     out["open 400 MP PNG"] = run(
-        window, meter, lambda: window.open_paths([str(png_folder)]),
-        lambda: doc.annotation is not None and doc.image_path is not None, timeout_s,
+        window,
+        meter,
+        lambda: window.open_paths([str(png_folder)]),
+        lambda: doc.annotation is not None and doc.image_path is not None,
+        timeout_s,
     )
     out["open 100 MB COCO"] = run(
-        window, meter, lambda: window.open_paths([str(coco_folder)]),
+        window,
+        meter,
+        lambda: window.open_paths([str(coco_folder)]),
         lambda: doc.annotation is not None and doc.image_path == coco_folder / "a.png",
         timeout_s,
     )
@@ -170,9 +201,11 @@ def main() -> None:
     write_png_bomb(png_folder / "big.png", args.side - 1, args.side)
     boxes = write_big_coco(tmp / "coco-source", args.coco_mb)
     size = (tmp / "coco-source" / "annotations.json").stat().st_size
-    print(f"corpus: {args.side - 1}x{args.side} RGBA PNG"
-          f" ({(png_folder / 'big.png').stat().st_size / 1e6:.1f} MB), COCO {size / 1e6:.0f} MB"
-          f" with {boxes:,} boxes; written in {time.perf_counter() - t:.0f} s")
+    print(
+        f"corpus: {args.side - 1}x{args.side} RGBA PNG"
+        f" ({(png_folder / 'big.png').stat().st_size / 1e6:.1f} MB), COCO {size / 1e6:.0f} MB"
+        f" with {boxes:,} boxes; written in {time.perf_counter() - t:.0f} s"
+    )
     results = {}
     defaults = (ws_module.HEAVY_IMAGE_PIXELS, ws_module.HEAVY_ANNOTATION_BYTES)
     # The new path first: the baseline's big documents, parsed on the GUI thread, are never
@@ -198,12 +231,16 @@ def main() -> None:
         window.close()
         app.processEvents()
     ws_module.HEAVY_IMAGE_PIXELS, ws_module.HEAVY_ANNOTATION_BYTES = defaults
-    print(f"{'scenario':<24}{'baseline gap':>14}{'new gap':>10}{'ratio':>8}"
-          f"{'baseline wall':>15}{'new wall':>10}")
+    print(
+        f"{'scenario':<24}{'baseline gap':>14}{'new gap':>10}{'ratio':>8}"
+        f"{'baseline wall':>15}{'new wall':>10}"
+    )
     for name in results["new"]:
         (bg, bw), (ng, nw) = results["baseline"][name], results["new"][name]
-        print(f"{name:<24}{bg:>12.0f} ms{ng:>7.0f} ms{bg / max(ng, 1e-3):>7.0f}x"
-              f"{bw:>13.1f} s{nw:>8.1f} s")
+        print(
+            f"{name:<24}{bg:>12.0f} ms{ng:>7.0f} ms{bg / max(ng, 1e-3):>7.0f}x"
+            f"{bw:>13.1f} s{nw:>8.1f} s"
+        )
     worst = max(g for name, (g, _w) in results["new"].items() if name != "idle (noise)")
     print(f"hostile_gui_max_gap_ms={worst:.1f}")
 

@@ -148,11 +148,16 @@ def _drag(window, lab, gt: np.ndarray, steps: int) -> tuple[dict[str, list[float
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--steps", type=int, default=60)
-    parser.add_argument("--mode", default="density", choices=["density", "all", "minibatch",
-                                                              "centres"])
+    parser.add_argument(
+        "--mode", default="density", choices=["density", "all", "minibatch", "centres"]
+    )
     parser.add_argument("--preset", default="faster-rcnn", choices=["faster-rcnn", "guide"])
-    parser.add_argument("--stride", type=int, default=16,
-                        help="anchor stride (8 gives ~84k anchors: the 10^5 regime)")
+    parser.add_argument(
+        "--stride",
+        type=int,
+        default=16,
+        help="anchor stride (8 gives ~84k anchors: the 10^5 regime)",
+    )
     args = parser.parse_args()
     QApplication.instance() or QApplication([])
     tmp = tempfile.TemporaryDirectory()
@@ -160,14 +165,20 @@ def main() -> int:
     stages, cpu = _drag(window, lab, gt, args.steps)
 
     per_location = lab.anchor_config.num_anchors_per_location
-    print(f"image {W}x{H}, {len(lab.anchors):,} anchors ({per_location}/location), {N_GT} GT, "
-          f"preset {args.preset}, mode {args.mode}, {args.steps} steps")
+    print(
+        f"image {W}x{H}, {len(lab.anchors):,} anchors ({per_location}/location), {N_GT} GT, "
+        f"preset {args.preset}, mode {args.mode}, {args.steps} steps"
+    )
     print(f"labels at the last step: {lab.labels.counts()}")
     for name, values in stages.items():
-        print(f"  {name:<8} median {statistics.median(values):7.2f} ms   "
-              f"p90 {np.percentile(values, 90):7.2f} ms")
-    print(f"  frame CPU time (GUI thread) median {statistics.median(cpu):7.2f} ms; load average "
-          f"{os.getloadavg()[0]:.1f} on {os.cpu_count()} cores (wall times grow with load)")
+        print(
+            f"  {name:<8} median {statistics.median(values):7.2f} ms   "
+            f"p90 {np.percentile(values, 90):7.2f} ms"
+        )
+    print(
+        f"  frame CPU time (GUI thread) median {statistics.median(cpu):7.2f} ms; load average "
+        f"{os.getloadavg()[0]:.1f} on {os.cpu_count()} cores (wall times grow with load)"
+    )
     print("paint per category (alone, into a 1000x600 image):")
     for name, ms in _category_paint_ms(lab.overlay).items():
         print(f"  {name:<40} {ms:7.2f} ms")

@@ -34,8 +34,14 @@ import app  # noqa: E402,F401 - PySide6 work-around first
 import resources  # noqa: E402
 
 SETTINGS = [
-    dict(top_n=100), dict(top_n=1000), dict(nms_iou=0.5), dict(nms_iou=0.9),
-    dict(score_threshold=0.5), dict(score_threshold=0.0), dict(min_size=32.0), dict(top_n=300),
+    dict(top_n=100),
+    dict(top_n=1000),
+    dict(nms_iou=0.5),
+    dict(nms_iou=0.9),
+    dict(score_threshold=0.5),
+    dict(score_threshold=0.0),
+    dict(min_size=32.0),
+    dict(top_n=300),
 ]
 
 
@@ -106,20 +112,29 @@ def main() -> int:
     from rpn_core.rpn.model import select_proposals
 
     ui = panel.ui
-    spins = dict(top_n=ui.top_n_spin, nms_iou=ui.nms_spin, score_threshold=ui.threshold_spin,
-                 min_size=ui.min_size_spin)
+    spins = dict(
+        top_n=ui.top_n_spin,
+        nms_iou=ui.nms_spin,
+        score_threshold=ui.threshold_spin,
+        min_size=ui.min_size_spin,
+    )
     reselect, select = [], []
     raw = panel._runs["rpn"].raw
     for _ in range(args.repeats):
         for change in SETTINGS:
-            (name, value), = change.items()
+            ((name, value),) = change.items()
             t = time.perf_counter()
             spins[name].setValue(value)  # valueChanged -> reselect, synchronously
             reselect.append((time.perf_counter() - t) * 1000)
             s = ui.settings()
             t = time.perf_counter()
-            select_proposals(raw, top_n=s.top_n, score_threshold=s.score_threshold,
-                             nms_iou=s.nms_iou, min_size=s.min_size)
+            select_proposals(
+                raw,
+                top_n=s.top_n,
+                score_threshold=s.score_threshold,
+                nms_iou=s.nms_iou,
+                min_size=s.min_size,
+            )
             select.append((time.perf_counter() - t) * 1000)
     print(f"reselect_ms={statistics.median(reselect):.1f}")
     print(f"select_ms={statistics.median(select):.1f}")

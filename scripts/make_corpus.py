@@ -307,8 +307,10 @@ def make_weights(folder: Path) -> None:
     (folder / "truncated.safetensors").write_bytes(data[: len(data) // 2])
     (folder / "truncated-header.safetensors").write_bytes(data[:5])
     state = dict(model.state_dict())
-    key = "rpn.head.conv.0.0.weight" if "rpn.head.conv.0.0.weight" in state else next(
-        k for k in state if k.startswith("rpn.head") and k.endswith("weight")
+    key = (
+        "rpn.head.conv.0.0.weight"
+        if "rpn.head.conv.0.0.weight" in state
+        else next(k for k in state if k.startswith("rpn.head") and k.endswith("weight"))
     )
     state[key] = torch.zeros(tuple(s + 1 for s in state[key].shape))
     write_weights(folder / "wrong-shapes.safetensors", state, model.config.to_dict(), {})
@@ -397,8 +399,11 @@ def make_round2(root: Path) -> None:
     folder = root / "coco-surrogate"
     folder.mkdir(parents=True, exist_ok=True)
     _case_image(folder / "img.png")
-    coco = {"images": [_IMG], "annotations": [_GOOD_ANN],
-            "categories": [{"id": 1, "name": SURROGATE_COCO}]}
+    coco = {
+        "images": [_IMG],
+        "annotations": [_GOOD_ANN],
+        "categories": [{"id": 1, "name": SURROGATE_COCO}],
+    }
     (folder / "annotations.json").write_text(json.dumps(coco), encoding="ascii")
 
     folder = root / "long-names"
@@ -472,8 +477,13 @@ def make_hostile_configs(folder: Path, good: Path) -> None:
         data = save(state, metadata={"format": FORMAT, "config": json.dumps(header_config)})
         (folder / f"{name}.safetensors").write_bytes(data)
         if where == "sidecar":
-            side = {"format": FORMAT, "format_version": FORMAT_VERSION, "config": bad,
-                    "metadata": {}, "sha256": hashlib.sha256(data).hexdigest()}
+            side = {
+                "format": FORMAT,
+                "format_version": FORMAT_VERSION,
+                "config": bad,
+                "metadata": {},
+                "sha256": hashlib.sha256(data).hexdigest(),
+            }
             (folder / f"{name}.json").write_text(json.dumps(side))
 
 

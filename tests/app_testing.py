@@ -33,9 +33,7 @@ def make_folder(folder: Path, n: int = 3, size: tuple[int, int] = (320, 240)) ->
     return [make_image(folder / f"img{i}.png", i, size) for i in range(n)]
 
 
-def open_window(
-    qtbot, settings, paths, *, fmt: str = "voc", prompt: bool = False
-) -> MainWindow:
+def open_window(qtbot, settings, paths, *, fmt: str = "voc", prompt: bool = False) -> MainWindow:
     settings.save_format = fmt
     settings.q.setValue("proposals/auto_run", False)  # no model runs while we test annotation
     window = MainWindow(settings=settings)

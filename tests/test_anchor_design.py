@@ -209,13 +209,29 @@ def test_anchors_cli_table_and_errors(voc_folder, tmp_path, capsys):
 
     assert main(["anchors", str(voc_folder), "--k-max", "2", "--restarts", "1"]) == 0
     out = capsys.readouterr().out
-    assert out.splitlines()[0].startswith("anchor shapes in the model's input frame (each "
-                                          "image resized to shorter side 600")
+    assert out.splitlines()[0].startswith(
+        "anchor shapes in the model's input frame (each image resized to shorter side 600"
+    )
     assert out.splitlines()[1].split()[:4] == ["k", "mean", "IoU", "gain"]
     assert "sizes" in out and "the curve" in out and "measured on the grid" in out
     # Merged to one size and one ratio, every k's config line lists a single value each.
-    assert main(["anchors", str(voc_folder), "--k-max", "3", "--restarts", "1",
-                 "--n-sizes", "1", "--n-ratios", "1"]) == 0
+    assert (
+        main(
+            [
+                "anchors",
+                str(voc_folder),
+                "--k-max",
+                "3",
+                "--restarts",
+                "1",
+                "--n-sizes",
+                "1",
+                "--n-ratios",
+                "1",
+            ]
+        )
+        == 0
+    )
     rows = capsys.readouterr().out.splitlines()[2:5]
     for row in rows:
         config = row.split("[")[1]

@@ -28,8 +28,13 @@ def test_categorize_golden():
     cross = np.array([False, False, False, True, False])
     np.testing.assert_array_equal(
         categorize(labels, low, cross),
-        [Category.FOREGROUND, Category.LOW_QUALITY, Category.BACKGROUND,
-         Category.CROSS_BOUNDARY, Category.IGNORED],
+        [
+            Category.FOREGROUND,
+            Category.LOW_QUALITY,
+            Category.BACKGROUND,
+            Category.CROSS_BOUNDARY,
+            Category.IGNORED,
+        ],
     )
 
 
@@ -41,10 +46,13 @@ def test_visible_indices_modes_and_filters():
     np.testing.assert_array_equal(density[Category.IGNORED], [3])
     everything = visible_indices(cats, ViewOptions(mode=DisplayMode.ALL), sample=sample)
     np.testing.assert_array_equal(everything[Category.BACKGROUND], [0, 1, 2])
-    batch = visible_indices(cats, ViewOptions(mode=DisplayMode.MINIBATCH),
-                            minibatch=np.array([2, 4]))
+    batch = visible_indices(
+        cats, ViewOptions(mode=DisplayMode.MINIBATCH), minibatch=np.array([2, 4])
+    )
     assert {c: v.tolist() for c, v in batch.items() if len(v)} == {
-        Category.BACKGROUND: [2], Category.FOREGROUND: [4]}
+        Category.BACKGROUND: [2],
+        Category.FOREGROUND: [4],
+    }
     only_fg = visible_indices(cats, ViewOptions(categories=frozenset({Category.FOREGROUND})))
     assert list(only_fg) == [Category.FOREGROUND]
 
@@ -108,8 +116,13 @@ def test_merged_edges_golden():
     b = np.array([[0, 0, 10, 10], [4, 0, 14, 10], [20, 0, 30, 10], [2, 10, 12, 30]], float)
     seg = merged_edges(b)
     horizontal = sorted(map(tuple, seg[seg[:, 1] == seg[:, 3]].tolist()))
-    assert horizontal == [(0, 0, 14, 0), (0, 10, 14, 10), (2, 30, 12, 30), (20, 0, 30, 0),
-                          (20, 10, 30, 10)]
+    assert horizontal == [
+        (0, 0, 14, 0),
+        (0, 10, 14, 10),
+        (2, 30, 12, 30),
+        (20, 0, 30, 0),
+        (20, 10, 30, 10),
+    ]
     # Vertical: x = 0, 4, 10, 14, 20, 30 from y 0..10, and x = 2, 12 from 10..30.
     assert len(seg) == 5 + 8
     assert merged_edges(np.zeros((0, 4))).shape == (0, 4)
@@ -131,8 +144,9 @@ def test_categories_from_label_image_agree_with_metadata():
     size = (200, 300)
     gt = torch.tensor([[20.0, 30.0, 140.0, 150.0]])
     labels = label_image(size, config, gt, LabelConfig.faster_rcnn(ignore_cross_boundary=True))
-    cats = categorize(labels.labels.numpy(), labels.low_quality.numpy(),
-                      labels.cross_boundary.numpy())
+    cats = categorize(
+        labels.labels.numpy(), labels.low_quality.numpy(), labels.cross_boundary.numpy()
+    )
     meta = anchor_metadata(size, config)
     # Every cross-boundary anchor (metadata) is drawn as CROSS_BOUNDARY under this rule.
     np.testing.assert_array_equal(cats == Category.CROSS_BOUNDARY, meta.cross_boundary)
@@ -142,8 +156,10 @@ def test_merged_edges_running_end_and_touching():
     # Same top line y = 0: [0, 100] contains [10, 20]; [50, 60] starts after 20 but before
     # 100, so it must still merge (the run's end is the max so far, not the last one's);
     # [100, 120] touches at 100 and merges; [130, 140] is apart.
-    b = np.array([[0, 0, 100, 5], [10, 0, 20, 7], [50, 0, 60, 9], [100, 0, 120, 11],
-                  [130, 0, 140, 13]], dtype=float)
+    b = np.array(
+        [[0, 0, 100, 5], [10, 0, 20, 7], [50, 0, 60, 9], [100, 0, 120, 11], [130, 0, 140, 13]],
+        dtype=float,
+    )
     top = merged_edges(b)
     top = sorted(map(tuple, top[(top[:, 1] == 0) & (top[:, 3] == 0)].tolist()))
     assert top == [(0, 0, 120, 0), (130, 0, 140, 0)]

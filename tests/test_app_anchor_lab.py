@@ -85,10 +85,12 @@ def _vp(lab, x: float, y: float) -> QPoint:
 
 
 def _expected(lab, gt) -> np.ndarray:
-    labels = label_in_input_frame(lab.image_size, np.array(gt, np.float32), lab.anchor_config,
-                                  lab.label_config)
-    return categorize(labels.labels.numpy(), labels.low_quality.numpy(),
-                      labels.cross_boundary.numpy())
+    labels = label_in_input_frame(
+        lab.image_size, np.array(gt, np.float32), lab.anchor_config, lab.label_config
+    )
+    return categorize(
+        labels.labels.numpy(), labels.low_quality.numpy(), labels.cross_boundary.numpy()
+    )
 
 
 def test_overlay_draws_the_models_labels(lab):
@@ -110,8 +112,9 @@ def test_dragging_a_gt_box_relabels_on_every_mouse_move(qtbot, lab):
     # (input frame: (250, 250, 400, 400) vs (240, 240, 400, 400): 22500 / 25600, the same).
     assert lab.categories[4] == Category.FOREGROUND
     vp = lab.canvas.viewport()
-    qtbot.mousePress(vp, Qt.MouseButton.LeftButton, Qt.KeyboardModifier.NoModifier,
-                     _vp(lab, 130, 130))
+    qtbot.mousePress(
+        vp, Qt.MouseButton.LeftButton, Qt.KeyboardModifier.NoModifier, _vp(lab, 130, 130)
+    )
     seen = []
     for step in range(1, 8):  # move the box right by 10 image px per step: 70 px in all
         qtbot.mouseMove(vp, _vp(lab, 130 + 10 * step, 130))
@@ -125,8 +128,9 @@ def test_dragging_a_gt_box_relabels_on_every_mouse_move(qtbot, lab):
     assert seen[3] == Category.IGNORED
     assert seen[6] == Category.BACKGROUND
     assert lab.labels.max_iou[4].item() == 0.0
-    qtbot.mouseRelease(vp, Qt.MouseButton.LeftButton, Qt.KeyboardModifier.NoModifier,
-                       _vp(lab, 200, 130))
+    qtbot.mouseRelease(
+        vp, Qt.MouseButton.LeftButton, Qt.KeyboardModifier.NoModifier, _vp(lab, 200, 130)
+    )
     assert lab.document.boxes[0].x1 == pytest.approx(170, abs=1)
     np.testing.assert_array_equal(lab.categories, _expected(lab, lab.document.boxes_array()))
 
@@ -200,8 +204,12 @@ def test_inspector_explains_the_hovered_anchor(qtbot, lab):
 def test_selecting_a_gt_box_highlights_its_positives_and_flags_unlearnable(qtbot, lab):
     lab.set_configs(SPARSE, LabelConfig.guide())
     lab.document.insert_boxes([Box(10, 10, 20, 20)])  # best IoU 100 / 4096 < 0.5: no fg
-    qtbot.mouseClick(lab.canvas.viewport(), Qt.MouseButton.LeftButton,
-                     Qt.KeyboardModifier.NoModifier, _vp(lab, 130, 130))
+    qtbot.mouseClick(
+        lab.canvas.viewport(),
+        Qt.MouseButton.LeftButton,
+        Qt.KeyboardModifier.NoModifier,
+        _vp(lab, 130, 130),
+    )
     assert lab.document.selection == [0]
     assert len(lab.overlay._highlight) == 1  # anchor 4
     assert "box 1 (no class)" in lab.inspector.gt_title.text()
@@ -224,11 +232,13 @@ def test_minibatch_mode_is_seeded_and_balanced(qtbot, lab):
     assert n_all == 256 and 0 < n_pos <= 128
     assert len(first[Category.IGNORED]) == 0  # ignored anchors never enter the loss
     lab.relabel()  # same seed -> same batch
-    np.testing.assert_array_equal(lab.overlay.visible()[Category.BACKGROUND],
-                                  first[Category.BACKGROUND])
+    np.testing.assert_array_equal(
+        lab.overlay.visible()[Category.BACKGROUND], first[Category.BACKGROUND]
+    )
     qtbot.mouseClick(panel.reseed, Qt.MouseButton.LeftButton)
-    assert not np.array_equal(lab.overlay.visible()[Category.BACKGROUND],
-                              first[Category.BACKGROUND])
+    assert not np.array_equal(
+        lab.overlay.visible()[Category.BACKGROUND], first[Category.BACKGROUND]
+    )
 
 
 def test_density_filters_and_legend(qtbot, lab):
@@ -248,8 +258,7 @@ def test_density_filters_and_legend(qtbot, lab):
 
 
 def test_design_panel_clusters_and_applies(qtbot, lab):
-    lab.document.insert_boxes([Box(10, 10, 40, 100), Box(200, 20, 300, 60),
-                               Box(50, 150, 80, 230)])
+    lab.document.insert_boxes([Box(10, 10, 40, 100), Box(200, 20, 300, 60), Box(50, 150, 80, 230)])
     design = lab.design
     design.k_max.setValue(3)
     with qtbot.waitSignal(lab.anchor_config_applied, timeout=60000) as blocker:
@@ -294,14 +303,16 @@ def test_click_pins_an_anchor_until_the_next_click(qtbot, lab):
     lab.set_configs(SPARSE, LabelConfig.faster_rcnn())
     vp = lab.canvas.viewport()
     # Anchor 5 = (224, 96, 288, 160): its right edge at x = 288, outside the GT box.
-    qtbot.mouseClick(vp, Qt.MouseButton.LeftButton, Qt.KeyboardModifier.NoModifier,
-                     _vp(lab, 288.5, 130))
+    qtbot.mouseClick(
+        vp, Qt.MouseButton.LeftButton, Qt.KeyboardModifier.NoModifier, _vp(lab, 288.5, 130)
+    )
     inspector = lab.inspector
     assert inspector.current == 5 and inspector.pinned and "pinned" in inspector.text.text()
     qtbot.mouseMove(vp, _vp(lab, 128, 96.5))  # over anchor 4: the pinned one stays
     assert inspector.current == 5
-    qtbot.mouseClick(vp, Qt.MouseButton.LeftButton, Qt.KeyboardModifier.NoModifier,
-                     _vp(lab, 40, 200))  # nowhere near an outline: unpin
+    qtbot.mouseClick(
+        vp, Qt.MouseButton.LeftButton, Qt.KeyboardModifier.NoModifier, _vp(lab, 40, 200)
+    )  # nowhere near an outline: unpin
     assert inspector.current is None and not inspector.pinned
 
 
@@ -324,10 +335,10 @@ def test_folder_statistics_and_folder_design(qtbot, lab, tmp_path):
     assert stats.folder_stats.images == 3 and len(stats.folder_stats.best_iou) == 6
     assert "3 image(s), 6 GT box(es)" in stats.folder_text.text()
     # Labelled in the model's input frame, as the lab labels this very image (img0 comes first).
-    here = label_in_input_frame((240, 320), lab.document.boxes_array(), lab.anchor_config,
-                                lab.label_config)
-    np.testing.assert_allclose(stats.folder_stats.best_iou[:2], here.gt_best_iou.numpy(),
-                               rtol=1e-6)
+    here = label_in_input_frame(
+        (240, 320), lab.document.boxes_array(), lab.anchor_config, lab.label_config
+    )
+    np.testing.assert_allclose(stats.folder_stats.best_iou[:2], here.gt_best_iou.numpy(), rtol=1e-6)
     design = lab.design
     design.source.setCurrentIndex(1)  # this image's folder
     design.k_max.setValue(2)
@@ -400,8 +411,7 @@ def test_design_reports_what_the_statistics_then_measure(qtbot, lab, tmp_path, s
     design.n_sizes.setValue(0)
     design.n_ratios.setValue(0)
     qtbot.mouseClick(design.compute_button, Qt.MouseButton.LeftButton)
-    qtbot.waitUntil(lambda: design.run is not None and design.measured is not None,
-                    timeout=60000)
+    qtbot.waitUntil(lambda: design.run is not None and design.measured is not None, timeout=60000)
     design.k.setValue(2)
     qtbot.waitUntil(lambda: design.measured is not None, timeout=60000)
     # Both scales are 800 x 600 to the model: the clusters are the same input-frame shapes,
@@ -428,21 +438,24 @@ def test_a_pinned_anchor_stays_the_same_anchor_across_an_anchor_set_change(qtbot
     lab.set_configs(SPARSE, LabelConfig.faster_rcnn())
     vp = lab.canvas.viewport()
     # Anchor 5 = cell (row 1, col 2) of SPARSE, (224, 96, 288, 160) in image pixels.
-    qtbot.mouseClick(vp, Qt.MouseButton.LeftButton, Qt.KeyboardModifier.NoModifier,
-                     _vp(lab, 288.5, 130))
+    qtbot.mouseClick(
+        vp, Qt.MouseButton.LeftButton, Qt.KeyboardModifier.NoModifier, _vp(lab, 288.5, 130)
+    )
     inspector = lab.inspector
     assert inspector.current == 5 and inspector.pinned
     box = tuple(lab.anchors[5])
     # A set with sizes (100, 160): 2 anchors per cell; the same cell and size 160 (index 1)
     # is anchor (1 * 3 + 2) * 2 + 1 = 11 -- not anchor 5, which is now cell (0, 2), size 160.
-    lab.set_configs(AnchorConfig(sizes=(100.0, 160.0), aspect_ratios=(1.0,), stride=320),
-                    lab.label_config)
+    lab.set_configs(
+        AnchorConfig(sizes=(100.0, 160.0), aspect_ratios=(1.0,), stride=320), lab.label_config
+    )
     assert inspector.current == 11 and inspector.pinned
     assert tuple(lab.anchors[11]) == box
     assert "Anchor 11" in inspector.text.text() and "cell (row 1, col 2)" in inspector.text.text()
     # A set without a 160 anchor: unpinned, never silently another anchor.
-    lab.set_configs(AnchorConfig(sizes=(100.0,), aspect_ratios=(1.0,), stride=320),
-                    lab.label_config)
+    lab.set_configs(
+        AnchorConfig(sizes=(100.0,), aspect_ratios=(1.0,), stride=320), lab.label_config
+    )
     assert inspector.current is None and not inspector.pinned
 
 

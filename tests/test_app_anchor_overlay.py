@@ -13,8 +13,10 @@ from rpn_core.anchors.view import Category, DisplayMode, ViewOptions
 
 def test_segments_path_golden(qapp):
     path = segments_path(np.array([[0.0, 0.0, 10.0, 0.0], [5.0, 5.0, 5.0, 20.5]]))
-    elements = [(path.elementAt(i).type, path.elementAt(i).x, path.elementAt(i).y)
-                for i in range(path.elementCount())]
+    elements = [
+        (path.elementAt(i).type, path.elementAt(i).x, path.elementAt(i).y)
+        for i in range(path.elementCount())
+    ]
     move, line = QPainterPath.ElementType.MoveToElement, QPainterPath.ElementType.LineToElement
     assert elements == [(move, 0, 0), (line, 10, 0), (move, 5, 5), (line, 5, 20.5)]
     assert segments_path(np.zeros((0, 4))).elementCount() == 0
@@ -58,8 +60,13 @@ def test_each_category_is_painted_in_its_colour_where_its_anchor_is(qapp):
     assert colour[Category.BACKGROUND] in {_colour(image, x, 60) for x in range(10, 41)}
     assert _colour(image, 70, 70) == "#000000"  # nothing where no anchor is
     # Hiding a category removes its lines.
-    hidden = _paint(_overlay(boxes, cats, ViewOptions(
-        mode=DisplayMode.ALL, categories=frozenset({Category.FOREGROUND}))))
+    hidden = _paint(
+        _overlay(
+            boxes,
+            cats,
+            ViewOptions(mode=DisplayMode.ALL, categories=frozenset({Category.FOREGROUND})),
+        )
+    )
     assert colour[Category.IGNORED] not in {_colour(hidden, x, 10) for x in range(50, 91)}
 
 
@@ -75,8 +82,9 @@ def test_zoomed_in_paint_draws_only_the_exposed_part(qapp):
 def test_centres_mode_draws_one_dot_per_location(qapp):
     # One anchor per location (A = 1): the dot sits at the anchor's centre.
     boxes = np.array([[10, 10, 30, 30], [50, 50, 70, 70]], dtype=float)
-    overlay = _overlay(boxes, [Category.FOREGROUND, Category.IGNORED],
-                       ViewOptions(mode=DisplayMode.CENTRES))
+    overlay = _overlay(
+        boxes, [Category.FOREGROUND, Category.IGNORED], ViewOptions(mode=DisplayMode.CENTRES)
+    )
     image = _paint(overlay)
     assert _colour(image, 20, 20) == CATEGORY_STYLE[Category.FOREGROUND][0].name()
     assert _colour(image, 60, 60) == CATEGORY_STYLE[Category.IGNORED][0].name()

@@ -39,19 +39,31 @@ VOC_XML = b"""<annotation>
 
 
 def _rect(label, points, **keys):
-    shape = {"label": label, "points": points, "group_id": None, "description": "",
-             "shape_type": "rectangle", "flags": {}, "mask": None}
+    shape = {
+        "label": label,
+        "points": points,
+        "group_id": None,
+        "description": "",
+        "shape_type": "rectangle",
+        "flags": {},
+        "mask": None,
+    }
     return {**shape, **keys}
 
 
 # Two rectangles with the same corners and label but their own group_id/description: per-box
 # data keyed by (corners, label) could not tell them apart.
 LABELME = {
-    "version": "5.5.0", "flags": {}, "imagePath": "img0.png", "imageData": None,
-    "imageWidth": W, "imageHeight": H,
+    "version": "5.5.0",
+    "flags": {},
+    "imagePath": "img0.png",
+    "imageData": None,
+    "imageWidth": W,
+    "imageHeight": H,
     "shapes": [
-        _rect("dog", [[10, 20], [110, 120]], group_id=3, description="front",
-              flags={"occluded": True}),
+        _rect(
+            "dog", [[10, 20], [110, 120]], group_id=3, description="front", flags={"occluded": True}
+        ),
         _rect("cat", [[150, 50], [200, 100]], group_id=4, description="left twin"),
         _rect("cat", [[150, 50], [200, 100]], group_id=5, description="right twin"),
     ],
@@ -59,17 +71,40 @@ LABELME = {
 
 COCO = {
     "info": {"description": "test"},
-    "images": [{"id": 1, "file_name": "img0.png", "width": W, "height": H},
-               {"id": 2, "file_name": "img1.png", "width": W, "height": H}],
+    "images": [
+        {"id": 1, "file_name": "img0.png", "width": W, "height": H},
+        {"id": 2, "file_name": "img1.png", "width": W, "height": H},
+    ],
     "categories": [{"id": 1, "name": "dog"}, {"id": 2, "name": "cat"}],
     "annotations": [
-        {"id": 7, "image_id": 1, "category_id": 1, "bbox": [10, 20, 100, 100], "area": 10000,
-         "iscrowd": 0, "segmentation": [[10, 20, 110, 20, 60, 120]],
-         "attributes": {"occluded": True}},
-        {"id": 9, "image_id": 1, "category_id": 2, "bbox": [150, 50, 50, 50], "area": 2500,
-         "iscrowd": 0, "segmentation": []},
-        {"id": 12, "image_id": 2, "category_id": 2, "bbox": [0, 0, 5, 5], "area": 25,
-         "iscrowd": 0, "segmentation": []},
+        {
+            "id": 7,
+            "image_id": 1,
+            "category_id": 1,
+            "bbox": [10, 20, 100, 100],
+            "area": 10000,
+            "iscrowd": 0,
+            "segmentation": [[10, 20, 110, 20, 60, 120]],
+            "attributes": {"occluded": True},
+        },
+        {
+            "id": 9,
+            "image_id": 1,
+            "category_id": 2,
+            "bbox": [150, 50, 50, 50],
+            "area": 2500,
+            "iscrowd": 0,
+            "segmentation": [],
+        },
+        {
+            "id": 12,
+            "image_id": 2,
+            "category_id": 2,
+            "bbox": [0, 0, 5, 5],
+            "area": 25,
+            "iscrowd": 0,
+            "segmentation": [],
+        },
     ],
 }
 
@@ -95,23 +130,32 @@ def open_doc(folder, fmt):
 def voc_objects(folder):
     root = ET.parse(folder / "img0.xml").getroot()
     return [
-        (o.findtext("name"), o.findtext("pose"), o.findtext("occluded"),
-         tuple(int(o.findtext(f"bndbox/{t}")) for t in ("xmin", "ymin", "xmax", "ymax")))
+        (
+            o.findtext("name"),
+            o.findtext("pose"),
+            o.findtext("occluded"),
+            tuple(int(o.findtext(f"bndbox/{t}")) for t in ("xmin", "ymin", "xmax", "ymax")),
+        )
         for o in root.iter("object")
     ]
 
 
 def labelme_shapes(folder):
     doc = json.loads((folder / "img0.json").read_text())
-    return [(s["label"], s["group_id"], s["description"], s["flags"], s["points"])
-            for s in doc["shapes"]]
+    return [
+        (s["label"], s["group_id"], s["description"], s["flags"], s["points"])
+        for s in doc["shapes"]
+    ]
 
 
 def coco_entries(folder):
     doc = json.loads((folder / "annotations.json").read_text())
     names = {c["id"]: c["name"] for c in doc["categories"]}
-    return [(a["id"], names[a["category_id"]], a["bbox"], a["segmentation"], a.get("attributes"))
-            for a in doc["annotations"] if a["image_id"] == 1]
+    return [
+        (a["id"], names[a["category_id"]], a["bbox"], a["segmentation"], a.get("attributes"))
+        for a in doc["annotations"]
+        if a["image_id"] == 1
+    ]
 
 
 def move(doc, i, dx, dy):
@@ -127,8 +171,10 @@ def test_voc_pose_follows_relabel_move_undo_redo_and_delete(folder):
     stack.push(RelabelBoxesCommand(doc, [0], "puppy"))
     save()
     # devkit: (11, 21, 110, 120) read as (10, 20, 110, 120), written back the same.
-    assert voc_objects(folder) == [("puppy", *dog, (11, 21, 110, 120)),
-                                   ("cat", "Frontal", None, (151, 51, 200, 100))]
+    assert voc_objects(folder) == [
+        ("puppy", *dog, (11, 21, 110, 120)),
+        ("cat", "Frontal", None, (151, 51, 200, 100)),
+    ]
     stack.push(move(doc, 0, 5, 5))
     stack.push(move(doc, 0, 1, 0))  # merged with the move above: one step of (6, 5)
     save()
@@ -137,8 +183,10 @@ def test_voc_pose_follows_relabel_move_undo_redo_and_delete(folder):
     stack.undo()  # the move
     stack.undo()  # the relabel
     save()
-    assert voc_objects(folder) == [("dog", *dog, (11, 21, 110, 120)),
-                                   ("cat", "Frontal", None, (151, 51, 200, 100))]
+    assert voc_objects(folder) == [
+        ("dog", *dog, (11, 21, 110, 120)),
+        ("cat", "Frontal", None, (151, 51, 200, 100)),
+    ]
     stack.redo()
     stack.redo()
     save()
@@ -157,12 +205,13 @@ def test_core_set_labels_keeps_the_pose(folder):
     doc, save = open_doc(folder, "voc")
     old = doc.core.set_labels([0, 1], "animal")
     save()
-    assert [o[:3] for o in voc_objects(folder)] == [("animal", "Left", "1"),
-                                                    ("animal", "Frontal", None)]
+    assert [o[:3] for o in voc_objects(folder)] == [
+        ("animal", "Left", "1"),
+        ("animal", "Frontal", None),
+    ]
     doc.core.replace_boxes(old)  # the documented undo
     save()
-    assert [o[:3] for o in voc_objects(folder)] == [("dog", "Left", "1"),
-                                                    ("cat", "Frontal", None)]
+    assert [o[:3] for o in voc_objects(folder)] == [("dog", "Left", "1"), ("cat", "Frontal", None)]
 
 
 def test_labelme_keys_follow_resize_and_relabel_and_twins_keep_their_own(folder):
@@ -170,8 +219,10 @@ def test_labelme_keys_follow_resize_and_relabel_and_twins_keep_their_own(folder)
     doc, save = open_doc(folder, "labelme")
     stack = doc.undo_stack
     dog = (3, "front", {"occluded": True})
-    twins = [("cat", 4, "left twin", {}, [[150, 50], [200, 100]]),
-             ("cat", 5, "right twin", {}, [[150, 50], [200, 100]])]
+    twins = [
+        ("cat", 4, "left twin", {}, [[150, 50], [200, 100]]),
+        ("cat", 5, "right twin", {}, [[150, 50], [200, 100]]),
+    ]
 
     save()  # unedited: each twin keeps its own keys
     assert labelme_shapes(folder) == [("dog", *dog, [[10, 20], [110, 120]]), *twins]
@@ -201,21 +252,27 @@ def test_coco_id_and_segmentation_follow_edits_and_a_copy_gets_a_new_id(folder):
     save()
     # (10, 20, 110, 120) moved by (5, 0) -> bbox [15, 20, 100, 100]. The segmentation is kept
     # as it was: the app does not edit it (it is not moved with the box).
-    assert coco_entries(folder) == [(7, "puppy", [15, 20, 100, 100], seg, occluded),
-                                    (9, "cat", [150, 50, 50, 50], [], None)]
+    assert coco_entries(folder) == [
+        (7, "puppy", [15, 20, 100, 100], seg, occluded),
+        (9, "cat", [150, 50, 50, 50], [], None),
+    ]
 
     stack.push(duplicate_command(doc, [0]))  # +10 px: (25, 30, 125, 130)
     save()
     # The copy is a new annotation: id max(7, 9, 12) + 1 = 13, no segmentation, no attributes.
-    assert coco_entries(folder) == [(7, "puppy", [15, 20, 100, 100], seg, occluded),
-                                    (9, "cat", [150, 50, 50, 50], [], None),
-                                    (13, "puppy", [25, 30, 100, 100], [], None)]
+    assert coco_entries(folder) == [
+        (7, "puppy", [15, 20, 100, 100], seg, occluded),
+        (9, "cat", [150, 50, 50, 50], [], None),
+        (13, "puppy", [25, 30, 100, 100], [], None),
+    ]
     stack.undo()  # the duplicate
     stack.undo()  # the move
     stack.undo()  # the relabel
     save()
-    assert coco_entries(folder) == [(7, "dog", [10, 20, 100, 100], seg, occluded),
-                                    (9, "cat", [150, 50, 50, 50], [], None)]
+    assert coco_entries(folder) == [
+        (7, "dog", [10, 20, 100, 100], seg, occluded),
+        (9, "cat", [150, 50, 50, 50], [], None),
+    ]
 
 
 def test_pasted_box_claims_nothing_of_the_original(folder):
@@ -225,8 +282,10 @@ def test_pasted_box_claims_nothing_of_the_original(folder):
     doc.undo_stack.push(DeleteBoxesCommand(doc, [0]))
     doc.undo_stack.push(paste_command(doc, copied))
     save()
-    assert voc_objects(folder) == [("cat", "Frontal", None, (151, 51, 200, 100)),
-                                   ("dog", None, None, (11, 21, 110, 120))]
+    assert voc_objects(folder) == [
+        ("cat", "Frontal", None, (151, 51, 200, 100)),
+        ("dog", None, None, (11, 21, 110, 120)),
+    ]
 
 
 def test_yolo_has_no_per_box_data_and_edits_write_the_golden_lines(folder):
@@ -252,7 +311,10 @@ def test_class_rename_of_the_open_image_keeps_its_boxes_data(qtbot, folder, app_
     assert controller.rename_class("cat", "kitten") is None
     assert window.workspace.save_current()
     assert [s[:3] for s in labelme_shapes(folder)] == [
-        ("dog", 3, "front"), ("kitten", 4, "left twin"), ("kitten", 5, "right twin")]
+        ("dog", 3, "front"),
+        ("kitten", 4, "left twin"),
+        ("kitten", 5, "right twin"),
+    ]
 
 
 def test_class_key_then_ctrl_s_in_the_main_window_keeps_the_pose(qtbot, folder, app_settings):
@@ -264,6 +326,8 @@ def test_class_key_then_ctrl_s_in_the_main_window_keeps_the_pose(qtbot, folder, 
     qtbot.keyClick(window.canvas, Qt.Key.Key_2)
     assert (folder / "img0.xml").read_bytes() == VOC_XML  # not saved yet
     qtbot.keyClick(window.canvas, Qt.Key.Key_S, Qt.KeyboardModifier.ControlModifier)
-    assert voc_objects(folder) == [("cat", "Left", "1", (11, 21, 110, 120)),
-                                   ("cat", "Frontal", None, (151, 51, 200, 100))]
+    assert voc_objects(folder) == [
+        ("cat", "Left", "1", (11, 21, 110, 120)),
+        ("cat", "Frontal", None, (151, 51, 200, 100)),
+    ]
     assert not window.document.dirty

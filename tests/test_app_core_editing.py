@@ -1,4 +1,5 @@
-"""The Qt-free editing core: rpn_core.annotation.box_edit geometry and rpn_core.annotation.document operations
+"""The Qt-free editing core: rpn_core.annotation.box_edit geometry and rpn_core.annotation.document
+operations
 (hand-computed expectations)."""
 
 from __future__ import annotations

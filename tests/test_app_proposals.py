@@ -307,8 +307,9 @@ def test_bad_weights_file_gives_a_message_and_annotation_still_works(qtbot, wind
     show_zoom(canvas, 1.0, (160, 120))
     qtbot.keyClick(canvas, Qt.Key.Key_W)
     drag_image(qtbot, canvas, (40, 30), (140, 110))
-    np.testing.assert_allclose([b.xyxy for b in window.document.boxes], [(40, 30, 140, 110)],
-                               atol=1)
+    np.testing.assert_allclose(
+        [b.xyxy for b in window.document.boxes], [(40, 30, 140, 110)], atol=1
+    )
 
 
 def test_new_image_supersedes_a_stale_run(qtbot, window, tmp_path):
@@ -366,8 +367,11 @@ def test_selective_search_side_by_side_with_time_and_recall(qtbot, window, tmp_p
 def test_arrows_follow_the_anchors_of_the_top_proposals(qtbot, window, tmp_path):
     panel = window.proposals_panel
     open_and_wait(qtbot, window, tmp_path / "imgs" / "a.png")
-    qtbot.mouseClick(panel.ui.arrows_box, Qt.MouseButton.LeftButton,
-                     pos=QPoint(8, panel.ui.arrows_box.height() // 2))
+    qtbot.mouseClick(
+        panel.ui.arrows_box,
+        Qt.MouseButton.LeftButton,
+        pos=QPoint(8, panel.ui.arrows_box.height() // 2),
+    )
     assert panel.layer.show_arrows()
     from rpn_core.rpn.model import select_proposals
 
@@ -405,8 +409,9 @@ def test_model_loads_lazily_from_a_file_with_a_visible_state(qtbot, window, tmp_
 
 def test_auto_run_choice_is_remembered(qtbot, window, app_settings):
     panel = window.proposals_panel
-    qtbot.mouseClick(panel.ui.auto_box, Qt.MouseButton.LeftButton,
-                     pos=QPoint(8, panel.ui.auto_box.height() // 2))
+    qtbot.mouseClick(
+        panel.ui.auto_box, Qt.MouseButton.LeftButton, pos=QPoint(8, panel.ui.auto_box.height() // 2)
+    )
     assert app_settings.q.value(AUTO_RUN_KEY, type=bool) is False
 
 
@@ -438,8 +443,9 @@ def test_rpn_job_maps_a_downscaled_display_copy_back_to_original_pixels(tiny_mod
 
     steps, same = finish(rpn_job(lambda: tiny_model, pixels, token=1))
     assert steps == ["Running the backbone...", "Scoring anchors..."]
-    _, half = finish(rpn_job(lambda: tiny_model, pixels, token=2, scale=0.5,
-                             original_size=(240, 320)))
+    _, half = finish(
+        rpn_job(lambda: tiny_model, pixels, token=2, scale=0.5, original_size=(240, 320))
+    )
     assert half.token == 2 and half.raw.image_size == (240, 320)
     np.testing.assert_allclose(half.raw.boxes, same.raw.boxes * 2, rtol=1e-6)
     np.testing.assert_allclose(half.raw.anchors, same.raw.anchors * 2, rtol=1e-6)

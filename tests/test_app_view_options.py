@@ -268,8 +268,15 @@ def test_adjusted_qimage_keeps_the_source_and_the_opaque_byte():
 # -- menu and help -------------------------------------------------------------------------------
 def test_view_menu_and_shortcuts_help_list_the_new_actions(window):
     a = window.actions
-    new = [a.show_boxes, a.show_labels, a.brighter, a.darker, a.more_contrast, a.less_contrast,
-           a.reset_adjustments]
+    new = [
+        a.show_boxes,
+        a.show_labels,
+        a.brighter,
+        a.darker,
+        a.more_contrast,
+        a.less_contrast,
+        a.reset_adjustments,
+    ]
     assert all(action in window.menus["view"].actions() for action in new)
     listed = " ".join(keys for keys, _ in SHORTCUTS)
     for action in new:

@@ -80,16 +80,36 @@ def test_labelme_rectangles_are_renamed_with_their_keys_and_a_partly_bad_file_is
 ):
     a, b, c = images(tmp_path, "a.png", "b.png", "c.png")
     rect = {"shape_type": "rectangle", "flags": {}, "mask": None, "description": ""}
-    polygon = {"label": "dog", "points": [[1, 1], [5, 1], [3, 4]], "group_id": None,
-               "description": "", "shape_type": "polygon", "flags": {}, "mask": None}
-    doc_a = {"version": "5.5.0", "flags": {}, "imagePath": "a.png", "imageData": None,
-             "imageWidth": W, "imageHeight": H,
-             "shapes": [{"label": "dog", "points": [[4, 3], [24, 13]], "group_id": 7, **rect},
-                        polygon]}
-    doc_b = {"version": "5.5.0", "flags": {}, "imagePath": "b.png", "imageData": None,
-             "imageWidth": W, "imageHeight": H,
-             "shapes": [{"label": "cat", "points": [[0, 0], [10, 10]], "group_id": None, **rect},
-                        {"label": "dog", "points": [[30, 5], [50, 25]], "group_id": None, **rect}]}
+    polygon = {
+        "label": "dog",
+        "points": [[1, 1], [5, 1], [3, 4]],
+        "group_id": None,
+        "description": "",
+        "shape_type": "polygon",
+        "flags": {},
+        "mask": None,
+    }
+    doc_a = {
+        "version": "5.5.0",
+        "flags": {},
+        "imagePath": "a.png",
+        "imageData": None,
+        "imageWidth": W,
+        "imageHeight": H,
+        "shapes": [{"label": "dog", "points": [[4, 3], [24, 13]], "group_id": 7, **rect}, polygon],
+    }
+    doc_b = {
+        "version": "5.5.0",
+        "flags": {},
+        "imagePath": "b.png",
+        "imageData": None,
+        "imageWidth": W,
+        "imageHeight": H,
+        "shapes": [
+            {"label": "cat", "points": [[0, 0], [10, 10]], "group_id": None, **rect},
+            {"label": "dog", "points": [[30, 5], [50, 25]], "group_id": None, **rect},
+        ],
+    }
     a.with_suffix(".json").write_text(json.dumps(doc_a))
     b.with_suffix(".json").write_text(json.dumps(doc_b))
     bad = c.with_suffix(".json")
@@ -155,17 +175,42 @@ def test_coco_renames_the_category_in_place_and_keeps_every_annotation(tmp_path)
     a, b = images(tmp_path, "a.png", "b.png")
     doc = {
         "info": {"description": "CVAT"},
-        "images": [{"id": 1, "file_name": "a.png", "width": W, "height": H},
-                   {"id": 2, "file_name": "b.png", "width": W, "height": H}],
-        "categories": [{"id": 1, "name": "cat", "supercategory": ""},
-                       {"id": 7, "name": "dog", "supercategory": "animal"}],
+        "images": [
+            {"id": 1, "file_name": "a.png", "width": W, "height": H},
+            {"id": 2, "file_name": "b.png", "width": W, "height": H},
+        ],
+        "categories": [
+            {"id": 1, "name": "cat", "supercategory": ""},
+            {"id": 7, "name": "dog", "supercategory": "animal"},
+        ],
         "annotations": [
-            {"id": 10, "image_id": 1, "category_id": 7, "bbox": [1, 2, 10, 20], "area": 200,
-             "iscrowd": 0, "segmentation": [[1, 2, 11, 2, 11, 22]]},
-            {"id": 11, "image_id": 2, "category_id": 7, "bbox": [5, 5, 5, 5], "area": 25,
-             "iscrowd": 0, "segmentation": []},
-            {"id": 12, "image_id": 2, "category_id": 1, "bbox": [0, 0, 4, 4], "area": 16,
-             "iscrowd": 0, "segmentation": []},
+            {
+                "id": 10,
+                "image_id": 1,
+                "category_id": 7,
+                "bbox": [1, 2, 10, 20],
+                "area": 200,
+                "iscrowd": 0,
+                "segmentation": [[1, 2, 11, 2, 11, 22]],
+            },
+            {
+                "id": 11,
+                "image_id": 2,
+                "category_id": 7,
+                "bbox": [5, 5, 5, 5],
+                "area": 25,
+                "iscrowd": 0,
+                "segmentation": [],
+            },
+            {
+                "id": 12,
+                "image_id": 2,
+                "category_id": 1,
+                "bbox": [0, 0, 4, 4],
+                "area": 16,
+                "iscrowd": 0,
+                "segmentation": [],
+            },
         ],
     }
     path = tmp_path / "annotations.json"
@@ -177,8 +222,10 @@ def test_coco_renames_the_category_in_place_and_keeps_every_annotation(tmp_path)
     assert result.files == [path] and result.errors == []
     assert result.images == [b] and result.boxes == 1  # a is excluded from the count only
     out = json.loads(path.read_text())
-    assert out["categories"] == [{"id": 1, "name": "cat", "supercategory": ""},
-                                 {"id": 7, "name": "puppy", "supercategory": "animal"}]
+    assert out["categories"] == [
+        {"id": 1, "name": "cat", "supercategory": ""},
+        {"id": 7, "name": "puppy", "supercategory": "animal"},
+    ]
     assert out["annotations"] == doc["annotations"] and out["images"] == doc["images"]
     assert out["info"] == doc["info"]
     fresh = open_store(tmp_path, "coco")

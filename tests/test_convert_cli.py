@@ -63,8 +63,23 @@ def test_cycle_through_every_format_keeps_the_boxes(src, tmp_path, capsys):
 
 def test_coco_output_loads_in_pycocotools(src, tmp_path):
     out = tmp_path / "coco"
-    assert main(["convert", str(src), "--from", "voc", "--to", "coco", "--out", str(out),
-                 "--include-empty", "--quiet"]) == 0
+    assert (
+        main(
+            [
+                "convert",
+                str(src),
+                "--from",
+                "voc",
+                "--to",
+                "coco",
+                "--out",
+                str(out),
+                "--include-empty",
+                "--quiet",
+            ]
+        )
+        == 0
+    )
     api = COCO(str(out / "annotations.json"))
     assert sorted(im["file_name"] for im in api.imgs.values()) == ["a.jpg", "b.png", "c.png"]
     a_id = next(i for i, im in api.imgs.items() if im["file_name"] == "a.jpg")
@@ -94,16 +109,45 @@ def test_summary_names_unreadable_images_and_bad_annotations(src, tmp_path, caps
 def test_bad_arguments(src, tmp_path, capsys):
     assert main(["convert", str(src), "--from", "voc", "--to", "voc", "--out", str(src)]) == 2
     assert "same folder and format" in capsys.readouterr().err
-    assert main(["convert", str(tmp_path / "nope"), "--from", "voc", "--to", "yolo",
-                 "--out", str(tmp_path / "o")]) == 2
+    assert (
+        main(
+            [
+                "convert",
+                str(tmp_path / "nope"),
+                "--from",
+                "voc",
+                "--to",
+                "yolo",
+                "--out",
+                str(tmp_path / "o"),
+            ]
+        )
+        == 2
+    )
     with pytest.raises(SystemExit):
         main(["convert", str(src), "--from", "pascal", "--to", "yolo", "--out", "x"])
 
 
 def test_voc_conventions_convert_into_each_other(src, tmp_path):
     out = tmp_path / "labelimg"
-    assert main(["convert", str(src), "--from", "voc", "--to", "voc", "--out", str(out),
-                 "--voc-out", "labelimg", "--quiet"]) == 0
+    assert (
+        main(
+            [
+                "convert",
+                str(src),
+                "--from",
+                "voc",
+                "--to",
+                "voc",
+                "--out",
+                str(out),
+                "--voc-out",
+                "labelimg",
+                "--quiet",
+            ]
+        )
+        == 0
+    )
     text = (out / "a.xml").read_text()
     # Box (0, 0, 10, 20): devkit wrote xmin = 1; labelImg-style values are unshifted: 0.
     assert "<xmin>0</xmin>" in text and "<xmax>10</xmax>" in text

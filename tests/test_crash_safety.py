@@ -38,8 +38,10 @@ def _doc(image: Path, n: int, label: str, seed: int) -> ImageAnnotation:
     y1 = rng.integers(0, H - 20, n)
     w = rng.integers(1, 20, n)
     h = rng.integers(1, 20, n)
-    boxes = [Box(float(a), float(b), float(a + c), float(b + d), label)
-             for a, b, c, d in zip(x1, y1, w, h, strict=True)]
+    boxes = [
+        Box(float(a), float(b), float(a + c), float(b + d), label)
+        for a, b, c, d in zip(x1, y1, w, h, strict=True)
+    ]
     return ImageAnnotation(image, W, H, boxes=boxes)
 
 

@@ -64,8 +64,11 @@ def _inf(losses):
     return {k: v * float("inf") for k, v in losses.items()}
 
 
-@pytest.mark.parametrize(("failure", "words"), [(_oom, "out of memory"), (_inf, "loss became inf")],
-                         ids=["out-of-memory", "inf-loss"])
+@pytest.mark.parametrize(
+    ("failure", "words"),
+    [(_oom, "out of memory"), (_inf, "loss became inf")],
+    ids=["out-of-memory", "inf-loss"],
+)
 def test_failed_training_keeps_the_active_model_and_the_file(
     qtbot, window, tmp_path, monkeypatch, failure, words
 ):

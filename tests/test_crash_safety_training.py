@@ -36,8 +36,9 @@ def _items(n: int = 4) -> list[tuple[np.ndarray, np.ndarray]]:
     return items
 
 
-CONFIG = TrainConfig(epochs=1, augment_copies=1, batch_size=1, val_fraction=0.25,
-                     device="cpu", warmup_steps=0)
+CONFIG = TrainConfig(
+    epochs=1, augment_copies=1, batch_size=1, val_fraction=0.25, device="cpu", warmup_steps=0
+)
 
 
 @pytest.fixture(scope="module")
@@ -118,8 +119,10 @@ def test_non_finite_loss_stops_with_a_message_and_keeps_the_last_good_weights(
     "error",
     [
         lambda: torch.OutOfMemoryError("CUDA out of memory. Tried to allocate 2.00 GiB"),
-        lambda: RuntimeError("[enforce fail at alloc_cpu.cpp:116] DefaultCPUAllocator: "
-                             "not enough memory: you tried to allocate 8589934592 bytes."),
+        lambda: RuntimeError(
+            "[enforce fail at alloc_cpu.cpp:116] DefaultCPUAllocator: "
+            "not enough memory: you tried to allocate 8589934592 bytes."
+        ),
     ],
     ids=["cuda-oom", "cpu-oom"],
 )

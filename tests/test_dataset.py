@@ -19,8 +19,9 @@ def make_folder(tmp_path):
     (tmp_path / "broken.jpg").write_bytes(b"")
     store = open_store(tmp_path, "voc")
     store.save(ImageAnnotation(tmp_path / "img1.jpg", 30, 40, [Box(0, 0, 10, 20, "a")]))
-    store.save(ImageAnnotation(tmp_path / "img2.png", 50, 20, [Box(5, 5, 9, 9, "b"),
-                                                               Box(1, 1, 2, 2, "a")]))
+    store.save(
+        ImageAnnotation(tmp_path / "img2.png", 50, 20, [Box(5, 5, 9, 9, "b"), Box(1, 1, 2, 2, "a")])
+    )
     (tmp_path / "img10.xml").write_text("<annotation><object>")  # damaged
     return tmp_path
 

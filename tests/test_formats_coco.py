@@ -15,24 +15,70 @@ from rpn_core.annotation.formats.coco import CocoDocument, parse_coco
 # What CVAT's "COCO 1.0" export writes (bare file names, empty segmentation, attributes).
 CVAT_COCO = {
     "licenses": [{"name": "", "id": 0, "url": ""}],
-    "info": {"contributor": "", "date_created": "", "description": "", "url": "",
-             "version": "", "year": ""},
-    "categories": [{"id": 1, "name": "car", "supercategory": ""},
-                   {"id": 2, "name": "person", "supercategory": ""}],
+    "info": {
+        "contributor": "",
+        "date_created": "",
+        "description": "",
+        "url": "",
+        "version": "",
+        "year": "",
+    },
+    "categories": [
+        {"id": 1, "name": "car", "supercategory": ""},
+        {"id": 2, "name": "person", "supercategory": ""},
+    ],
     "images": [
-        {"id": 1, "width": 640, "height": 480, "file_name": "frame_000000.jpg", "license": 0,
-         "flickr_url": "", "coco_url": "", "date_captured": 0},
-        {"id": 2, "width": 640, "height": 480, "file_name": "frame_000001.jpg", "license": 0,
-         "flickr_url": "", "coco_url": "", "date_captured": 0},
+        {
+            "id": 1,
+            "width": 640,
+            "height": 480,
+            "file_name": "frame_000000.jpg",
+            "license": 0,
+            "flickr_url": "",
+            "coco_url": "",
+            "date_captured": 0,
+        },
+        {
+            "id": 2,
+            "width": 640,
+            "height": 480,
+            "file_name": "frame_000001.jpg",
+            "license": 0,
+            "flickr_url": "",
+            "coco_url": "",
+            "date_captured": 0,
+        },
     ],
     "annotations": [
-        {"id": 1, "image_id": 1, "category_id": 1, "segmentation": [], "area": 1200.0,
-         "bbox": [10.0, 20.0, 30.0, 40.0], "iscrowd": 0,
-         "attributes": {"occluded": False, "rotation": 0.0}},
-        {"id": 2, "image_id": 1, "category_id": 2, "segmentation": [], "area": 100.0,
-         "bbox": [100.5, 50.25, 10.0, 10.0], "iscrowd": 1, "attributes": {"occluded": True}},
-        {"id": 3, "image_id": 2, "category_id": 1, "segmentation": [], "area": 4.0,
-         "bbox": [0, 0, 2, 2], "iscrowd": 0},
+        {
+            "id": 1,
+            "image_id": 1,
+            "category_id": 1,
+            "segmentation": [],
+            "area": 1200.0,
+            "bbox": [10.0, 20.0, 30.0, 40.0],
+            "iscrowd": 0,
+            "attributes": {"occluded": False, "rotation": 0.0},
+        },
+        {
+            "id": 2,
+            "image_id": 1,
+            "category_id": 2,
+            "segmentation": [],
+            "area": 100.0,
+            "bbox": [100.5, 50.25, 10.0, 10.0],
+            "iscrowd": 1,
+            "attributes": {"occluded": True},
+        },
+        {
+            "id": 3,
+            "image_id": 2,
+            "category_id": 1,
+            "segmentation": [],
+            "area": 4.0,
+            "bbox": [0, 0, 2, 2],
+            "iscrowd": 0,
+        },
     ],
 }
 
@@ -66,24 +112,33 @@ def test_unedited_entries_keep_unknown_fields_and_other_images(tmp_path):
     # (1, 2, 3, 4) -> bbox [1, 2, 3 - 1, 4 - 2] = [1, 2, 2, 2], area 4.
     assert new["bbox"] == [1, 2, 2, 2] and new["area"] == 4 and new["iscrowd"] == 0
     # Stable category ids: car 1, person 2 unchanged; bicycle gets max + 1 = 3.
-    assert {c["name"]: c["id"] for c in out["categories"]} == {"car": 1, "person": 2,
-                                                               "bicycle": 3}
+    assert {c["name"]: c["id"] for c in out["categories"]} == {"car": 1, "person": 2, "bicycle": 3}
     assert new["category_id"] == 3
 
 
 def test_pycocotools_loads_our_output_with_the_right_boxes(tmp_path):
     coco = CocoDocument(tmp_path / "annotations.json")
-    coco.set_annotation("a.jpg", ImageAnnotation("a.jpg", 100, 80, [
-        Box(10, 20, 40, 60, "cat"), Box(0, 0, 100, 80, "dog", difficult=True)]))
-    coco.set_annotation("sub/b.png", ImageAnnotation("sub/b.png", 50, 50, [
-        Box(5.5, 6.25, 7.5, 9.25, "cat")]))
+    coco.set_annotation(
+        "a.jpg",
+        ImageAnnotation(
+            "a.jpg",
+            100,
+            80,
+            [Box(10, 20, 40, 60, "cat"), Box(0, 0, 100, 80, "dog", difficult=True)],
+        ),
+    )
+    coco.set_annotation(
+        "sub/b.png", ImageAnnotation("sub/b.png", 50, 50, [Box(5.5, 6.25, 7.5, 9.25, "cat")])
+    )
     path = tmp_path / "annotations.json"
     path.write_bytes(coco.to_bytes())
     api = COCO(str(path))
     assert sorted(api.getImgIds()) == [1, 2]
     cat = api.getCatIds(catNms=["cat"])[0]
-    boxes = {api.imgs[a["image_id"]]["file_name"]: a["bbox"]
-             for a in api.loadAnns(api.getAnnIds(catIds=[cat]))}
+    boxes = {
+        api.imgs[a["image_id"]]["file_name"]: a["bbox"]
+        for a in api.loadAnns(api.getAnnIds(catIds=[cat]))
+    }
     # (10, 20, 40, 60) -> [10, 20, 30, 40]; (5.5, 6.25, 7.5, 9.25) -> [5.5, 6.25, 2, 3].
     assert boxes == {"a.jpg": [10, 20, 30, 40], "sub/b.png": [5.5, 6.25, 2.0, 3.0]}
     crowd = api.loadAnns(api.getAnnIds(iscrowd=True))
@@ -92,8 +147,12 @@ def test_pycocotools_loads_our_output_with_the_right_boxes(tmp_path):
 
 def test_partial_read_reports_keys_and_ids():
     bad = {
-        "images": [{"id": 1, "file_name": "a.jpg", "width": 10, "height": 10},
-                   {"id": 1, "file_name": "dup.jpg"}, {"file_name": "noid.jpg"}, "junk"],
+        "images": [
+            {"id": 1, "file_name": "a.jpg", "width": 10, "height": 10},
+            {"id": 1, "file_name": "dup.jpg"},
+            {"file_name": "noid.jpg"},
+            "junk",
+        ],
         "categories": [{"id": 1, "name": "x"}, {"name": "noid"}],
         "annotations": [
             {"id": 1, "image_id": 1, "category_id": 1, "bbox": [1, 1, 2, 2]},
@@ -107,16 +166,25 @@ def test_partial_read_reports_keys_and_ids():
     }
     coco = doc_from(bad)
     file_level = "\n".join(coco.warnings)
-    for part in ("images[1]: duplicate id 1", "images[2]: missing 'id'", "images[3]",
-                 "categories[1]: missing 'id'", "annotations[2]: unknown image_id 99"):
+    for part in (
+        "images[1]: duplicate id 1",
+        "images[2]: missing 'id'",
+        "images[3]",
+        "categories[1]: missing 'id'",
+        "annotations[2]: unknown image_id 99",
+    ):
         assert part in file_level, part
     ann = coco.annotation_for("a.jpg", "a.jpg", 10, 10)
     assert [b.xyxy for b in ann.boxes] == [(1, 1, 3, 3), (2, 2, 4, 4), (0, 0, 3, 3)]
     assert ann.boxes[2].label == "42"
     text = "\n".join(ann.warnings)
-    for part in ("annotations[1]: duplicate id 1", "annotations[3]: skipped",
-                 "annotations[4]: skipped", "annotations[5]: skipped",
-                 "annotations[6]: unknown category_id 42"):
+    for part in (
+        "annotations[1]: duplicate id 1",
+        "annotations[3]: skipped",
+        "annotations[4]: skipped",
+        "annotations[5]: skipped",
+        "annotations[6]: unknown category_id 42",
+    ):
         assert part in text, part
     # Writing back: the unknown-image annotation survives, the duplicate id is renumbered.
     coco.set_annotation("a.jpg", ann)
@@ -128,9 +196,13 @@ def test_partial_read_reports_keys_and_ids():
 
 @pytest.mark.parametrize(
     "data, reason",
-    [(b"{not json", "invalid JSON"), (b"[1, 2]", "top level is a JSON list"),
-     (b'{"images": 3}', "'images' is not a list"), (b'{"info": {}}', "not a COCO file"),
-     (b"[" * 100_000, "invalid JSON")],
+    [
+        (b"{not json", "invalid JSON"),
+        (b"[1, 2]", "top level is a JSON list"),
+        (b'{"images": 3}', "'images' is not a list"),
+        (b'{"info": {}}', "not a COCO file"),
+        (b"[" * 100_000, "invalid JSON"),
+    ],
 )
 def test_unparseable_files_raise_read_errors(data, reason):
     with pytest.raises(AnnotationReadError) as info:
@@ -150,8 +222,9 @@ def test_invalid_json_error_names_line_and_column():
 
 JSONISH = st.recursive(
     st.one_of(st.none(), st.booleans(), st.integers(-5, 5), st.floats(), st.text(max_size=6)),
-    lambda inner: st.one_of(st.lists(inner, max_size=4),
-                            st.dictionaries(st.text(max_size=5), inner, max_size=4)),
+    lambda inner: st.one_of(
+        st.lists(inner, max_size=4), st.dictionaries(st.text(max_size=5), inner, max_size=4)
+    ),
     max_leaves=12,
 )
 KEY_VALUES = st.one_of(JSONISH, st.integers(0, 3), st.sampled_from(["a.jpg", "cat"]))
@@ -163,11 +236,14 @@ def cocoish(draw) -> dict:
         return {k: draw(KEY_VALUES) for k in keys if draw(st.booleans()) or k == "id"}
 
     return {
-        "images": [entry(("id", "file_name", "width", "height"))
-                   for _ in range(draw(st.integers(0, 3)))],
+        "images": [
+            entry(("id", "file_name", "width", "height")) for _ in range(draw(st.integers(0, 3)))
+        ],
         "categories": [entry(("id", "name")) for _ in range(draw(st.integers(0, 3)))],
-        "annotations": [entry(("id", "image_id", "category_id", "bbox", "iscrowd"))
-                        for _ in range(draw(st.integers(0, 4)))],
+        "annotations": [
+            entry(("id", "image_id", "category_id", "bbox", "iscrowd"))
+            for _ in range(draw(st.integers(0, 4)))
+        ],
     }
 
 

@@ -19,15 +19,42 @@ LABELME = {
     "version": "5.5.0",
     "flags": {"blurry": False},
     "shapes": [
-        {"label": "cat", "points": [[120.5, 80.25], [30.0, 10.0]], "group_id": None,
-         "description": "", "shape_type": "rectangle", "flags": {}, "mask": None},
-        {"label": "tail", "points": [[1, 2], [3, 4], [5, 1]], "group_id": 1,
-         "description": "curly", "shape_type": "polygon", "flags": {}, "mask": None},
-        {"label": "eye", "points": [[10, 10], [12, 12]], "group_id": None, "description": "",
-         "shape_type": "circle", "flags": {}, "mask": None},
-        {"label": "box4", "points": [[10, 10], [50, 10], [50, 40], [10, 40]], "group_id": 2,
-         "description": "from CVAT", "shape_type": "rectangle", "flags": {"x": True},
-         "mask": None},
+        {
+            "label": "cat",
+            "points": [[120.5, 80.25], [30.0, 10.0]],
+            "group_id": None,
+            "description": "",
+            "shape_type": "rectangle",
+            "flags": {},
+            "mask": None,
+        },
+        {
+            "label": "tail",
+            "points": [[1, 2], [3, 4], [5, 1]],
+            "group_id": 1,
+            "description": "curly",
+            "shape_type": "polygon",
+            "flags": {},
+            "mask": None,
+        },
+        {
+            "label": "eye",
+            "points": [[10, 10], [12, 12]],
+            "group_id": None,
+            "description": "",
+            "shape_type": "circle",
+            "flags": {},
+            "mask": None,
+        },
+        {
+            "label": "box4",
+            "points": [[10, 10], [50, 10], [50, 40], [10, 40]],
+            "group_id": 2,
+            "description": "from CVAT",
+            "shape_type": "rectangle",
+            "flags": {"x": True},
+            "mask": None,
+        },
     ],
     "imagePath": "..\\images\\cat.jpg",
     "imageData": None,
@@ -73,22 +100,33 @@ def test_other_shapes_and_keys_are_written_back_untouched():
 def test_per_box_keys_ride_on_the_box_and_other_formats_ignore_them():
     box4 = read(LABELME).boxes[1]
     # Kept on the box, but not part of its value: it equals (and hashes as) the bare box.
-    assert box4.extra == {"labelme": {"group_id": 2, "description": "from CVAT",
-                                      "flags": {"x": True}, "mask": None}}
+    assert box4.extra == {
+        "labelme": {"group_id": 2, "description": "from CVAT", "flags": {"x": True}, "mask": None}
+    }
     assert box4 == Box(10, 10, 50, 40, "box4") and hash(box4) == hash(Box(10, 10, 50, 40, "box4"))
     # Saved as VOC: its labelme keys are not VOC elements; written as a plain object.
     voc = format_voc(ImageAnnotation("cat.jpg", 200, 100, [box4]))
     assert b"group_id" not in voc and b"from CVAT" not in voc
     # A box read from VOC with a <pose>, saved as labelme: labelme's defaults, no <pose>.
-    xml = (b"<annotation><object><name>dog</name><pose>Left</pose><bndbox><xmin>1</xmin>"
-           b"<ymin>1</ymin><xmax>9</xmax><ymax>9</ymax></bndbox></object></annotation>")
+    xml = (
+        b"<annotation><object><name>dog</name><pose>Left</pose><bndbox><xmin>1</xmin>"
+        b"<ymin>1</ymin><xmax>9</xmax><ymax>9</ymax></bndbox></object></annotation>"
+    )
     dog = parse_voc(xml, path="a.xml", image_path="a.jpg", width=20, height=20).boxes[0]
     assert dog.format_extra("voc")[0].text == "Left"
-    (shape,) = json.loads(format_labelme(ImageAnnotation("a.jpg", 20, 20, [dog]),
-                                         image_rel="a.jpg"))["shapes"]
+    (shape,) = json.loads(
+        format_labelme(ImageAnnotation("a.jpg", 20, 20, [dog]), image_rel="a.jpg")
+    )["shapes"]
     # devkit (1, 1, 9, 9) -> (0, 0, 9, 9).
-    assert shape == {"label": "dog", "points": [[0, 0], [9, 9]], "group_id": None,
-                     "description": "", "shape_type": "rectangle", "flags": {}, "mask": None}
+    assert shape == {
+        "label": "dog",
+        "points": [[0, 0], [9, 9]],
+        "group_id": None,
+        "description": "",
+        "shape_type": "rectangle",
+        "flags": {},
+        "mask": None,
+    }
 
 
 def test_new_file_has_labelme_keys():
@@ -102,14 +140,16 @@ def test_new_file_has_labelme_keys():
 
 
 def test_bad_shapes_are_skipped_with_their_index():
-    doc = {"shapes": [
-        {"label": "ok", "points": [[0, 0], [4, 4]], "shape_type": "rectangle"},
-        {"label": "three", "points": [[0, 0], [4, 4], [5, 5]], "shape_type": "rectangle"},
-        {"label": "nan", "points": [[0, 0], ["nan", 4]], "shape_type": "rectangle"},
-        {"label": 5, "points": [[0, 0], [4, 4]], "shape_type": "rectangle"},
-        {"label": "flat", "points": [[0, 0], [4, 0]], "shape_type": "rectangle"},
-        "junk",
-    ]}
+    doc = {
+        "shapes": [
+            {"label": "ok", "points": [[0, 0], [4, 4]], "shape_type": "rectangle"},
+            {"label": "three", "points": [[0, 0], [4, 4], [5, 5]], "shape_type": "rectangle"},
+            {"label": "nan", "points": [[0, 0], ["nan", 4]], "shape_type": "rectangle"},
+            {"label": 5, "points": [[0, 0], [4, 4]], "shape_type": "rectangle"},
+            {"label": "flat", "points": [[0, 0], [4, 0]], "shape_type": "rectangle"},
+            "junk",
+        ]
+    }
     ann = read(doc, width=10, height=10)
     assert ann.labels == ["ok"]
     for k in range(1, 6):
@@ -120,9 +160,14 @@ def test_bad_shapes_are_skipped_with_their_index():
 
 @pytest.mark.parametrize(
     "data, reason",
-    [(b"", "invalid JSON"), (b'{"shapes": [}', "invalid JSON"), (b"[]", "JSON list"),
-     (b'{"shapes": {}}', "'shapes' is not a list"), (b"\xff\xfe\xfa", "invalid JSON"),
-     (b'{"shapes": [], "x": ' + b"[" * 500 + b"]" * 500 + b"}", "nested deeper than 64")],
+    [
+        (b"", "invalid JSON"),
+        (b'{"shapes": [}', "invalid JSON"),
+        (b"[]", "JSON list"),
+        (b'{"shapes": {}}', "'shapes' is not a list"),
+        (b"\xff\xfe\xfa", "invalid JSON"),
+        (b'{"shapes": [], "x": ' + b"[" * 500 + b"]" * 500 + b"}", "nested deeper than 64"),
+    ],
 )
 def test_unparseable_files_raise_read_errors(data, reason):
     with pytest.raises(AnnotationReadError) as info:
@@ -134,8 +179,9 @@ def test_unparseable_files_raise_read_errors(data, reason):
 
 JSONISH = st.recursive(
     st.one_of(st.none(), st.booleans(), st.integers(-5, 50), st.floats(), st.text(max_size=6)),
-    lambda inner: st.one_of(st.lists(inner, max_size=4),
-                            st.dictionaries(st.text(max_size=5), inner, max_size=4)),
+    lambda inner: st.one_of(
+        st.lists(inner, max_size=4), st.dictionaries(st.text(max_size=5), inner, max_size=4)
+    ),
     max_leaves=12,
 )
 
@@ -144,11 +190,23 @@ JSONISH = st.recursive(
 def labelmeish(draw) -> bytes:
     shapes = []
     for _ in range(draw(st.integers(0, 4))):
-        shape = {"label": draw(st.one_of(st.text(max_size=4), JSONISH)),
-                 "points": draw(st.one_of(
-                     st.lists(st.lists(st.one_of(st.floats(), st.integers(-5, 50), JSONISH),
-                                       min_size=1, max_size=3), max_size=5), JSONISH)),
-                 "shape_type": draw(st.sampled_from(["rectangle", "polygon", "circle", 3]))}
+        shape = {
+            "label": draw(st.one_of(st.text(max_size=4), JSONISH)),
+            "points": draw(
+                st.one_of(
+                    st.lists(
+                        st.lists(
+                            st.one_of(st.floats(), st.integers(-5, 50), JSONISH),
+                            min_size=1,
+                            max_size=3,
+                        ),
+                        max_size=5,
+                    ),
+                    JSONISH,
+                )
+            ),
+            "shape_type": draw(st.sampled_from(["rectangle", "polygon", "circle", 3])),
+        }
         shapes.append(shape)
     doc = {"shapes": shapes, "imageWidth": draw(JSONISH), "imageHeight": draw(JSONISH)}
     return json.dumps(doc).encode()

@@ -117,18 +117,27 @@ def test_golden_writes_in_both_conventions():
 
 
 def test_edited_box_keeps_its_own_elements_and_a_new_box_has_none():
-    ann = read(LABELIMG_XML.replace(b"<pose>Unspecified</pose>\n\t\t<truncated>0", b"<pose>Left"
-                                    b"</pose><occluded>1</occluded>\n\t\t<truncated>0"),
-               "labelimg")
+    ann = read(
+        LABELIMG_XML.replace(
+            b"<pose>Unspecified</pose>\n\t\t<truncated>0",
+            b"<pose>Left</pose><occluded>1</occluded>\n\t\t<truncated>0",
+        ),
+        "labelimg",
+    )
     ann.boxes[0] = ann.boxes[0].moved(1, 0)
     ann.boxes[1] = replace(ann.boxes[1], label="puppy")
     ann.boxes.append(Box(10, 10, 20, 20, "new"))
     root = ET.fromstring(format_voc(ann, convention="labelimg"))
-    got = [(o.findtext("name"), o.findtext("pose"), o.findtext("occluded"),
-            o.findtext("bndbox/xmin")) for o in root.iter("object")]
+    got = [
+        (o.findtext("name"), o.findtext("pose"), o.findtext("occluded"), o.findtext("bndbox/xmin"))
+        for o in root.iter("object")
+    ]
     # The moved cat: xmin 1 + 1 = 2, its pose kept; the relabelled dog keeps both elements.
-    assert got == [("cat", "Unspecified", None, "2"), ("puppy", "Left", "1", "210"),
-                   ("new", None, None, "10")]
+    assert got == [
+        ("cat", "Unspecified", None, "2"),
+        ("puppy", "Left", "1", "210"),
+        ("new", None, None, "10"),
+    ]
     assert root.findtext("path") == "/home/user/images/cat.jpg"
     assert root.get("verified") == "yes"
 
@@ -149,8 +158,17 @@ def test_partial_read_skips_bad_objects_with_warnings():
     assert ann.labels == ["ok", "outside"]
     assert ann.boxes[1].xyxy == (0, 0, 100, 9)  # clamped to the 100-wide image
     text = "\n".join(ann.warnings)
-    for part in ("object #2", "xmin > xmax", "object #3", "'nan'", "object #4", "no <bndbox>",
-                 "object #5", "clamped", "'maybe'"):
+    for part in (
+        "object #2",
+        "xmin > xmax",
+        "object #3",
+        "'nan'",
+        "object #4",
+        "no <bndbox>",
+        "object #5",
+        "clamped",
+        "'maybe'",
+    ):
         assert part in text
 
 
@@ -203,7 +221,8 @@ def test_broken_xml_error_names_the_line():
 # -- properties -----------------------------------------------------------------------------
 
 FIELD = st.one_of(
-    st.text(max_size=8), st.floats(allow_nan=True, allow_infinity=True).map(str),
+    st.text(max_size=8),
+    st.floats(allow_nan=True, allow_infinity=True).map(str),
     st.integers(-10, 10_000).map(str),
 )
 
@@ -215,15 +234,18 @@ def xmlish(draw) -> bytes:
     for _ in range(draw(st.integers(0, 4))):
         vals = [draw(FIELD) for _ in range(4)]
         name, diff = draw(FIELD), draw(FIELD)
-        tags = "".join(f"<{t}>{v}</{t}>" for t, v in zip(("xmin", "ymin", "xmax", "ymax"), vals,
-                                                          strict=True))
-        objs.append(f"<object><name>{name}</name><difficult>{diff}</difficult>"
-                    f"<bndbox>{tags}</bndbox></object>")
+        tags = "".join(
+            f"<{t}>{v}</{t}>" for t, v in zip(("xmin", "ymin", "xmax", "ymax"), vals, strict=True)
+        )
+        objs.append(
+            f"<object><name>{name}</name><difficult>{diff}</difficult>"
+            f"<bndbox>{tags}</bndbox></object>"
+        )
     size = f"<size><width>{draw(FIELD)}</width><height>{draw(FIELD)}</height></size>"
     data = f"<annotation>{size}{''.join(objs)}</annotation>".encode("utf-8", "surrogatepass")
     if draw(st.booleans()):
         pos = draw(st.integers(0, len(data)))
-        data = data[:pos] + draw(st.binary(max_size=4)) + data[pos + draw(st.integers(0, 3)):]
+        data = data[:pos] + draw(st.binary(max_size=4)) + data[pos + draw(st.integers(0, 3)) :]
     return data
 
 

@@ -109,8 +109,11 @@ def test_class_names_with_line_breaks_are_refused():
 
 # -- properties -----------------------------------------------------------------------------
 
-NUM = st.one_of(st.floats(allow_nan=True, allow_infinity=True).map(repr), st.text(max_size=5),
-                st.integers(-3, 12).map(str))
+NUM = st.one_of(
+    st.floats(allow_nan=True, allow_infinity=True).map(repr),
+    st.text(max_size=5),
+    st.integers(-3, 12).map(str),
+)
 
 
 @st.composite
@@ -147,8 +150,14 @@ def annotations(draw) -> ImageAnnotation:
 def test_write_read_round_trip(ann, classes):
     data, new_classes = format_yolo(ann, classes)
     assert new_classes[: len(classes)] == classes  # append-only
-    back = parse_yolo(data, path="a.txt", image_path="a.jpg", width=ann.width,
-                      height=ann.height, classes=new_classes)
+    back = parse_yolo(
+        data,
+        path="a.txt",
+        image_path="a.jpg",
+        width=ann.width,
+        height=ann.height,
+        classes=new_classes,
+    )
     assert back.labels == ann.labels
     # Six decimals of a value normalised by W: error <= 0.5e-6 * W per centre/size term.
     tol = 1.1e-6 * max(ann.width, ann.height)

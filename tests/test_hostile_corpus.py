@@ -169,28 +169,48 @@ PER_IMAGE_CASES = {
     ("voc", "wrong-root"): ("error", "root element is <html>, expected <annotation>", "line 1"),
     ("voc", "xmin-gt-xmax"): ("boxes", [CAT], ["object #2: skipped, xmin > xmax"]),
     # (-20, -5, 30, 40) devkit -> (-21, -6, 30, 40) -> clamped to the image: (0, 0, 30, 40)
-    ("voc", "negative"): ("boxes", [CAT, ("dog", (0.0, 0.0, 30.0, 40.0))],
-                          ["object #2: box (-21, -6, 30, 40) extends outside the 100x80 image;"
-                           " clamped to (0, 0, 30, 40)"]),
+    ("voc", "negative"): (
+        "boxes",
+        [CAT, ("dog", (0.0, 0.0, 30.0, 40.0))],
+        [
+            "object #2: box (-21, -6, 30, 40) extends outside the 100x80 image;"
+            " clamped to (0, 0, 30, 40)"
+        ],
+    ),
     ("voc", "nan"): ("boxes", [CAT], ["object #2: skipped, <xmin> is 'nan'"]),
     # xmax = 1e308 is clamped to the width 100; xmax = 1e999 overflows to inf and is skipped
-    ("voc", "huge"): ("boxes", [CAT, ("dog", (10.0, 10.0, 100.0, 60.0))],
-                      ["object #2: box (10, 10, 1e+308, 60)", "object #3: skipped, <xmax>"]),
+    ("voc", "huge"): (
+        "boxes",
+        [CAT, ("dog", (10.0, 10.0, 100.0, 60.0))],
+        ["object #2: box (10, 10, 1e+308, 60)", "object #3: skipped, <xmax>"],
+    ),
     ("yolo", "too-few"): ("boxes", [DOG_YOLO], ["line 1: skipped, too few fields (4, expected 5)"]),
     ("yolo", "too-many"): ("boxes", [DOG_YOLO], ["line 1: skipped, too many fields (6"]),
     ("yolo", "nan"): ("boxes", [DOG_YOLO], ["line 1: skipped, non-numeric or non-finite"]),
     ("yolo", "out-of-range"): ("boxes", [DOG_YOLO], ["line 1: skipped, values", "line 2: skip"]),
     # id 7 of 2 classes: kept as label "7", box 0.5 +- 0.1 -> (40, 32, 60, 48)
-    ("yolo", "unknown-class"): ("boxes", [("7", (40.0, 32.0, 60.0, 48.0)), DOG_YOLO],
-                                ["line 1: class id 7 is not in classes.txt"]),
+    ("yolo", "unknown-class"): (
+        "boxes",
+        [("7", (40.0, 32.0, 60.0, 48.0)), DOG_YOLO],
+        ["line 1: class id 7 is not in classes.txt"],
+    ),
     ("yolo", "not-text"): ("error", "not UTF-8 text", "byte 0"),
-    ("labelme", "non-rectangles"): ("boxes", [CAT], ["shapes[0]: 'polygon' shape is not a box",
-                                                     "shapes[1]: 'circle' shape"]),
-    ("labelme", "wrong-types"): ("boxes", [CAT], ["imageWidth/imageHeight are not positive",
-                                                  "shapes[0]: label 5 is not a string",
-                                                  "shapes[1]: rectangle needs 2 or 4",
-                                                  "shapes[2]: rectangle needs 2 or 4",
-                                                  "shapes[3]: not an object"]),
+    ("labelme", "non-rectangles"): (
+        "boxes",
+        [CAT],
+        ["shapes[0]: 'polygon' shape is not a box", "shapes[1]: 'circle' shape"],
+    ),
+    ("labelme", "wrong-types"): (
+        "boxes",
+        [CAT],
+        [
+            "imageWidth/imageHeight are not positive",
+            "shapes[0]: label 5 is not a string",
+            "shapes[1]: rectangle needs 2 or 4",
+            "shapes[2]: rectangle needs 2 or 4",
+            "shapes[3]: not an object",
+        ],
+    ),
     ("labelme", "shapes-not-a-list"): ("error", "'shapes' is not a list", "shapes"),
     ("labelme", "top-level-array"): ("error", "top level is a JSON list", None),
     ("labelme", "deep-nesting"): ("error", "invalid JSON: maximum recursion depth exceeded", None),
@@ -233,13 +253,19 @@ def test_per_image_annotation_case(corpus, case):
 
 
 COCO_EXPECTED = {
-    "missing-keys": ("boxes", [CAT, ("", (1.0, 1.0, 6.0, 6.0))],
-                     ["annotations[1]: skipped, 'bbox' None", "annotations[2]: unknown category"],
-                     ["images[1]: missing 'file_name'; dropped"]),
+    "missing-keys": (
+        "boxes",
+        [CAT, ("", (1.0, 1.0, 6.0, 6.0))],
+        ["annotations[1]: skipped, 'bbox' None", "annotations[2]: unknown category"],
+        ["images[1]: missing 'file_name'; dropped"],
+    ),
     # [60, 10, 20, 20] -> (60, 10, 80, 30)
-    "duplicate-ids": ("boxes", [CAT, ("dog", (60.0, 10.0, 80.0, 30.0))],
-                      ["annotations[1]: duplicate id 1; a new id is given on save"],
-                      ["images[1]: duplicate id 1; dropped"]),
+    "duplicate-ids": (
+        "boxes",
+        [CAT, ("dog", (60.0, 10.0, 80.0, 30.0))],
+        ["annotations[1]: duplicate id 1; a new id is given on save"],
+        ["images[1]: duplicate id 1; dropped"],
+    ),
     "missing-images": ("boxes", [CAT], [], ["annotations[1]: unknown image_id 99; kept"]),
     "broken-json": ("error", "invalid JSON: Expecting value", "line 2, column 18"),
     "top-level-array": ("error", "top level is a JSON list, not an object", None),
@@ -288,8 +314,12 @@ def test_labelme_non_rectangles_survive_an_edit_and_save(corpus, tmp_path):
     store.save(ann)
     shapes = json.loads((folder / "non-rectangles.json").read_text())["shapes"]
     kinds = sorted((s["shape_type"], s["label"]) for s in shapes)
-    assert kinds == [("circle", "round"), ("polygon", "poly"), ("rectangle", "cat"),
-                     ("rectangle", "dog")]
+    assert kinds == [
+        ("circle", "round"),
+        ("polygon", "poly"),
+        ("rectangle", "cat"),
+        ("rectangle", "dog"),
+    ]
     assert (folder / "non-rectangles.json.bak").exists()  # read with warnings -> backed up
 
 
@@ -303,7 +333,8 @@ def test_coco_boxes_of_missing_images_are_written_back_on_save(corpus, tmp_path)
     orphans = [a for a in doc["annotations"] if a["image_id"] == 99]
     assert len(orphans) == 1 and orphans[0]["bbox"] == [10, 20, 40, 40]
     assert sorted(tuple(a["bbox"]) for a in doc["annotations"] if a["image_id"] == 1) == [
-        (10.0, 20.0, 40.0, 40.0), (60.0, 10.0, 30.0, 20.0)  # x, y, w, h
+        (10.0, 20.0, 40.0, 40.0),
+        (60.0, 10.0, 30.0, 20.0),  # x, y, w, h
     ]
 
 
@@ -366,8 +397,14 @@ def test_checkpoint_from_another_anchor_configuration_is_explained(corpus_weight
 
 # -- the headless commands on the corpus -------------------------------------------------------
 
-CLI_FOLDERS = {"voc": "voc", "yolo": "yolo", "labelme": "labelme", "images": "voc",
-               "coco-missing-keys": "coco", "coco-broken-json": "coco"}
+CLI_FOLDERS = {
+    "voc": "voc",
+    "yolo": "yolo",
+    "labelme": "labelme",
+    "images": "voc",
+    "coco-missing-keys": "coco",
+    "coco-broken-json": "coco",
+}
 
 
 @pytest.mark.parametrize("name", sorted(CLI_FOLDERS))
@@ -379,12 +416,18 @@ def test_convert_and_anchors_report_every_bad_file_and_change_nothing(
     folder = corpus / name
     before = snapshot(folder)
     out = tmp_path / "out"
-    rc = main(["convert", str(folder), "--from", CLI_FOLDERS[name], "--to", "labelme",
-               "--out", str(out)])
+    rc = main(
+        ["convert", str(folder), "--from", CLI_FOLDERS[name], "--to", "labelme", "--out", str(out)]
+    )
     err = capsys.readouterr().err
     assert rc == 1 and "Traceback" not in err  # 1: converted, with problems reported
-    bad = [p for p in folder.iterdir() if p.stem in {s for (_f, s) in PER_IMAGE_CASES}
-           and p.suffix in (".xml", ".txt", ".json") and p.stem != "classes"]
+    bad = [
+        p
+        for p in folder.iterdir()
+        if p.stem in {s for (_f, s) in PER_IMAGE_CASES}
+        and p.suffix in (".xml", ".txt", ".json")
+        and p.stem != "classes"
+    ]
     for p in bad:
         assert str(p) in err, p
     rc = main(["anchors", str(folder), "--k-max", "2"])

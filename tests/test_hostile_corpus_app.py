@@ -65,8 +65,9 @@ def test_corpus_images_in_the_real_window(qtbot, app_settings, corpus, tmp_path)
     for name, reason in UNREADABLE.items():
         assert seen[name]["state"] == ImageState.UNREADABLE.name
         assert reason in seen[name]["tip"] and name in seen[name]["tip"]
-        assert any(lv == "error" and name in t and reason in t
-                   for lv, t in window.message_bar.messages)
+        assert any(
+            lv == "error" and name in t and reason in t for lv, t in window.message_bar.messages
+        )
     for o in range(1, 9):  # upright size, and the box on the red object
         info = seen[f"exif-{o}.jpg"]
         assert info["size"] == MC.EXIF_SIZE and info["boxes"] == [("object", MC.EXIF_OBJECT)]
@@ -105,16 +106,19 @@ def test_annotation_cases_in_the_real_window(qtbot, app_settings, corpus, tmp_pa
         target = {"img": folder / "annotations.json"}
     else:
         cases = {stem: exp for (fmt, stem), exp in PER_IMAGE_CASES.items() if fmt == name}
-        target = {stem: folder / f"{stem}{ {'voc': '.xml', 'yolo': '.txt'}.get(name, '.json')}"
-                  for stem in cases}
+        target = {
+            stem: folder / f"{stem}{ {'voc': '.xml', 'yolo': '.txt'}.get(name, '.json') }"
+            for stem in cases
+        }
     for stem, expected in cases.items():
         info = seen[f"{stem}.png"]
         assert info["size"] == MC.CASE_SIZE  # the image itself is fine
         file = target[stem]
         if expected[0] == "error":
             assert info["boxes"] == []
-            assert any(lv == "error" and str(file) in t and expected[1] in t
-                       for lv, t in messages), messages
+            assert any(
+                lv == "error" and str(file) in t and expected[1] in t for lv, t in messages
+            ), messages
         else:
             assert info["boxes"] == expected[1]
             for fragment in expected[2]:
@@ -172,8 +176,8 @@ def test_readonly_folder_save_fails_visibly_and_the_edit_survives_navigation(
 
 
 @pytest.mark.parametrize(
-    "name", ["exploit.pt", "exploit.safetensors", "truncated.safetensors",
-             "wrong-shapes.safetensors"],
+    "name",
+    ["exploit.pt", "exploit.safetensors", "truncated.safetensors", "wrong-shapes.safetensors"],
 )
 def test_bad_weights_in_the_window_give_a_message_and_never_run_code(
     qtbot, app_settings, corpus, corpus_weights, tmp_path, name

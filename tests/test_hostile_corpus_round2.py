@@ -125,9 +125,10 @@ def test_lone_surrogate_labels_load_and_round_trip_in_their_own_format(corpus, t
     ann = store.load(folder / "img.png", width=W, height=H)
     assert [b.label for b in ann.boxes] == [MC.SURROGATE_LABELME]
     store.save(ann)
-    assert open_store(folder, "labelme").load(folder / "img.png", width=W, height=H).boxes[
-        0
-    ].label == MC.SURROGATE_LABELME
+    assert (
+        open_store(folder, "labelme").load(folder / "img.png", width=W, height=H).boxes[0].label
+        == MC.SURROGATE_LABELME
+    )
     coco = open_store(corpus / "round2" / "coco-surrogate", "coco")
     boxes = coco.load(corpus / "round2" / "coco-surrogate" / "img.png", width=W, height=H).boxes
     assert [b.label for b in boxes] == [MC.SURROGATE_COCO]
@@ -173,8 +174,10 @@ def test_annotation_linked_to_dev_zero_is_refused_without_reading_it(special):
 
 @pytest.mark.parametrize(
     ("fmt", "name", "limit"),
-    [("voc", "img.xml", limits.MAX_ANNOTATION_BYTES), ("coco", "annotations.json",
-                                                       limits.MAX_COCO_BYTES)],
+    [
+        ("voc", "img.xml", limits.MAX_ANNOTATION_BYTES),
+        ("coco", "annotations.json", limits.MAX_COCO_BYTES),
+    ],
 )
 def test_annotation_file_above_its_size_limit_names_the_file_and_the_limit(
     tmp_path, fmt, name, limit
@@ -208,9 +211,11 @@ def test_images_that_are_not_regular_files_say_so(special):
 
 @pytest.mark.parametrize(
     ("case", "reason"),
-    [("weights-fifo", "not a regular file (a FIFO, i.e. a named pipe)"),
-     ("weights-dir", "not a regular file (a directory)"),
-     ("weights-dev-zero", "not a regular file (a character device)")],
+    [
+        ("weights-fifo", "not a regular file (a FIFO, i.e. a named pipe)"),
+        ("weights-dir", "not a regular file (a directory)"),
+        ("weights-dev-zero", "not a regular file (a character device)"),
+    ],
 )
 def test_weights_that_are_not_regular_files_say_so(special, case, reason):
     import safetensors.torch  # noqa: F401 - imported here, not inside the timed call
@@ -228,8 +233,9 @@ def test_commands_on_folders_of_special_files_finish_and_name_them(special, tmp_
     for fmt, case in (("voc", "voc-fifo"), ("voc", "voc-dev-zero"), ("coco", "coco-dev-zero")):
         folder = special[case].parent
         out = tmp_path / f"out-{case}"
-        rc = within(60, main, ["convert", str(folder), "--from", fmt, "--to", "labelme",
-                               "--out", str(out)])
+        rc = within(
+            60, main, ["convert", str(folder), "--from", fmt, "--to", "labelme", "--out", str(out)]
+        )
         err = capsys.readouterr().err
         assert rc in (0, 1) and "Traceback" not in err and "MemoryError" not in err
         if fmt != "coco":
@@ -266,8 +272,18 @@ def test_convert_yolo_to_yolo_with_absurd_ids_stays_small(corpus, tmp_path, caps
 
     out = tmp_path / "out"
     t0 = time.perf_counter()
-    rc = main(["convert", str(corpus / "round2" / "yolo-ids"), "--from", "yolo", "--to", "yolo",
-               "--out", str(out)])
+    rc = main(
+        [
+            "convert",
+            str(corpus / "round2" / "yolo-ids"),
+            "--from",
+            "yolo",
+            "--to",
+            "yolo",
+            "--out",
+            str(out),
+        ]
+    )
     err = capsys.readouterr().err
     assert rc == 1 and "above the limit of 99999" in err and "Traceback" not in err
     assert time.perf_counter() - t0 < 30
@@ -288,9 +304,7 @@ def test_a_numeric_label_above_the_id_limit_is_a_name_not_a_padding_request():
 
 
 @pytest.mark.parametrize("fmt", ["voc", "labelme", "yolo", "coco"])
-def test_an_image_name_whose_annotation_name_is_too_long_is_just_unannotated(
-    corpus, tmp_path, fmt
-):
+def test_an_image_name_whose_annotation_name_is_too_long_is_just_unannotated(corpus, tmp_path, fmt):
     folder = shutil.copytree(corpus / "round2" / "long-names", tmp_path / "long")
     image = folder / f"{MC.LONG_STEM}.png"  # 255 bytes; its .json would be 256
     store = open_store(folder, fmt)
@@ -323,8 +337,19 @@ def test_temporary_names_are_short_whatever_the_target():
 def test_convert_include_empty_on_long_names(corpus, tmp_path, capsys):
     from rpn_core.cli.main import main
 
-    rc = main(["convert", str(corpus / "round2" / "long-names"), "--from", "voc", "--to",
-               "labelme", "--out", str(tmp_path / "out"), "--include-empty"])
+    rc = main(
+        [
+            "convert",
+            str(corpus / "round2" / "long-names"),
+            "--from",
+            "voc",
+            "--to",
+            "labelme",
+            "--out",
+            str(tmp_path / "out"),
+            "--include-empty",
+        ]
+    )
     err = capsys.readouterr().err
     assert "Traceback" not in err and rc == 1
     assert (tmp_path / "out" / f"{MC.SAVE_STEM}.json").is_file()
@@ -373,10 +398,14 @@ def test_hostile_configuration_is_refused_at_load_by_every_entry_point(corpus_we
         ({"pre_nms_top_n": True}, "pre_nms_top_n: must be an integer, got True"),
         ({"nms_iou": float("nan")}, "nms_iou: must be in"),
         ({"context": "yes"}, "context: must be true or false"),
-        ({"anchors": {"sizes": [64] * 17, "aspect_ratios": [1], "stride": 16}},
-         "anchors.sizes: must be a list of 1 to 16 numbers"),
-        ({"anchors": {"sizes": [1e9], "aspect_ratios": [1], "stride": 16}},
-         "anchors.sizes: must be in"),
+        (
+            {"anchors": {"sizes": [64] * 17, "aspect_ratios": [1], "stride": 16}},
+            "anchors.sizes: must be a list of 1 to 16 numbers",
+        ),
+        (
+            {"anchors": {"sizes": [1e9], "aspect_ratios": [1], "stride": 16}},
+            "anchors.sizes: must be in",
+        ),
         ({"anchors": {"sizes": [64], "aspect_ratios": [1], "stride": 8}}, "anchors.stride"),
         ({"labels": {"bg_iou": 0.9, "fg_iou": 0.5}}, "labels.bg_iou: must be <= labels.fg_iou"),
         ({"labels": {"batch_size_per_image": 10**9}}, "labels.batch_size_per_image: must be in"),
@@ -503,8 +532,9 @@ def test_saving_through_a_symlinked_annotation_writes_its_target(tmp_path):
     ann.boxes.append(Box(60, 10, 90, 30, "dog"))
     store.save(ann)
     assert (tmp_path / "img.xml").is_symlink()  # still a link ...
-    back = open_store(real, "voc", image_root=tmp_path).load(tmp_path / "img.png", width=W,
-                                                             height=H)
+    back = open_store(real, "voc", image_root=tmp_path).load(
+        tmp_path / "img.png", width=W, height=H
+    )
     assert [b.label for b in back.boxes] == ["cat", "dog"]  # ... and its target was written
     assert not [p for p in tmp_path.rglob("*.tmp")]
 
@@ -554,8 +584,9 @@ def test_big_json_is_read_and_written_piecewise_with_the_same_bytes_and_errors()
     doc = {
         "info": {"description": "é"},
         "images": [{"id": i, "file_name": f"é{i}.png"} for i in range(3000)],
-        "annotations": [{"id": k, "bbox": [k, 1.5, 2, 3], "segmentation": []}
-                        for k in range(60000)],
+        "annotations": [
+            {"id": k, "bbox": [k, 1.5, 2, 3], "segmentation": []} for k in range(60000)
+        ],
         "categories": [{"id": 1, "name": "cat"}],
         "empty": [],
     }

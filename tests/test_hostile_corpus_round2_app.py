@@ -27,8 +27,9 @@ MC = make_corpus
 W, H = MC.CASE_SIZE
 
 
-def test_a_lone_surrogate_label_is_drawn_selected_and_deleted(qtbot, app_settings, corpus,
-                                                               tmp_path):
+def test_a_lone_surrogate_label_is_drawn_selected_and_deleted(
+    qtbot, app_settings, corpus, tmp_path
+):
     assert label_color(MC.SURROGATE_LABELME).isValid()  # raised UnicodeEncodeError before
     folder = fresh_copy(corpus / "round2" / "labelme-surrogate", tmp_path / "lm")
     window = open_window(qtbot, app_settings, [folder], fmt="auto")
@@ -54,13 +55,16 @@ def test_a_folder_with_a_fifo_or_dev_zero_annotation_opens(qtbot, app_settings, 
     assert time.perf_counter() - t0 < 30  # was: blocked forever / MemoryError
     assert window.document.size == MC.CASE_SIZE and window.document.boxes == []
     if window.workspace.store.annotation_path(folder / "img.png") == special[case]:
-        assert any(lv == "error" and str(special[case]) in t and "not a regular file" in t
-                   for lv, t in window.message_bar.messages), window.message_bar.messages
+        assert any(
+            lv == "error" and str(special[case]) in t and "not a regular file" in t
+            for lv, t in window.message_bar.messages
+        ), window.message_bar.messages
     window.close()
 
 
-def test_a_heavy_image_is_decoded_off_the_gui_thread(qtbot, app_settings, corpus, tmp_path,
-                                                     monkeypatch):
+def test_a_heavy_image_is_decoded_off_the_gui_thread(
+    qtbot, app_settings, corpus, tmp_path, monkeypatch
+):
     monkeypatch.setattr(workspace_module, "HEAVY_IMAGE_PIXELS", 0)  # every image is "heavy"
     folder = fresh_copy(corpus / "voc", tmp_path / "voc")
     window = open_window(qtbot, app_settings, [folder / "negative.png"], fmt="auto")
@@ -77,8 +81,9 @@ def test_a_heavy_image_is_decoded_off_the_gui_thread(qtbot, app_settings, corpus
     window.close()
 
 
-def test_a_big_annotation_is_saved_off_the_gui_thread(qtbot, app_settings, corpus, tmp_path,
-                                                      monkeypatch):
+def test_a_big_annotation_is_saved_off_the_gui_thread(
+    qtbot, app_settings, corpus, tmp_path, monkeypatch
+):
     monkeypatch.setattr(workspace_module, "HEAVY_ANNOTATION_BYTES", 0)  # every file is "big"
     folder = fresh_copy(corpus / "coco-missing-images", tmp_path / "coco")
     window = open_window(qtbot, app_settings, [folder / "img.png"], fmt="auto")
@@ -90,7 +95,8 @@ def test_a_big_annotation_is_saved_off_the_gui_thread(qtbot, app_settings, corpu
     qtbot.waitUntil(lambda: not ws.saving and not doc.dirty, timeout=10_000)
     saved = json.loads((folder / "annotations.json").read_text())
     assert sorted(a["bbox"] for a in saved["annotations"] if a["image_id"] == 1) == [
-        [10, 20, 40, 40], [60.0, 10.0, 30.0, 20.0]
+        [10, 20, 40, 40],
+        [60.0, 10.0, 30.0, 20.0],
     ]
     assert "*" not in window.windowTitle()
     window.close()
@@ -145,8 +151,9 @@ def test_symlinked_annotation_saved_from_the_window_writes_its_target(
     window.close()
 
 
-def test_a_folder_with_a_big_coco_file_opens_off_the_gui_thread(qtbot, app_settings, corpus,
-                                                                tmp_path, monkeypatch):
+def test_a_folder_with_a_big_coco_file_opens_off_the_gui_thread(
+    qtbot, app_settings, corpus, tmp_path, monkeypatch
+):
     monkeypatch.setattr(workspace_module, "HEAVY_ANNOTATION_BYTES", 0)  # every file is "big"
     from rpn_core.annotation.formats import coco
 
@@ -167,13 +174,15 @@ def test_a_folder_with_a_big_coco_file_opens_off_the_gui_thread(qtbot, app_setti
     qtbot.waitUntil(lambda: ws._store_idle(), timeout=10_000)  # the state scan's batches
     assert len(parses) == 1  # the state scan used the open store: no second parse
     assert ws.states[folder / "img.png"][0].name == "ANNOTATED"
-    assert any(lv == "warning" and "unknown image_id 99" in t
-               for lv, t in window.message_bar.messages)
+    assert any(
+        lv == "warning" and "unknown image_id 99" in t for lv, t in window.message_bar.messages
+    )
     window.close()
 
 
-def test_autosaves_queued_behind_a_running_big_save_are_coalesced(qtbot, app_settings, corpus,
-                                                                   tmp_path, monkeypatch):
+def test_autosaves_queued_behind_a_running_big_save_are_coalesced(
+    qtbot, app_settings, corpus, tmp_path, monkeypatch
+):
     monkeypatch.setattr(workspace_module, "HEAVY_ANNOTATION_BYTES", 0)
     folder = fresh_copy(corpus / "coco-missing-images", tmp_path / "coco")
     window = open_window(qtbot, app_settings, [folder / "img.png"], fmt="auto")

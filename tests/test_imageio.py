@@ -53,9 +53,7 @@ def red_bbox(pixels: np.ndarray) -> tuple[int, int, int, int]:
 
 @pytest.mark.parametrize("suffix", [".jpg", ".png"])
 @pytest.mark.parametrize("orientation", range(1, 9))
-def test_exif_orientation_puts_the_object_in_the_same_upright_place(
-    tmp_path, orientation, suffix
-):
+def test_exif_orientation_puts_the_object_in_the_same_upright_place(tmp_path, orientation, suffix):
     stored = upright_scene()
     if INVERSE[orientation] is not None:
         stored = stored.transpose(INVERSE[orientation])
@@ -184,9 +182,15 @@ def png_claiming_size(width: int, height: int) -> bytes:
     idat = b"IDAT" + raw
     return (
         b"\x89PNG\r\n\x1a\n"
-        + struct.pack(">I", 13) + chunk + struct.pack(">I", zlib.crc32(chunk))
-        + struct.pack(">I", len(raw)) + idat + struct.pack(">I", zlib.crc32(idat))
-        + struct.pack(">I", 0) + b"IEND" + struct.pack(">I", zlib.crc32(b"IEND"))
+        + struct.pack(">I", 13)
+        + chunk
+        + struct.pack(">I", zlib.crc32(chunk))
+        + struct.pack(">I", len(raw))
+        + idat
+        + struct.pack(">I", zlib.crc32(idat))
+        + struct.pack(">I", 0)
+        + b"IEND"
+        + struct.pack(">I", zlib.crc32(b"IEND"))
     )
 
 
@@ -246,9 +250,7 @@ def test_list_images_natural_order_hidden_and_case(tmp_path):
     assert names == ["img1.jpeg", "img2.PNG", "IMG3.bmp", "img10.jpg"]
 
 
-def test_list_images_recursive_survives_symlink_loops_and_unreadable_folders(
-    tmp_path, monkeypatch
-):
+def test_list_images_recursive_survives_symlink_loops_and_unreadable_folders(tmp_path, monkeypatch):
     (tmp_path / "a" / "b").mkdir(parents=True)
     (tmp_path / "a" / "b" / "x2.jpg").write_bytes(b"x")
     (tmp_path / "a" / "x10.jpg").write_bytes(b"x")
@@ -283,8 +285,15 @@ def _seed_images() -> list[tuple[str, bytes]]:
 
     out = []
     base = upright_scene().resize((12, 8))
-    for fmt, mode in (("PNG", "RGBA"), ("JPEG", "RGB"), ("GIF", "P"), ("BMP", "RGB"),
-                      ("TIFF", "CMYK"), ("WEBP", "RGB"), ("PNG", "I;16")):
+    for fmt, mode in (
+        ("PNG", "RGBA"),
+        ("JPEG", "RGB"),
+        ("GIF", "P"),
+        ("BMP", "RGB"),
+        ("TIFF", "CMYK"),
+        ("WEBP", "RGB"),
+        ("PNG", "I;16"),
+    ):
         buf = io.BytesIO()
         im = base.convert("L").convert("I;16") if mode == "I;16" else base.convert(mode)
         im.save(buf, format=fmt)

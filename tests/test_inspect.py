@@ -129,8 +129,16 @@ def test_explanations_name_boxes_as_the_boxes_list_does():
     anchors = generate_anchors(SIZE, CONFIG).numpy()
     gt = np.array([[40, 40, 60, 60], [0, 0, 32, 32]], dtype=np.float32)
     labels = label_image(SIZE, CONFIG, gt, LabelConfig.faster_rcnn())
-    e = explain_anchor(5, SIZE, anchors, gt, labels, CONFIG, LabelConfig.faster_rcnn(),
-                       ["box 2 (dog)", "box 3 (cat)"])
+    e = explain_anchor(
+        5,
+        SIZE,
+        anchors,
+        gt,
+        labels,
+        CONFIG,
+        LabelConfig.faster_rcnn(),
+        ["box 2 (dog)", "box 3 (cat)"],
+    )
     assert e.matched_gt == 1 and e.matched_name == "box 3 (cat)"
     assert "with box 3 (cat)" in e.rule and "GT" not in e.rule
 
@@ -148,8 +156,16 @@ def test_same_anchor_across_an_anchor_set_change():
     # Size 32 (anchor 40: per 4 -> ratio 2.0, size 32) is not in the new set: no such anchor.
     assert same_anchor(40, old, (64, 64), new, (64, 96)) is None
     # Another stride puts cell (1, 2) elsewhere: none either.
-    assert same_anchor(41, old, (64, 64), AnchorConfig(sizes=(64.0,), aspect_ratios=(2.0,),
-                                                       stride=32), (64, 64)) is None
+    assert (
+        same_anchor(
+            41,
+            old,
+            (64, 64),
+            AnchorConfig(sizes=(64.0,), aspect_ratios=(2.0,), stride=32),
+            (64, 64),
+        )
+        is None
+    )
     # The cell leaves a smaller grid (row 1 of a 16-pixel-high input: 1 row only).
     assert same_anchor(41, old, (64, 64), new, (16, 96)) is None
     # Unchanged set and size: the same index.

@@ -151,7 +151,7 @@ def import_cycles(graph: dict[str, set[str]]) -> list[list[str]]:
         state[node] = "open"
         for dep in sorted(graph[node]):
             if state.get(dep) == "open":
-                cycles.append(stack[stack.index(dep):] + [dep])
+                cycles.append(stack[stack.index(dep) :] + [dep])
             elif dep not in state:
                 visit(dep, [*stack, dep])
         state[node] = "done"
@@ -168,9 +168,14 @@ def test_the_core_has_no_import_cycles():
 
 def test_an_import_cycle_is_found(tmp_path):
     # a package whose __init__ imports its own module b, which imports the package back
-    _tree(tmp_path, {"rpn_core/pkg/__init__.py": "from rpn_core.pkg.b import X\n",
-                     "rpn_core/pkg/b.py": "from rpn_core.pkg import c\n",
-                     "rpn_core/pkg/c.py": "def f():\n    import rpn_core.pkg\n"})
+    _tree(
+        tmp_path,
+        {
+            "rpn_core/pkg/__init__.py": "from rpn_core.pkg.b import X\n",
+            "rpn_core/pkg/b.py": "from rpn_core.pkg import c\n",
+            "rpn_core/pkg/c.py": "def f():\n    import rpn_core.pkg\n",
+        },
+    )
     graph = module_graph(tmp_path)
     assert graph["rpn_core.pkg"] == {"rpn_core.pkg.b"}
     assert import_cycles(graph) == [["rpn_core.pkg", "rpn_core.pkg.b", "rpn_core.pkg"]]

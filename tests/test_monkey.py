@@ -205,23 +205,33 @@ class Monkey:
         gt = gt * torch.tensor([sx, sy, sx, sy])
         fresh = label_anchors(anchors, gt, lab.label_config, image_size=(rh, rw))
         assert lab.labels is not None and torch.equal(lab.labels.labels, fresh.labels)
-        assert torch.equal(lab.labels.matched_gt[fresh.labels == 1],
-                           fresh.matched_gt[fresh.labels == 1])
+        assert torch.equal(
+            lab.labels.matched_gt[fresh.labels == 1], fresh.matched_gt[fresh.labels == 1]
+        )
 
     def run(self, n: int) -> dict[str, int]:
         actions = {
-            "draw": (self.draw, 5), "move": (self.move, 3), "resize": (self.resize, 3),
-            "delete": (self.delete, 2), "relabel": (self.relabel, 2), "paste": (self.paste, 1),
-            "duplicate": (self.duplicate, 1), "nudge": (self.nudge, 1), "zoom": (self.zoom, 1),
-            "undo": (self.undo, 3), "redo": (self.redo, 2), "navigate": (self.navigate, 1),
+            "draw": (self.draw, 5),
+            "move": (self.move, 3),
+            "resize": (self.resize, 3),
+            "delete": (self.delete, 2),
+            "relabel": (self.relabel, 2),
+            "paste": (self.paste, 1),
+            "duplicate": (self.duplicate, 1),
+            "nudge": (self.nudge, 1),
+            "zoom": (self.zoom, 1),
+            "undo": (self.undo, 3),
+            "redo": (self.redo, 2),
+            "navigate": (self.navigate, 1),
             "accept": (self.accept, 1),
         }
         names = list(actions)
         weights = np.array([actions[k][1] for k in names], dtype=float)
         for step in range(n):
             name = names[int(self.rng.choice(len(names), p=weights / weights.sum()))]
-            self.log.append(f"{step}: {name} on {self.doc.image_path.name} "
-                            f"({len(self.doc.boxes)} boxes)")
+            self.log.append(
+                f"{step}: {name} on {self.doc.image_path.name} ({len(self.doc.boxes)} boxes)"
+            )
             try:
                 actions[name][0]()
                 self.check()
@@ -269,9 +279,22 @@ def test_monkey_150_actions(qtbot, app_settings, tmp_path):
 def test_monkey_1000_actions(qtbot, app_settings, tmp_path):
     counts = _run(qtbot, app_settings, tmp_path, 1000, seed=12)
     print("monkey action counts:", counts)
-    assert all(counts.get(k, 0) > 0 for k in ("draw", "move", "resize", "delete", "relabel",
-                                               "paste", "navigate", "zoom", "undo", "redo",
-                                               "accept"))
+    assert all(
+        counts.get(k, 0) > 0
+        for k in (
+            "draw",
+            "move",
+            "resize",
+            "delete",
+            "relabel",
+            "paste",
+            "navigate",
+            "zoom",
+            "undo",
+            "redo",
+            "accept",
+        )
+    )
 
 
 def test_resizing_a_box_to_zero_width_is_refused_cleanly(qtbot, app_settings, tmp_path):

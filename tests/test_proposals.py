@@ -1,4 +1,5 @@
-"""rpn_core.rpn.proposals: recall / AR golden values by hand, and Selective Search on real pixels."""
+"""rpn_core.rpn.proposals: recall / AR golden values by hand, and Selective Search on real
+pixels."""
 
 from pathlib import Path
 

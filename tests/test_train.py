@@ -298,8 +298,13 @@ def test_a_run_that_does_not_beat_the_start_says_so(model):
     w = torch.nn.Parameter(torch.tensor([1.0]))
 
     def val(step: int, recall: float, loss: float) -> Progress:
-        return Progress("validate", step, 10, val_total=loss,
-                        recall={"recall@100/0.5": 1.0, "recall@100/0.7": recall})
+        return Progress(
+            "validate",
+            step,
+            10,
+            val_total=loss,
+            recall={"recall@100/0.5": 1.0, "recall@100/0.7": recall},
+        )
 
     before = val(0, 1.0, 0.50)  # recall 1.000 at the start (the 1.000 -> 0.000)
     run.keep_if_best(before, [w])
@@ -322,8 +327,10 @@ def test_a_run_that_does_not_beat_the_start_says_so(model):
     run2.keep_if_best(before, [w])
     better = val(10, 1.0, 0.45)
     run2.keep_if_best(better, [w])
-    assert _result(run2, 10, "completed", before, run2.restore_best(better, [w]),
-                   better).improved is True
+    assert (
+        _result(run2, 10, "completed", before, run2.restore_best(better, [w]), better).improved
+        is True
+    )
 
 
 def test_data_warnings_before_training():

@@ -9,7 +9,8 @@ the overlay says "Loading..." until the labels can be computed.
 The lab's ``AnchorConfig`` / ``LabelConfig`` and the active model's input frame live in the
 app state (:class:`app.state.app_state.AppStateModel`): when another model becomes active the
 lab shows that model's anchors and says so (``notice``). Labels always come from
-:func:`rpn_core.anchors.labelling.label_image` (ARCHITECTURE.md rule 7): on every document change and on every
+:func:`rpn_core.anchors.labelling.label_image` (ARCHITECTURE.md rule 7): on every document change
+and on every
 ``box_preview`` (one per mouse move while a GT box is dragged), where the dragged box's live
 geometry replaces its stored one. Box convention: :mod:`rpn_core.boxes`.
 """
@@ -259,8 +260,11 @@ class AnchorLab(QObject):
         self.anchors = tiled / np.array([sx, sy, sx, sy], dtype=tiled.dtype)
         self.meta = anchor_metadata(self.input_size, cfg, tiled)
         self.overlay.set_anchors(
-            self.anchors, self.meta.size_index, self.meta.ratio_index,
-            cfg.num_anchors_per_location, cfg.stride,
+            self.anchors,
+            self.meta.size_index,
+            self.meta.ratio_index,
+            cfg.num_anchors_per_location,
+            cfg.stride,
         )
         self.relabel()
 
@@ -275,7 +279,10 @@ class AnchorLab(QObject):
         try:
             with _one_thread():
                 labels = label_in_input_frame(
-                    self.image_size, self.gt, self.anchor_config, self.label_config,
+                    self.image_size,
+                    self.gt,
+                    self.anchor_config,
+                    self.label_config,
                     self.model_config,
                 )
                 minibatch = self._minibatch(labels)

@@ -107,8 +107,10 @@ def _measure(items: list[FrameItem], anchor: AnchorConfig, label: LabelConfig) -
 
 
 def frame_text(frame: RPNConfig) -> str:
-    return (f"model's input frame: each image resized to shorter side {frame.min_side} "
-            f"(longer at most {frame.max_side})")
+    return (
+        f"model's input frame: each image resized to shorter side {frame.min_side} "
+        f"(longer at most {frame.max_side})"
+    )
 
 
 class AnchorDesignPanel(QWidget):
@@ -185,9 +187,15 @@ class AnchorDesignPanel(QWidget):
         self.compute_button.setEnabled(False)
         self.summary.setText(f"Clustering the GT shapes of {source} ...")
         self._worker = Worker(
-            _job, image, folder, self.lab.model_config, k_max=self.k_max.value(),
-            seed=self.seed.value(), restarts=self.restarts.value(),
-            stride=self.lab.anchor_config.stride, source=source,
+            _job,
+            image,
+            folder,
+            self.lab.model_config,
+            k_max=self.k_max.value(),
+            seed=self.seed.value(),
+            restarts=self.restarts.value(),
+            stride=self.lab.anchor_config.stride,
+            source=source,
         )
         self._worker.signals.finished.connect(self.show_run)
         self._worker.signals.failed.connect(self._on_failed)
@@ -241,15 +249,29 @@ class AnchorDesignPanel(QWidget):
         plot.clear()
         ks = np.arange(1, len(ious) + 1)
         gains = np.diff(np.concatenate([[0.0], ious]))
-        plot.addItem(pg.BarGraphItem(x=ks, height=gains, width=0.6, brush="#E69F00",
-                                     name="gain over k-1"))
-        plot.plot(ks, ious, pen=pg.mkPen("#0072B2", width=2), symbol="o",
-                  symbolBrush="#0072B2", name="mean IoU (clusters)")
+        plot.addItem(
+            pg.BarGraphItem(x=ks, height=gains, width=0.6, brush="#E69F00", name="gain over k-1")
+        )
+        plot.plot(
+            ks,
+            ious,
+            pen=pg.mkPen("#0072B2", width=2),
+            symbol="o",
+            symbolBrush="#0072B2",
+            name="mean IoU (clusters)",
+        )
         dashed = pg.mkPen("#009E73", width=2, style=Qt.PenStyle.DashLine)
         plot.plot(ks, self.run.grid_iou, pen=dashed, name="mean IoU (sizes x ratios grid)")
         if flat_k is not None:
-            plot.addItem(pg.InfiniteLine(flat_k, angle=90, pen=pg.mkPen("#D55E00", width=2),
-                                         label=f"flat at k={flat_k}", labelOpts={"position": 0.1}))
+            plot.addItem(
+                pg.InfiniteLine(
+                    flat_k,
+                    angle=90,
+                    pen=pg.mkPen("#D55E00", width=2),
+                    label=f"flat at k={flat_k}",
+                    labelOpts={"position": 0.1},
+                )
+            )
         plot.setYRange(0, 1)
 
     def _show_k(self, k: int) -> None:
@@ -261,10 +283,21 @@ class AnchorDesignPanel(QWidget):
         plot = self.scatter_plot
         plot.clear()
         brushes = [pg.mkBrush(CLUSTER_COLOURS[a % len(CLUSTER_COLOURS)]) for a in result.assignment]
-        plot.addItem(pg.ScatterPlotItem(self.run.wh[:, 0], self.run.wh[:, 1], size=5,
-                                        brush=brushes, pen=None))
-        plot.addItem(pg.ScatterPlotItem(result.centres[:, 0], result.centres[:, 1], size=16,
-                                        symbol="x", brush="w", pen=pg.mkPen("k", width=1)))
+        plot.addItem(
+            pg.ScatterPlotItem(
+                self.run.wh[:, 0], self.run.wh[:, 1], size=5, brush=brushes, pen=None
+            )
+        )
+        plot.addItem(
+            pg.ScatterPlotItem(
+                result.centres[:, 0],
+                result.centres[:, 1],
+                size=16,
+                symbol="x",
+                brush="w",
+                pen=pg.mkPen("k", width=1),
+            )
+        )
         shapes = ", ".join(f"{w:.0f}x{h:.0f}" for w, h in result.centres)
         self.k_text.setText(
             f"k={k}: clusters (w x h) {shapes}; mean IoU {result.mean_iou:.3f}<br>"
@@ -302,8 +335,10 @@ class AnchorDesignPanel(QWidget):
         counts (:func:`design_config`), with the lab's current stride."""
         result = self.run.curve[self.k.value() - 1]
         return design_config(
-            result.centres, stride=self.lab.anchor_config.stride,
-            n_sizes=self.n_sizes.value() or None, n_ratios=self.n_ratios.value() or None,
+            result.centres,
+            stride=self.lab.anchor_config.stride,
+            n_sizes=self.n_sizes.value() or None,
+            n_ratios=self.n_ratios.value() or None,
         )
 
     def apply(self) -> None:

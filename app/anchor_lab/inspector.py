@@ -135,8 +135,13 @@ class AnchorInspector(QWidget):
         input_size, (sy, sx) = input_geometry(lab.image_size, lab.model_config)
         scale = np.array([sx, sy, sx, sy])
         return explain_anchor(
-            self.current, input_size, lab.anchors * scale,
-            lab.gt.reshape(-1, 4) * scale, lab.labels, lab.anchor_config, lab.label_config,
+            self.current,
+            input_size,
+            lab.anchors * scale,
+            lab.gt.reshape(-1, 4) * scale,
+            lab.labels,
+            lab.anchor_config,
+            lab.label_config,
             lab.gt_names(),
         )
 
@@ -224,6 +229,5 @@ class AnchorInspector(QWidget):
             f"<b>{lab.gt_names()[g]}</b>: best anchor IoU {best[g]:.3f} "
             f"({'reaches' if passes else 'below'} the foreground threshold), "
             f"{len(idx)} positive anchor(s) highlighted"
-            + ("<br><font color='#D55E00'>no anchor learns this box</font>" if not len(idx)
-               else "")
+            + ("<br><font color='#D55E00'>no anchor learns this box</font>" if not len(idx) else "")
         )

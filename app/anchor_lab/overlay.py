@@ -1,7 +1,9 @@
-"""The anchor overlay: ONE batch-painted ``QGraphicsItem`` for every anchor (ARCHITECTURE.md rule 10).
+"""The anchor overlay: ONE batch-painted ``QGraphicsItem`` for every anchor (ARCHITECTURE.md rule
+10).
 
 Anchors are those of :func:`rpn_core.anchors.grid.generate_anchors` and labels those of
-:func:`rpn_core.anchors.labelling.label_image` (ARCHITECTURE.md rule 7); coordinates are scene = original-image
+:func:`rpn_core.anchors.labelling.label_image` (ARCHITECTURE.md rule 7); coordinates are scene =
+original-image
 pixels (:mod:`rpn_core.boxes`). What is drawn is decided by the pure functions of
 :mod:`rpn_core.anchors.view`; per label update this item caches, per category, the visible
 outlines merged into few segments (:func:`rpn_core.anchors.view.merged_edges`), each
@@ -47,12 +49,18 @@ __all__ = [
 CATEGORY_STYLE: dict[Category, tuple[QColor, Qt.PenStyle, float, str]] = {
     Category.BACKGROUND: (QColor("#56B4E9"), Qt.PenStyle.DotLine, 0.0, "background"),
     Category.CROSS_BOUNDARY: (
-        QColor("#999999"), Qt.PenStyle.DashDotDotLine, 0.0, "ignored: cross-boundary"
+        QColor("#999999"),
+        Qt.PenStyle.DashDotDotLine,
+        0.0,
+        "ignored: cross-boundary",
     ),
     Category.IGNORED: (QColor("#E69F00"), Qt.PenStyle.DashLine, 0.0, "ignored"),
     Category.FOREGROUND: (QColor("#F0E442"), Qt.PenStyle.SolidLine, 2.0, "foreground"),
     Category.LOW_QUALITY: (
-        QColor("#CC79A7"), Qt.PenStyle.SolidLine, 2.0, "foreground: best-anchor rule"
+        QColor("#CC79A7"),
+        Qt.PenStyle.SolidLine,
+        2.0,
+        "foreground: best-anchor rule",
     ),
 }
 # White on a black halo: the hovered anchor and the positives of the selected GT box.
@@ -222,7 +230,10 @@ class AnchorOverlay(QGraphicsItem):
             self._location_cat = location_categories(cats, self._per_location, self._shape)
         else:
             self._visible = visible_indices(
-                cats, self._options, shape=self._shape, sample=self._sample,
+                cats,
+                self._options,
+                shape=self._shape,
+                sample=self._sample,
                 minibatch=self._minibatch,
             )
         self._draw_cache = {}
@@ -268,8 +279,10 @@ class AnchorOverlay(QGraphicsItem):
         if not whole:
             b = self._boxes[idx]
             hit = (
-                (b[:, 2] >= exposed.left()) & (b[:, 0] <= exposed.right())
-                & (b[:, 3] >= exposed.top()) & (b[:, 1] <= exposed.bottom())
+                (b[:, 2] >= exposed.left())
+                & (b[:, 0] <= exposed.right())
+                & (b[:, 3] >= exposed.top())
+                & (b[:, 1] <= exposed.bottom())
             )
             idx = idx[hit]
         path = segments_path(merged_edges(self._boxes[idx]))

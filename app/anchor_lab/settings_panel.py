@@ -64,9 +64,7 @@ def parse_numbers(text: str) -> tuple[float, ...]:
     return tuple(float(p) for p in parts)
 
 
-def load_configs(
-    settings: QSettings, model_config: RPNConfig
-) -> tuple[AnchorConfig, LabelConfig]:
+def load_configs(settings: QSettings, model_config: RPNConfig) -> tuple[AnchorConfig, LabelConfig]:
     """The persisted configs, or where nothing (valid) is stored the active model's own
     anchors and label rule (for the shipped RPN: what it was trained with)."""
     anchor, label = model_config.anchors, model_config.labels
@@ -194,11 +192,12 @@ class AnchorSettingsPanel(QWidget):
     def set_configs(self, anchor: AnchorConfig, label: LabelConfig) -> None:
         """Show configs (e.g. applied by the design panel) without emitting."""
         self._anchor, self._label = anchor, label
-        blockers = [QSignalBlocker(w) for w in (
-            self.preset, self.fg, self.bg, self.best_per_gt, self.cross, self.stride)]
+        blockers = [
+            QSignalBlocker(w)
+            for w in (self.preset, self.fg, self.bg, self.best_per_gt, self.cross, self.stride)
+        ]
         name = label.preset_name
-        self.preset.setCurrentText(
-            next((k for k, v in PRESETS.items() if v == name), "Custom"))
+        self.preset.setCurrentText(next((k for k, v in PRESETS.items() if v == name), "Custom"))
         self.fg.setValue(label.fg_iou)
         self.bg.setValue(label.bg_iou)
         self.best_per_gt.setChecked(label.allow_low_quality)
@@ -213,7 +212,8 @@ class AnchorSettingsPanel(QWidget):
             return
         base = LabelConfig.preset(PRESETS[text])
         label = LabelConfig.from_dict(
-            {**base.to_dict(), "ignore_cross_boundary": self.cross.isChecked()})
+            {**base.to_dict(), "ignore_cross_boundary": self.cross.isChecked()}
+        )
         self._apply(self._anchor, label)
 
     def _on_edit(self, *_args: object) -> None:
@@ -231,12 +231,15 @@ class AnchorSettingsPanel(QWidget):
         self.sizes.setStyleSheet("")
         self.ratios.setStyleSheet("")
         try:
-            label = LabelConfig.from_dict({
-                **self._label.to_dict(),
-                "fg_iou": self.fg.value(), "bg_iou": self.bg.value(),
-                "allow_low_quality": self.best_per_gt.isChecked(),
-                "ignore_cross_boundary": self.cross.isChecked(),
-            })
+            label = LabelConfig.from_dict(
+                {
+                    **self._label.to_dict(),
+                    "fg_iou": self.fg.value(),
+                    "bg_iou": self.bg.value(),
+                    "allow_low_quality": self.best_per_gt.isChecked(),
+                    "ignore_cross_boundary": self.cross.isChecked(),
+                }
+            )
         except ValueError as exc:
             self.status.setText(f"Thresholds not applied: {exc}")
             return
@@ -267,18 +270,29 @@ class AnchorSettingsPanel(QWidget):
             self.status.setText(f"Filter not applied: {exc}")
             return
         self.status.setText("")
-        self.set_view(ViewOptions(
-            mode=MODES[self.mode.currentText()], categories=self._view.categories,
-            sizes=sizes, ratios=ratios, background_sample=self.sample.value(),
-            seed=self._view.seed,
-        ))
+        self.set_view(
+            ViewOptions(
+                mode=MODES[self.mode.currentText()],
+                categories=self._view.categories,
+                sizes=sizes,
+                ratios=ratios,
+                background_sample=self.sample.value(),
+                seed=self._view.seed,
+            )
+        )
 
     def _on_reseed(self) -> None:
         o = self._view
-        self.set_view(ViewOptions(
-            mode=o.mode, categories=o.categories, sizes=o.sizes, ratios=o.ratios,
-            background_sample=o.background_sample, seed=o.seed + 1,
-        ))
+        self.set_view(
+            ViewOptions(
+                mode=o.mode,
+                categories=o.categories,
+                sizes=o.sizes,
+                ratios=o.ratios,
+                background_sample=o.background_sample,
+                seed=o.seed + 1,
+            )
+        )
         self.reseed_requested.emit()
 
     def set_view(self, options: ViewOptions) -> None:

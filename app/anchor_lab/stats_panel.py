@@ -2,7 +2,8 @@
 coverage numbers, the same over the whole folder, and a histogram of the best anchor IoU per
 GT box (pyqtgraph, imported when the lab is ready so the window appears first).
 
-Numbers come from :mod:`rpn_core.anchors.explain` over the lab's labels (in the model's input frame).
+Numbers come from :mod:`rpn_core.anchors.explain` over the lab's labels (in the model's input
+frame).
 """
 
 from __future__ import annotations
@@ -77,8 +78,10 @@ class AnchorStatsPanel(QWidget):
             grid.addWidget(count, row, 2)
             self.counts[category], self.checks[category] = count, check
         layout.addLayout(grid)
-        flag = QLabel("<font color='#D55E00'>- - -</font> around a GT box: no anchor is "
-                      "foreground for it (the anchor set cannot learn it)")
+        flag = QLabel(
+            "<font color='#D55E00'>- - -</font> around a GT box: no anchor is "
+            "foreground for it (the anchor set cannot learn it)"
+        )
         flag.setWordWrap(True)
         layout.addWidget(flag)
         self.image_text = QLabel("Loading torch...")
@@ -107,8 +110,14 @@ class AnchorStatsPanel(QWidget):
         shown = frozenset(c for c, box in self.checks.items() if box.isChecked())
         panel = getattr(self.lab, "settings_panel", None)
         o = panel.view_options if panel is not None else self.lab.overlay.options
-        new = ViewOptions(mode=o.mode, categories=shown, sizes=o.sizes, ratios=o.ratios,
-                          background_sample=o.background_sample, seed=o.seed)
+        new = ViewOptions(
+            mode=o.mode,
+            categories=shown,
+            sizes=o.sizes,
+            ratios=o.ratios,
+            background_sample=o.background_sample,
+            seed=o.seed,
+        )
         if panel is not None:
             panel.set_view(new)  # emits view_changed -> lab
         else:

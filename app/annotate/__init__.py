@@ -1,1 +1,2 @@
-"""Annotating: the session (images, loading, saving), the file, box and class panels, edit intents."""
+"""Annotating: the session (images, loading, saving), the file, box and class panels, edit
+intents."""

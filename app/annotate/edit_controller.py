@@ -1,5 +1,6 @@
 """What the Edit menu, the class keys and the class panel do to the document: each user intent
-becomes one undo command (ARCHITECTURE.md rule 9). Kept out of the main window so it stays a thin shell."""
+becomes one undo command (ARCHITECTURE.md rule 9). Kept out of the main window so it stays a thin
+shell."""
 
 from __future__ import annotations
 
@@ -121,7 +122,8 @@ class EditController(QObject):
         n = len(doc.selection)
         self.relabel_selection(name)
         self.status.emit(
-            f"Set class '{name}' on {n} selected box" + ("es" if n != 1 else "")
+            f"Set class '{name}' on {n} selected box"
+            + ("es" if n != 1 else "")
             + f"; next box: '{name}'"
         )
 
@@ -134,7 +136,8 @@ class EditController(QObject):
     def rename_class(self, old: str, new: str) -> str | None:
         """Rename a project class in the whole folder as ONE undo step: the open image's boxes,
         edits not saved yet in memory, every other image's saved annotation on disk (YOLO,
-        COCO: the class map; see :mod:`rpn_core.annotation.class_rename`) and the class list -- after
+        COCO: the class map; see :mod:`rpn_core.annotation.class_rename`) and the class list --
+        after
         ``confirm_rename`` agrees, when other images have boxes of it. Undo renames it back
         the same way (while the image stays open, like every edit), so the folder, the class
         list and the open image always agree. Returns an error text if the rename is refused

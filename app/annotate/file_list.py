@@ -1,6 +1,7 @@
 """The file list panel: every image of the session with its state, and a filter.
 
-States (:class:`rpn_core.annotation.image_state.ImageState`) show as a coloured dot; the tooltip gives the
+States (:class:`rpn_core.annotation.image_state.ImageState`) show as a coloured dot; the tooltip
+gives the
 full path and the reason (e.g. why an image is unreadable or a save failed). The filter box
 matches the name (case-insensitive); the combo restricts to one state.
 """

@@ -3,7 +3,8 @@
 :meth:`ImageCache.get` returns at once for a cached or prefetched image; otherwise it decodes
 in the calling thread (waiting for a prefetch of the same file that is already under way,
 rather than decoding twice). Prefetches are :class:`~app.common.workers.Worker` jobs on the
-one-thread ``FILES`` lane, so the GUI thread never decodes a neighbour. A failed decode is cached too (as its
+one-thread ``FILES`` lane, so the GUI thread never decodes a neighbour. A failed decode is cached
+too (as its
 :class:`ImageReadError`), so an unreadable file is tried once per cache lifetime.
 """
 

@@ -585,11 +585,13 @@ class Workspace(QObject):
         try:
             ann = store.load(path, width=width, height=height)
         except AnnotationReadError as exc:
-            messages.append((
-                "error",
-                f"Annotation file {exc.path} could not be read: {exc.reason}. The image "
-                "is shown without boxes; the file is backed up before it is ever overwritten.",
-            ))
+            messages.append(
+                (
+                    "error",
+                    f"Annotation file {exc.path} could not be read: {exc.reason}. The image "
+                    "is shown without boxes; the file is backed up before it is ever overwritten.",
+                )
+            )
             return ImageAnnotation(path, width, height)
         if ann.warnings:
             shown = "; ".join(ann.warnings[:5])
@@ -792,4 +794,3 @@ def _common_parent(paths: Sequence[Path]) -> Path:
     if len(parents) == 1:
         return next(iter(parents))
     return Path(os.path.commonpath([str(p) for p in parents]))
-

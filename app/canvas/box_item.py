@@ -35,8 +35,16 @@ _PEN_PX = 2.0
 # Distinct hues for the project's classes in list order (key 1 red, 2 green, 3 blue...; after
 # Trubetskoy's "20 distinct colours"), so the first classes never look alike.
 CLASS_PALETTE = (
-    "#E6194B", "#3CB44B", "#4363D8", "#F58231", "#911EB4",
-    "#42D4F4", "#F032E6", "#BFEF45", "#FFE119", "#469990",
+    "#E6194B",
+    "#3CB44B",
+    "#4363D8",
+    "#F58231",
+    "#911EB4",
+    "#42D4F4",
+    "#F032E6",
+    "#BFEF45",
+    "#FFE119",
+    "#469990",
 )
 _class_order: dict[str, int] = {}  # the project's class list (the shell keeps it current)
 
@@ -62,7 +70,8 @@ def label_color(label: str) -> QColor:
 
 class BoxItem(QGraphicsRectItem):
     """One GT box: outline in the class colour (dashed if difficult), translucent fill and a
-    thicker outline when selected. Its class tag is drawn by :class:`app.canvas.tag_layer.TagLayer`."""
+    thicker outline when selected. Its class tag is drawn by
+    :class:`app.canvas.tag_layer.TagLayer`."""
 
     def __init__(self, box: Box) -> None:
         super().__init__()

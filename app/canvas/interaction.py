@@ -137,7 +137,9 @@ class BoxInteraction:
         if index not in selection:
             self.view.document.select([index])
             selection = [index]
-        self._drag = _Drag("move", pos, start_boxes={i: self.view._items[i].xyxy() for i in selection})
+        self._drag = _Drag(
+            "move", pos, start_boxes={i: self.view._items[i].xyxy() for i in selection}
+        )
         return True
 
     def mouse_move(self, event: QMouseEvent) -> None:
@@ -260,7 +262,9 @@ class BoxInteraction:
         if self._drag is not None and self._drag.kind == "pan":
             self._drag = None
         self.view.viewport().setCursor(
-            Qt.CursorShape.CrossCursor if self.view._mode == "create" else Qt.CursorShape.ArrowCursor
+            Qt.CursorShape.CrossCursor
+            if self.view._mode == "create"
+            else Qt.CursorShape.ArrowCursor
         )
         if not self._space_panned:
             self.view.verify_requested.emit()

@@ -1,4 +1,5 @@
-"""The one z-order of the canvas scene (ARCHITECTURE.md rule 10): every item's ``setZValue`` comes from here.
+"""The one z-order of the canvas scene (ARCHITECTURE.md rule 10): every item's ``setZValue`` comes
+from here.
 
 Higher values are drawn on top. Gaps leave room for layers added later without renumbering.
 """

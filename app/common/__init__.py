@@ -1,1 +1,2 @@
-"""Infrastructure every part of the GUI may use: settings, background workers, icons, the message bar."""
+"""Infrastructure every part of the GUI may use: settings, background workers, icons, the message
+bar."""

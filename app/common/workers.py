@@ -5,9 +5,9 @@
   (Qt's global pool: proposals, labelling, statistics, k-means, loading weights), ``FILES``
   (one thread: decoding images ahead and scanning a folder's states), ``STORE`` (one thread:
   the workspace's big reads and writes -- huge images, big annotation files -- in order) or
-  ``TRAINING`` (one thread, so fine-tuning never starves the others). A started worker keeps itself alive until
-  its ``done`` signal; callers hold one only to cancel it. A generator's yielded values arrive as ``progress(object)``; its
-  ``return`` value (or, if it returns ``None``, its last yielded value) as ``finished(object)``;
+  ``TRAINING`` (one thread, so fine-tuning never starves the others). A started worker keeps
+  itself alive until its ``done`` signal; callers hold one only to cancel it. A generator's
+  yielded values arrive as ``progress(object)``; its ``return`` value (or, if it returns ``None``, its last yielded value) as ``finished(object)``;
   a plain callable's return value as ``finished(object)``. Every exception arrives as
   ``failed(str)`` (the message a user reads) and ``error(object)`` (the exception itself), and
   is logged with its traceback -- nothing dies silently. ``cancel()`` sets a flag that is
@@ -361,6 +361,7 @@ class ModelLoader(QObject):
             try:
                 import_torch()
                 from rpn_core.rpn import model as rpn_model
+
                 if path is None:
                     import resources
 

@@ -172,9 +172,19 @@ class ProposalsControls(QWidget):
         accept.addWidget(self.accept_all_button)
         col = QVBoxLayout(self)
         col.setContentsMargins(0, 0, 0, 0)
-        rows = (top, self.auto_box, self.weights_label, weights, form, self.show_box,
-                self.legend, self.arrows_box, self.status_label, self.summary_label,
-                self.count_label)
+        rows = (
+            top,
+            self.auto_box,
+            self.weights_label,
+            weights,
+            form,
+            self.show_box,
+            self.legend,
+            self.arrows_box,
+            self.status_label,
+            self.summary_label,
+            self.count_label,
+        )
         for item in rows:
             if isinstance(item, QWidget):
                 col.addWidget(item)

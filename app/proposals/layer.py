@@ -1,4 +1,5 @@
-"""The Proposals layer: ONE batch-painted ``QGraphicsItem`` for all proposals (ARCHITECTURE.md rule 10).
+"""The Proposals layer: ONE batch-painted ``QGraphicsItem`` for all proposals (ARCHITECTURE.md rule
+10).
 
 Boxes follow :mod:`rpn_core.boxes` (original-image pixels, which are the scene's units).
 Proposals are drawn as outlines coloured and faded on the colour-blind-safe *viridis* ramp
@@ -281,9 +282,7 @@ class ProposalsLayer(QGraphicsItem):
             if self._anchors is not None:
                 lo = np.minimum(lo, self._anchors[:, :2].min(axis=0))
                 hi = np.maximum(hi, self._anchors[:, 2:].max(axis=0))
-            self._bounds = QRectF(lo[0], lo[1], hi[0] - lo[0], hi[1] - lo[1]).adjusted(
-                -8, -8, 8, 8
-            )
+            self._bounds = QRectF(lo[0], lo[1], hi[0] - lo[0], hi[1] - lo[1]).adjusted(-8, -8, 8, 8)
         self.update()
 
     def _arrows(self) -> tuple[QPainterPath, QPainterPath]:
@@ -334,7 +333,7 @@ class ProposalsLayer(QGraphicsItem):
                 self._paint_tags(painter)
 
     def _paint_tags(self, painter: QPainter) -> None:
-        """"#rank score" inside the top-left corner of each selected proposal, in screen
+        """ "#rank score" inside the top-left corner of each selected proposal, in screen
         pixels (inside the box, so it never leaves the item's bounding rectangle)."""
         painter.save()
         to_device = painter.transform()
@@ -344,10 +343,13 @@ class ProposalsLayer(QGraphicsItem):
             x1, y1 = self._boxes[i, :2]
             text = f"#{i + 1}  {self._scores[i]:.3f}" if self._has_scores else f"#{i + 1}"
             corner = to_device.map(QPointF(x1, y1))
-            rect = QRectF(corner.x() + 2, corner.y() + 2, metrics.horizontalAdvance(text) + 6,
-                          metrics.height() + 2)
+            rect = QRectF(
+                corner.x() + 2,
+                corner.y() + 2,
+                metrics.horizontalAdvance(text) + 6,
+                metrics.height() + 2,
+            )
             painter.fillRect(rect, SELECTED_COLOUR)
             painter.setPen(QColor(255, 255, 255))
             painter.drawText(rect, Qt.AlignmentFlag.AlignCenter, text)
         painter.restore()
-

@@ -3,7 +3,8 @@ background, re-select proposals from the cached raw output as the controls chang
 and accept them as GT boxes in one undo step.
 
 Boxes follow :mod:`rpn_core.boxes`. Data flow: a run (:mod:`rpn_core.rpn.jobs`, on a
-:class:`app.common.workers.TaskRunner`) returns one :class:`~rpn_core.rpn.jobs.ProposalRun` per source
+:class:`app.common.workers.TaskRunner`) returns one :class:`~rpn_core.rpn.jobs.ProposalRun` per
+source
 per image; the controls only re-run :func:`rpn_core.rpn.model.select_proposals` on the cached
 ``RawProposals`` (milliseconds), never the backbone. A new image supersedes any running job.
 The layer (:class:`app.proposals.layer.ProposalsLayer`) and the table share one indexing:
@@ -215,8 +216,10 @@ class ProposalsPanel(QWidget):
         from rpn_core.rpn.weights import WeightsError  # torch-free
 
         if isinstance(self._last_error, WeightsError):
-            text = (f"Could not load the RPN weights -- {message}. Annotation still works; "
-                    "pick another file with 'Weights...' or switch to Selective Search.")
+            text = (
+                f"Could not load the RPN weights -- {message}. Annotation still works; "
+                "pick another file with 'Weights...' or switch to Selective Search."
+            )
         else:
             text = f"{METHODS[self._running_method]} failed -- {message}"
         self._last_error = None
@@ -301,8 +304,11 @@ class ProposalsPanel(QWidget):
             return
         proxy_index = view.model().mapFromSource(self.table_model.index(index, 0))
         flags = QItemSelectionModel.SelectionFlag.Rows
-        flags |= (QItemSelectionModel.SelectionFlag.Toggle if toggle
-                  else QItemSelectionModel.SelectionFlag.ClearAndSelect)
+        flags |= (
+            QItemSelectionModel.SelectionFlag.Toggle
+            if toggle
+            else QItemSelectionModel.SelectionFlag.ClearAndSelect
+        )
         sm.select(QItemSelection(proxy_index, proxy_index), flags)
         sm.setCurrentIndex(proxy_index, QItemSelectionModel.SelectionFlag.NoUpdate)
         view.scrollTo(proxy_index, QAbstractItemView.ScrollHint.EnsureVisible)
@@ -328,8 +334,9 @@ class ProposalsPanel(QWidget):
             return 0
         boxes = [Box(*map(float, self.layer.boxes[r]), label=label) for r in rows]
         n = len(boxes)
-        cmd = AddBoxesCommand(self.document, boxes,
-                              f"Accept {n} proposals" if n != 1 else "Accept proposal")
+        cmd = AddBoxesCommand(
+            self.document, boxes, f"Accept {n} proposals" if n != 1 else "Accept proposal"
+        )
         if cmd.boxes:
             self.document.undo_stack.push(cmd)
         self._show_status(f"Accepted {len(cmd.boxes)} proposals as GT boxes (Ctrl+Z undoes).")

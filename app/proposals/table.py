@@ -81,9 +81,7 @@ class ProposalsTableModel(QAbstractTableModel):
         return None
 
 
-def make_proxy(
-    source: ProposalsTableModel, parent: QObject | None = None
-) -> QSortFilterProxyModel:
+def make_proxy(source: ProposalsTableModel, parent: QObject | None = None) -> QSortFilterProxyModel:
     """A proxy sorting numerically (score 0.9 before 0.85, rank 10 after 9).
 
     Give it a ``parent`` that outlives both models, not ``source`` itself: with PySide6 6.12 a

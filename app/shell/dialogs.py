@@ -29,8 +29,10 @@ SHORTCUTS = [
     ("Ctrl+click", "add to / remove from the selection"),
     ("Double-click a box", "choose or type its class"),
     ("Arrow keys / Shift+arrows", "nudge selected boxes by 1 / 10 pixels"),
-    ("1 … 9", "class of the next new box; also relabels boxes you selected (not the box "
-     "just drawn)"),
+    (
+        "1 … 9",
+        "class of the next new box; also relabels boxes you selected (not the box just drawn)",
+    ),
     ("Delete, Ctrl+D", "delete / duplicate selected boxes"),
     ("Ctrl+C, Ctrl+V", "copy / paste boxes, also into another image"),
     ("Ctrl+Shift+V", "copy the boxes of the previous image"),

@@ -8,7 +8,8 @@ look each other up on the window: where one feature's event matters to another, 
 connects the two here. Other attributes: ``window.canvas`` (:class:`app.canvas.canvas.Canvas`),
 ``window.workspace`` (:class:`app.annotate.workspace.Workspace`), ``window.actions``
 (:class:`app.shell.actions.Actions`), ``window.menus`` (name -> QMenu: file, edit, view, go, help),
-``window.message_bar``, ``window.display_options`` (:class:`app.annotate.view_options.DisplayOptions`:
+``window.message_bar``, ``window.display_options``
+(:class:`app.annotate.view_options.DisplayOptions`:
 show boxes / labels, brightness and contrast) and ``window.settings``. Behaviour lives in those
 objects; this class only forwards user intent to them (menus and tool bar: :mod:`app.shell.menus`).
 """
@@ -180,9 +181,7 @@ class MainWindow(QMainWindow):
     def _setup_anchor_lab(self) -> None:
         """Anchors coloured by their training label over the image, with the anchor lab's
         docks (settings, statistics, inspector, design); torch loads in the background."""
-        lab = install_anchor_lab(
-            self.document, self.canvas, self.app_state, self.settings.q, self
-        )
+        lab = install_anchor_lab(self.document, self.canvas, self.app_state, self.settings.q, self)
         right = Qt.DockWidgetArea.RightDockWidgetArea
         self.anchor_docks = [
             self._dock(title, f"anchor_lab_{title.lower().replace(' ', '_')}", panel, right,
@@ -296,9 +295,7 @@ class MainWindow(QMainWindow):
             action.triggered.connect(slot)
         a.shortcuts.triggered.connect(lambda: dialogs.show_shortcuts(self))
         a.about.triggered.connect(lambda: dialogs.show_about(self))
-        a.messages.triggered.connect(
-            lambda: dialogs.show_messages(self, self.message_bar.messages)
-        )
+        a.messages.triggered.connect(lambda: dialogs.show_messages(self, self.message_bar.messages))
         for n, action in enumerate(a.class_keys, start=1):
             action.triggered.connect(lambda _=False, n=n: e.use_class_key(n))
         for fmt, action in a.save_formats.items():

@@ -16,9 +16,7 @@ def build_menus(window: QMainWindow) -> dict[str, QMenu]:
     file_menu = menus["file"] = bar.addMenu("&File")
     file_menu.addActions([a.open_file, a.open_folder])
     window.recent_menu = file_menu.addMenu("Open &Recent")
-    window.recent_menu.aboutToShow.connect(
-        lambda: fill_recent_menu(window, window.recent_menu)
-    )
+    window.recent_menu.aboutToShow.connect(lambda: fill_recent_menu(window, window.recent_menu))
     file_menu.addAction(a.recursive)
     file_menu.addSeparator()
     file_menu.addActions([a.save, a.autosave, a.change_save_dir])

@@ -1,4 +1,5 @@
-"""The one QObject wrapper around :class:`rpn_core.annotation.document.Document` (ARCHITECTURE.md rule 8).
+"""The one QObject wrapper around :class:`rpn_core.annotation.document.Document` (ARCHITECTURE.md
+rule 8).
 
 Widgets listen to its snake_case signals; undo commands (:mod:`app.state.undo`) call its edit
 methods, which apply the Qt-free operation and emit. Box coordinates follow

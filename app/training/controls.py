@@ -1,6 +1,7 @@
 """The widgets of the Train dock (layout only; behaviour lives in :mod:`app.training.panel`).
 
-Defaults come from :class:`rpn_core.training.types.TrainConfig` (ARCHITECTURE.md rule 6). The loss plot
+Defaults come from :class:`rpn_core.training.types.TrainConfig` (ARCHITECTURE.md rule 6). The loss
+plot
 (:class:`LossPlot`) imports pyqtgraph (about a second) only when training first starts.
 """
 

@@ -1,7 +1,8 @@
 """The Train dock: fine-tune the RPN on the open folder's boxes in the background (issue 6).
 
 Data flow: Start gathers the annotated images of the folder (the current image's and unsaved
-edits included), runs :func:`rpn_core.training.finetune.fine_tune` on a **copy** of the active model in an
+edits included), runs :func:`rpn_core.training.finetune.fine_tune` on a **copy** of the active
+model in an
 :class:`app.common.workers.Worker` (progress per step; cancel stops at the next step), plots the
 losses, and on success makes the trained copy -- the run's best validation checkpoint -- the
 active model (the proposals on the current image re-run with it), **unless** it does not beat
@@ -51,8 +52,10 @@ def _rule_text(rule: Any) -> str:
     """``"guide (foreground IoU > 0.5, background < 0.1)"``."""
     op = ">=" if rule.fg_inclusive else ">"
     best = ", or a GT box's best anchor" if rule.allow_low_quality else ""
-    return (f"{rule.preset_name} (foreground IoU {op} {rule.fg_iou:g}{best}, "
-            f"background < {rule.bg_iou:g})")
+    return (
+        f"{rule.preset_name} (foreground IoU {op} {rule.fg_iou:g}{best}, "
+        f"background < {rule.bg_iou:g})"
+    )
 
 
 class TrainPanel(QWidget):
@@ -181,7 +184,8 @@ class TrainPanel(QWidget):
         self.worker = worker
         warned = " ".join(f"Warning: {w}" for w in self.warnings)
         self._status(
-            "Training: preparing images…" + (f" {note}" if note else "")
+            "Training: preparing images…"
+            + (f" {note}" if note else "")
             + (f" {warned}" if warned else "")
         )
         return worker.start(Lane.TRAINING)  # its own thread: the other lanes stay free

@@ -1,1 +1,2 @@
-"""Anchors: the grid, IoU labelling, explanations of labels, what the overlay shows, k-means design."""
+"""Anchors: the grid, IoU labelling, explanations of labels, what the overlay shows, k-means
+design."""

@@ -206,8 +206,7 @@ def anchor_grid_iou(
     area_a = (base[:, 2] - base[:, 0]) * (base[:, 3] - base[:, 1])  # (A,)
     area_g = (gx2 - gx1) * (gy2 - gy1)  # (G, 1, 1)
     ix_t, iy_t, areas = (
-        torch.from_numpy(np.ascontiguousarray(a)).to(gt.device)
-        for a in (ix, iy, area_a + area_g)
+        torch.from_numpy(np.ascontiguousarray(a)).to(gt.device) for a in (ix, iy, area_a + area_g)
     )
     # (G, Hf, Wf, A): GT-major so that reductions over G run along contiguous rows.
     inter = ix_t[:, None, :, :] * iy_t[:, :, None, :]  # == wh[..., 0] * wh[..., 1]

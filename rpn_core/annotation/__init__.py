@@ -1,1 +1,2 @@
-"""Annotations: the data model, the document and its edits, folders as datasets, the file formats."""
+"""Annotations: the data model, the document and its edits, folders as datasets, the file
+formats."""

@@ -1,1 +1,2 @@
-"""The headless command line ``rpn-studio convert | propose | eval | train | anchors``; one module per command."""
+"""The headless command line ``rpn-studio convert | propose | eval | train | anchors``; one module
+per command."""

@@ -29,33 +29,67 @@ __all__ = ["add_arguments", "run"]
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     from rpn_core.annotation.formats.folder import FORMATS
 
-    parser.add_argument("data_dir", type=Path, metavar="DATA_DIR",
-                        help="folder with images and their annotations")
-    parser.add_argument("--k-max", type=int, default=12, metavar="K",
-                        help="largest number of clusters (default: 12)")
+    parser.add_argument(
+        "data_dir", type=Path, metavar="DATA_DIR", help="folder with images and their annotations"
+    )
+    parser.add_argument(
+        "--k-max",
+        type=int,
+        default=12,
+        metavar="K",
+        help="largest number of clusters (default: 12)",
+    )
     parser.add_argument("--json", action="store_true", help="print JSON instead of a table")
-    parser.add_argument("--format", dest="fmt", choices=FORMATS, default=None,
-                        help="annotation format (default: detected)")
+    parser.add_argument(
+        "--format",
+        dest="fmt",
+        choices=FORMATS,
+        default=None,
+        help="annotation format (default: detected)",
+    )
     parser.add_argument("--recursive", action="store_true", help="include sub-folders")
-    parser.add_argument("--restarts", type=int, default=10,
-                        help="k-means++ restarts per k (default: 10)")
+    parser.add_argument(
+        "--restarts", type=int, default=10, help="k-means++ restarts per k (default: 10)"
+    )
     parser.add_argument("--seed", type=int, default=0, help="random seed (default: 0)")
-    parser.add_argument("--stride", type=int, default=16,
-                        help="stride of the suggested AnchorConfig (default: 16)")
-    parser.add_argument("--n-sizes", type=int, default=None, metavar="N",
-                        help="merge each k's sizes into N for the AnchorConfig (default: one "
-                        "per cluster)")
-    parser.add_argument("--n-ratios", type=int, default=None, metavar="N",
-                        help="merge each k's ratios into N (default: one per cluster)")
+    parser.add_argument(
+        "--stride", type=int, default=16, help="stride of the suggested AnchorConfig (default: 16)"
+    )
+    parser.add_argument(
+        "--n-sizes",
+        type=int,
+        default=None,
+        metavar="N",
+        help="merge each k's sizes into N for the AnchorConfig (default: one per cluster)",
+    )
+    parser.add_argument(
+        "--n-ratios",
+        type=int,
+        default=None,
+        metavar="N",
+        help="merge each k's ratios into N (default: one per cluster)",
+    )
     from rpn_core.rpn.config import RPNConfig
 
     d = RPNConfig()
-    parser.add_argument("--min-side", type=int, default=d.min_side,
-                        help=f"the model's input shorter side (default: {d.min_side})")
-    parser.add_argument("--max-side", type=int, default=d.max_side,
-                        help=f"the model's input longer side at most (default: {d.max_side})")
-    parser.add_argument("--labels", choices=("faster-rcnn", "guide"), default="faster-rcnn",
-                        help="label rule for the measured recall (default: faster-rcnn)")
+    parser.add_argument(
+        "--min-side",
+        type=int,
+        default=d.min_side,
+        help=f"the model's input shorter side (default: {d.min_side})",
+    )
+    parser.add_argument(
+        "--max-side",
+        type=int,
+        default=d.max_side,
+        help=f"the model's input longer side at most (default: {d.max_side})",
+    )
+    parser.add_argument(
+        "--labels",
+        choices=("faster-rcnn", "guide"),
+        default="faster-rcnn",
+        help="label rule for the measured recall (default: faster-rcnn)",
+    )
 
 
 def _say(text: str) -> None:
@@ -119,14 +153,18 @@ def _items(args: argparse.Namespace):
             f"distinct shape(s); --k-max {args.k_max} needs at least {args.k_max}"
         )
         return 1
-    _say(f"clustering {len(shapes.wh)} GT boxes of {len(data)} image(s), k = 1..{args.k_max}, "
-         f"in the model's input frame ({_frame_text(args)})")
+    _say(
+        f"clustering {len(shapes.wh)} GT boxes of {len(data)} image(s), k = 1..{args.k_max}, "
+        f"in the model's input frame ({_frame_text(args)})"
+    )
     return items, shapes.wh
 
 
 def _frame_text(args: argparse.Namespace) -> str:
-    return (f"each image resized to shorter side {args.min_side}, longer at most "
-            f"{args.max_side}; sizes in those pixels")
+    return (
+        f"each image resized to shorter side {args.min_side}, longer at most "
+        f"{args.max_side}; sizes in those pixels"
+    )
 
 
 def run(args: argparse.Namespace) -> int:
@@ -146,11 +184,11 @@ def run(args: argparse.Namespace) -> int:
     if isinstance(found, int):
         return found
     items, wh = found
-    curve = kmeans_curve(wh, args.k_max, rng=np.random.default_rng(args.seed),
-                         restarts=args.restarts)
+    curve = kmeans_curve(
+        wh, args.k_max, rng=np.random.default_rng(args.seed), restarts=args.restarts
+    )
     configs = [
-        design_config(r.centres, stride=args.stride, n_sizes=args.n_sizes,
-                      n_ratios=args.n_ratios)
+        design_config(r.centres, stride=args.stride, n_sizes=args.n_sizes, n_ratios=args.n_ratios)
         for r in curve
     ]
     ious = [r.mean_iou for r in curve]
@@ -164,15 +202,21 @@ def run(args: argparse.Namespace) -> int:
         "mean_iou": round(stats.mean_iou, 6), "recall": round(stats.recall(labels), 6),
     }  # fmt: skip
     if args.json:
-        print(json.dumps({
-            "frame": {"min_side": args.min_side, "max_side": args.max_side},
-            "k": [r.k for r in curve],
-            "mean_iou": [round(r.mean_iou, 6) for r in curve],
-            "anchors": [[[round(float(w), 2), round(float(h), 2)] for w, h in r.centres]
-                        for r in curve],
-            "suggested_k": k,
-            "measured": measured,
-        }))
+        print(
+            json.dumps(
+                {
+                    "frame": {"min_side": args.min_side, "max_side": args.max_side},
+                    "k": [r.k for r in curve],
+                    "mean_iou": [round(r.mean_iou, 6) for r in curve],
+                    "anchors": [
+                        [[round(float(w), 2), round(float(h), 2)] for w, h in r.centres]
+                        for r in curve
+                    ],
+                    "suggested_k": k,
+                    "measured": measured,
+                }
+            )
+        )
         return 0
     grid = [grid_mean_iou(wh, c) for c in configs]
     print(f"anchor shapes in the model's input frame ({_frame_text(args)})")

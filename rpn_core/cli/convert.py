@@ -33,8 +33,12 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         metavar="DEST",
         help="folder for the converted annotations (created if needed)",
     )
-    parser.add_argument("--images", type=Path, metavar="DIR",
-                        help="folder of the images when they are not in SRC itself")
+    parser.add_argument(
+        "--images",
+        type=Path,
+        metavar="DIR",
+        help="folder of the images when they are not in SRC itself",
+    )
     parser.add_argument("--recursive", action="store_true", help="include sub-folders")
     parser.add_argument(
         "--voc-in",

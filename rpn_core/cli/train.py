@@ -124,11 +124,14 @@ def format_metrics(result) -> str:  # noqa: ANN001 - a TrainResult
         after = result.metrics_after.get(key, math.nan)
         lines.append(f"{key:<18}{before:>9.3f}{after:>9.3f}")
     if result.metrics_after:
-        lines.append(f"'after' is the best validation checkpoint, step {result.best_step} of "
-                     f"{result.steps}")
+        lines.append(
+            f"'after' is the best validation checkpoint, step {result.best_step} of {result.steps}"
+        )
     if result.improved is False:
-        lines.append("warning: the fine-tuned weights do not beat the starting weights on the "
-                     "validation images; keep using the old ones")
+        lines.append(
+            "warning: the fine-tuned weights do not beat the starting weights on the "
+            "validation images; keep using the old ones"
+        )
     s = result.data_summary
     lines.append(
         f"{s['train_images']} training / {s['validation_images']} validation images, "

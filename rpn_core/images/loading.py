@@ -199,9 +199,28 @@ def _check_size(path: Path, im: Image.Image) -> None:
 
 # -- memory budget and completeness, checked before decoding -------------------------------------
 
-_BYTES_PER_PIXEL = {"1": 1, "L": 1, "P": 1, "LA": 2, "La": 2, "PA": 2, "RGB": 3, "YCbCr": 3,
-                    "LAB": 3, "HSV": 3, "RGBA": 4, "RGBa": 4, "RGBX": 4, "CMYK": 4, "I": 4,
-                    "F": 4, "I;16": 2, "I;16B": 2, "I;16L": 2, "I;16N": 2}
+_BYTES_PER_PIXEL = {
+    "1": 1,
+    "L": 1,
+    "P": 1,
+    "LA": 2,
+    "La": 2,
+    "PA": 2,
+    "RGB": 3,
+    "YCbCr": 3,
+    "LAB": 3,
+    "HSV": 3,
+    "RGBA": 4,
+    "RGBa": 4,
+    "RGBX": 4,
+    "CMYK": 4,
+    "I": 4,
+    "F": 4,
+    "I;16": 2,
+    "I;16B": 2,
+    "I;16L": 2,
+    "I;16N": 2,
+}
 
 
 def decode_bytes_needed(size: tuple[int, int], mode: str, factor: int, fmt: str | None) -> int:
@@ -249,8 +268,15 @@ def _check_complete(path: Path, im: Image.Image) -> None:
 
 
 _CHANNELS = {0: 1, 2: 3, 3: 1, 4: 2, 6: 4}  # PNG colour type -> samples per pixel
-_ADAM7 = ((0, 0, 8, 8), (4, 0, 8, 8), (0, 4, 4, 8), (2, 0, 4, 4), (0, 2, 2, 4), (1, 0, 2, 2),
-          (0, 1, 1, 2))
+_ADAM7 = (
+    (0, 0, 8, 8),
+    (4, 0, 8, 8),
+    (0, 4, 4, 8),
+    (2, 0, 4, 4),
+    (0, 2, 2, 4),
+    (1, 0, 2, 2),
+    (0, 1, 1, 2),
+)
 
 
 def _png_raw_size(w: int, h: int, depth: int, colour: int, interlace: int) -> int:
@@ -261,9 +287,7 @@ def _png_raw_size(w: int, h: int, depth: int, colour: int, interlace: int) -> in
 
     if not interlace:
         return rows(w, h)
-    return sum(
-        rows((w - x0 + dx - 1) // dx, (h - y0 + dy - 1) // dy) for x0, y0, dx, dy in _ADAM7
-    )
+    return sum(rows((w - x0 + dx - 1) // dx, (h - y0 + dy - 1) // dy) for x0, y0, dx, dy in _ADAM7)
 
 
 def _png_incomplete(fp: BinaryIO) -> str | None:
@@ -469,10 +493,15 @@ def _png_in_strips(path: Path, im: Image.Image, factor: int) -> np.ndarray:
         head_rows = 0 if previous is None else 1
         body = b"".join((b"\x00", previous, raw)) if previous is not None else raw
         ihdr = struct.pack(">IIBBBBB", w, rows + head_rows, 8, colour, 0, 0, 0)
-        strip_png = b"".join((
-            b"\x89PNG\r\n\x1a\n", _chunk(b"IHDR", ihdr), extra,
-            _chunk(b"IDAT", zlib.compress(body, 0), crc=False), _chunk(b"IEND", b""),
-        ))
+        strip_png = b"".join(
+            (
+                b"\x89PNG\r\n\x1a\n",
+                _chunk(b"IHDR", ihdr),
+                extra,
+                _chunk(b"IDAT", zlib.compress(body, 0), crc=False),
+                _chunk(b"IEND", b""),
+            )
+        )
         del body
         with Image.open(io.BytesIO(strip_png)) as strip:
             strip.load()

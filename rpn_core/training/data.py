@@ -1,4 +1,5 @@
-"""Training data for :func:`rpn_core.training.finetune.fine_tune`: samples, the seeded split, augmentation.
+"""Training data for :func:`rpn_core.training.finetune.fine_tune`: samples, the seeded split,
+augmentation.
 
 Box convention: see :mod:`rpn_core.boxes`. Everything here is numpy (no torch import), so it
 is cheap to use from the app and the command line.

@@ -1,4 +1,5 @@
-"""The moving parts of :func:`rpn_core.training.finetune.fine_tune`: cached inputs, the loss module, the
+"""The moving parts of :func:`rpn_core.training.finetune.fine_tune`: cached inputs, the loss
+module, the
 distributed context and validation. Imported lazily (torch at module top).
 
 Box convention: see :mod:`rpn_core.boxes`. Frames: see :mod:`rpn_core.rpn.config`; training

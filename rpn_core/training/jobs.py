@@ -44,7 +44,8 @@ def train_job(
     """Generator for :class:`Worker`: fine-tune a deep copy of ``get_model()`` (moved to
     ``anchors`` first when given: :func:`rpn_core.rpn.model.with_anchors`; labelling by the
     rule ``labels`` when given: :func:`rpn_core.rpn.model.with_labels`); returns a
-    :class:`TrainedModel` whose ``model.config`` records the anchors and rule it trained with. ``threads`` caps torch's intra-op threads meanwhile (one core stays
+    :class:`TrainedModel` whose ``model.config`` records the anchors and rule it trained with.
+    ``threads`` caps torch's intra-op threads meanwhile (one core stays
     free for the GUI), and the thread runs at a lower priority."""
     import copy
 

@@ -1,6 +1,7 @@
 """Settings and records of fine-tuning, torch-free (the app builds them without torch).
 
-See :mod:`rpn_core.training.finetune` for what they drive. Box convention: see :mod:`rpn_core.boxes`.
+See :mod:`rpn_core.training.finetune` for what they drive. Box convention: see
+:mod:`rpn_core.boxes`.
 """
 
 from __future__ import annotations

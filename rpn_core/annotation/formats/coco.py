@@ -245,7 +245,8 @@ class CocoDocument:
             self.annotations.append(raw)
 
     def to_bytes(self) -> bytes:
-        """The document as UTF-8 JSON (see :func:`~rpn_core.annotation.formats._common.json_bytes`)."""
+        """The document as UTF-8 JSON (see
+        :func:`~rpn_core.annotation.formats._common.json_bytes`)."""
         own = ("images", "annotations", "categories")
         out = {k: v for k, v in self.doc.items() if k not in own}
         out.setdefault("info", {"description": "written by RPN Studio"})

@@ -35,7 +35,8 @@ def open_store(
     """The :class:`AnnotationStore` for annotations of format ``fmt`` in ``folder``.
 
     ``image_root`` is the folder the images are relative to (default: ``folder`` itself);
-    ``voc_convention`` is ``"devkit"`` or ``"labelimg"`` (see :mod:`rpn_core.annotation.formats.voc`).
+    ``voc_convention`` is ``"devkit"`` or ``"labelimg"`` (see
+    :mod:`rpn_core.annotation.formats.voc`).
     """
     if fmt not in FORMATS:
         raise ValueError(f"unknown annotation format {fmt!r}; expected one of {FORMATS}")
@@ -66,7 +67,8 @@ def detect_format(folder: str | Path, recursive: bool = False) -> str | None:
 
     Counts VOC XML files (``<annotation``), labelme JSON files (``"shapes"``) and YOLO
     ``.txt`` files named like an image (a ``classes.txt`` counts as one); a COCO file
-    (see :func:`~rpn_core.annotation.formats.store.coco_file_in`) counts as one per image. The largest
+    (see :func:`~rpn_core.annotation.formats.store.coco_file_in`) counts as one per image. The
+    largest
     count wins, ties in :data:`FORMATS` order; ``None`` when nothing matches. With
     ``recursive``, a folder without annotations of its own takes the format of its first
     sub-folder (in sorted order) that has some.

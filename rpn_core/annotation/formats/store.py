@@ -69,7 +69,8 @@ class AnnotationStore(ABC):
     def rename_class(self, old: str, new: str) -> list[Path]:
         """Rename class ``old`` to ``new`` in place: its id is kept (a no-op if ``old`` is not
         a class). Formats with a class map rewrite it, which relabels the boxes of ``old`` in
-        every image; per-image files are not touched here (see :mod:`rpn_core.annotation.class_rename`).
+        every image; per-image files are not touched here (see
+        :mod:`rpn_core.annotation.class_rename`).
 
         Returns the files written. Raises ``ValueError`` if ``new`` is already a class
         (merging classes is not supported) and :class:`AnnotationError` if the class map

@@ -145,9 +145,7 @@ def _parse_line(
         )
         return None
     if not fields[0].isdigit():  # "1.0", "1e2": an id written as a float is not renumbered
-        warnings.append(
-            f"{where}: skipped, class id {fields[0]!r} is not written as an integer"
-        )
+        warnings.append(f"{where}: skipped, class id {fields[0]!r} is not written as an integer")
         return None
     values = [to_float(f) for f in fields[1:]]
     if any(v is None for v in values):
