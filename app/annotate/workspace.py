@@ -156,12 +156,7 @@ class Workspace(QObject):
         """:meth:`open_paths` for a folder with a big COCO file (100 MB: seconds to parse):
         the images are listed at once, the stores are opened (the file parsed) on the store
         thread, then the first image is shown. Navigation waits for it (``_opening``)."""
-        self.wait_for_store()
-        self.loading = None
-        self.root = root
-        self.unsaved = {}
-        self.previous_boxes = []
-        self.cache.clear()
+        self._forget_folder(root)
         self.read_store = self.store = None
         self.images = list(dict.fromkeys(images))
         self.states = {p: (ImageState.UNKNOWN, "reading the annotations…") for p in self.images}
@@ -267,13 +262,17 @@ class Workspace(QObject):
             return False
         return True
 
-    def _set_root(self, root: Path) -> None:
+    def _forget_folder(self, root: Path) -> None:
+        """Drop what belonged to the previous folder (after its saves landed); ``root`` next."""
         self.wait_for_store()
         self.loading = None
         self.root = root
         self.unsaved = {}
         self.previous_boxes = []
         self.cache.clear()
+
+    def _set_root(self, root: Path) -> None:
+        self._forget_folder(root)
         self._open_stores()
         names = self.settings.classes_for(root)
         for store in (self.store, self.read_store):
