@@ -1,7 +1,7 @@
 """``rpn-studio``: the desktop app, or a headless sub-command.
 
 ``rpn-studio [PATH ...]`` opens the GUI on images/folders (default: the embedded sample image);
-``rpn-studio COMMAND ...`` (one of :data:`rpn_core.cli.COMMANDS`) runs headless and never imports
+``rpn-studio COMMAND ...`` (one of :data:`rpn_core.cli.main.COMMANDS`) runs headless and never imports
 Qt. ``--help`` and ``--version`` need no display and import neither Qt nor torch.
 """
 
@@ -16,7 +16,7 @@ __all__ = ["build_parser", "main"]
 
 def build_parser() -> argparse.ArgumentParser:
     from rpn_core import __version__
-    from rpn_core.cli import COMMANDS
+    from rpn_core.cli.main import COMMANDS
 
     commands = "\n".join(f"  {name:<10} {text}" for name, (_module, text) in COMMANDS.items())
     parser = argparse.ArgumentParser(
@@ -43,14 +43,15 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: Sequence[str] | None = None) -> int:
     args = list(sys.argv[1:] if argv is None else argv)
-    from rpn_core.cli import COMMANDS
+    from rpn_core.cli.main import COMMANDS
 
     if args and args[0] in COMMANDS:
-        from rpn_core.cli import main as cli_main
+        import resources
+        from rpn_core.cli.main import main as cli_main
 
-        return cli_main(args)
+        return cli_main(args, embedded_weights=resources.embedded_weights())
     ns = build_parser().parse_args(args)
-    from app.launch import run_gui  # Qt is imported only from here on
+    from app.shell.launch import run_gui  # Qt is imported only from here on
 
     return run_gui(ns.paths, recursive=ns.recursive)
 

@@ -31,11 +31,11 @@ from PySide6.QtCore import QPoint, QPointF, Qt  # noqa: E402
 from PySide6.QtTest import QTest  # noqa: E402
 from PySide6.QtWidgets import QApplication  # noqa: E402
 
-from app.commands import AddBoxesCommand  # noqa: E402
-from app.launch import _torch_ready, create_application  # noqa: E402
-from app.main_window import MainWindow  # noqa: E402
-from app.settings import AppSettings  # noqa: E402
-from rpn_core.annotations import Box  # noqa: E402
+from app.common.settings import AppSettings  # noqa: E402
+from app.shell.launch import _torch_ready, create_application  # noqa: E402
+from app.shell.main_window import MainWindow  # noqa: E402
+from app.state.undo import AddBoxesCommand  # noqa: E402
+from rpn_core.annotation.data import Box  # noqa: E402
 
 
 def grid(n_cols: int, n_rows: int) -> list[Box]:

@@ -10,7 +10,7 @@ the whole frame, see :func:`tiled_people`), stored in ``bench/data/vtest_people.
 benchmark needs no teacher; ``--relabel --teacher-dir DIR`` rebuilds that file.
 
 Run: for each of ``--seeds`` (0 1 2), fine-tune the embedded weights (head mode) with
-:func:`rpn_core.train.fine_tune` on the 20 frames, within ``--max-cpu-s`` (60) seconds of
+:func:`rpn_core.training.finetune.fine_tune` on the 20 frames, within ``--max-cpu-s`` (60) seconds of
 process CPU time for feature caching and training together, and measure recall@100 at IoU
 0.5 and 0.7 on the 20 validation frames before and after. The seed changes the
 initial state of nothing but the minibatch sampling and augmentation, so the spread over
@@ -122,7 +122,7 @@ def load_items() -> tuple[list, list]:
 
 def run_seed(model_factory, train: list, val: list, args: argparse.Namespace, seed: int) -> dict:
     """One fine-tuning run from fresh weights; returns the before/after metrics and costs."""
-    from rpn_core.train import TrainConfig, fine_tune
+    from rpn_core.training.finetune import TrainConfig, fine_tune
 
     config = TrainConfig(
         mode=args.mode, epochs=1000, max_steps=args.steps, seed=seed,
@@ -174,10 +174,11 @@ def main() -> None:
     import torch
 
     torch.set_num_threads(args.threads)  # CPU time ~ wall time; a loaded machine stays fair
-    from rpn_core.model import load_embedded_model, load_model
+    import resources
+    from rpn_core.rpn.model import load_embedded_model, load_model
 
     def model_factory():  # noqa: ANN202 - fresh weights for every seed
-        return load_model(args.weights, "cpu") if args.weights else load_embedded_model("cpu")
+        return load_model(args.weights, "cpu") if args.weights else load_embedded_model(resources.embedded_weights(), "cpu")
 
     train, val = load_items()
     n_val = sum(len(b) for _, b in val)

@@ -22,8 +22,8 @@ import torch
 from torchvision.models.detection._utils import Matcher
 from torchvision.ops import box_iou
 
-from rpn_core.anchors import AnchorConfig, generate_anchors
-from rpn_core.labelling import label_image
+from rpn_core.anchors.grid import AnchorConfig, generate_anchors
+from rpn_core.anchors.labelling import label_image
 
 IMAGE_SIZE = (600, 1000)  # (H, W)
 

@@ -35,8 +35,8 @@ class BenchWindow(QMainWindow):
 
     def __init__(self) -> None:
         super().__init__()
-        from app.canvas import Canvas
-        from app.document import AnnotationDocument
+        from app.canvas.canvas import Canvas
+        from app.state.qdocument import AnnotationDocument
 
         self.document = AnnotationDocument(self)
         self.canvas = Canvas(self.document, self)
@@ -52,8 +52,8 @@ def _gt(rng: np.random.Generator) -> np.ndarray:
 def _open_image(window: BenchWindow, folder: Path, gt: np.ndarray) -> None:
     from PIL import Image
 
-    from rpn_core.annotations import Box, ImageAnnotation
-    from rpn_core.imageio import load_image
+    from rpn_core.annotation.data import Box, ImageAnnotation
+    from rpn_core.images.loading import load_image
 
     yy, xx = np.mgrid[0:H, 0:W]
     pixels = np.stack([xx * 255 // W, yy * 255 // H, (xx + yy) % 256], axis=2).astype(np.uint8)
@@ -66,8 +66,8 @@ def _open_image(window: BenchWindow, folder: Path, gt: np.ndarray) -> None:
 
 def _category_paint_ms(overlay, repeats: int = 5) -> dict[str, float]:
     """Median paint time of each category alone, into a 1000x600 image."""
-    from app.anchor_overlay import CATEGORY_STYLE
-    from rpn_core.anchor_view import Category, ViewOptions
+    from app.anchor_lab.overlay import CATEGORY_STYLE
+    from rpn_core.anchors.view import Category, ViewOptions
 
     base = overlay.options
     out = {}
@@ -91,10 +91,11 @@ def _category_paint_ms(overlay, repeats: int = 5) -> dict[str, float]:
 
 def _start(args: argparse.Namespace, folder: Path):
     """The lab on a 1000x600 image at 100 % zoom, torch loaded, preset and mode applied."""
-    from app.anchor_lab import install_anchor_lab
-    from rpn_core.anchor_view import DisplayMode, ViewOptions
-    from rpn_core.anchors import AnchorConfig
-    from rpn_core.labelling import LabelConfig
+    from app.anchor_lab.controller import install_anchor_lab
+    from app.state.app_state import AppStateModel
+    from rpn_core.anchors.grid import AnchorConfig
+    from rpn_core.anchors.labelling import LabelConfig
+    from rpn_core.anchors.view import DisplayMode, ViewOptions
 
     app = QApplication.instance()
     settings = QSettings(str(folder / "bench.ini"), QSettings.Format.IniFormat)
@@ -102,9 +103,9 @@ def _start(args: argparse.Namespace, folder: Path):
     window.resize(W + 40, H + 40)
     gt = _gt(np.random.default_rng(0))
     _open_image(window, folder, gt)
-    lab = install_anchor_lab(window, settings)
-    for dock in lab.docks:  # measure the canvas at 1:1, panels still refresh
-        dock.setFloating(True)
+    lab = install_anchor_lab(window.document, window.canvas, AppStateModel(), settings, window)
+    for _title, panel in lab.panels:  # measure the canvas at 1:1, panels still refresh
+        panel.show()
     window.show()
     window.canvas.resize(W + 4, H + 4)
     window.canvas.set_zoom(1.0)

@@ -9,7 +9,7 @@ ratio) and measures AR@300 of the RPN against AR@2000 of Selective Search on the
 teacher-labelled split made by ``scripts/make_teacher_data.py`` (never trained on; see the
 model card). Without that folder it falls back to opencv-doc photos, timing only.
 The RPN is timed end to end (resize, backbone, head, decode, top-k + NMS) at shorter side
-600; Selective Search in fast mode at :data:`rpn_core.proposals.SS_WORKING_SIZE`.
+600; Selective Search in fast mode at :data:`rpn_core.rpn.proposals.SS_WORKING_SIZE`.
 Wall-clock medians and CPU-time medians are both printed (with the load average): on a
 shared machine wall time mostly measures the neighbours. The last line is
 ``rpn_vs_ss_speedup=<float>`` (ratio of the wall-clock medians).
@@ -34,8 +34,14 @@ import cv2
 import numpy as np
 import torch
 
-from rpn_core.model import load_embedded_model, load_model, propose
-from rpn_core.proposals import average_recall, best_iou_per_gt, proposal_metrics, selective_search
+import resources
+from rpn_core.rpn.model import load_embedded_model, load_model, propose
+from rpn_core.rpn.proposals import (
+    average_recall,
+    best_iou_per_gt,
+    proposal_metrics,
+    selective_search,
+)
 
 OPENCV_DATA = Path("/usr/share/doc/opencv-doc/examples/data")
 FALLBACK = ("messi5.jpg", "fruits.jpg", "squirrel_cls.jpg", "basketball1.png", "home.jpg")
@@ -98,7 +104,10 @@ def main(argv: list[str] | None = None) -> int:
         torch.set_num_threads(args.threads)
 
     items = load_set(args.data, args.max_images)
-    model = load_model(args.weights, "cpu") if args.weights else load_embedded_model("cpu")
+    if args.weights:
+        model = load_model(args.weights, "cpu")
+    else:
+        model = load_embedded_model(resources.embedded_weights(), "cpu")
     model.bf16_inference = not args.float32
     if args.min_side:
         from dataclasses import replace

@@ -47,8 +47,8 @@ def main() -> int:
     args = parser.parse_args()
 
     _qapp = QApplication.instance() or QApplication([])  # kept alive for the run
-    from app.main_window import MainWindow
-    from app.settings import AppSettings
+    from app.common.settings import AppSettings
+    from app.shell.main_window import MainWindow
 
     ini = Path(f"/tmp/rpn_studio_bench_{time.time_ns()}.ini")
     window = MainWindow(settings=AppSettings(QSettings(str(ini), QSettings.Format.IniFormat)))
@@ -103,7 +103,7 @@ def main() -> int:
         runs.append((time.perf_counter() - t) * 1000)
     print(f"run_ms={statistics.median(runs):.1f}")
 
-    from rpn_core.model import select_proposals
+    from rpn_core.rpn.model import select_proposals
 
     ui = panel.ui
     spins = dict(top_n=ui.top_n_spin, nms_iou=ui.nms_spin, score_threshold=ui.threshold_spin,

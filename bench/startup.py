@@ -1,7 +1,7 @@
 """Time to first window: process start -> the main window's canvas first paints the sample.
 
 Runs ``python -m app`` (no arguments: the embedded sample) several times with the start-up
-probe of :mod:`app.launch`, and reports the median. Also reports when torch finished importing
+probe of :mod:`app.shell.launch`, and reports the median. Also reports when torch finished importing
 in the background (the anchor lab / proposals load it lazily), to show that the window comes
 first. Offscreen by default; ``--xvfb`` runs under a real X server (``xvfb-run``).
 

@@ -30,8 +30,8 @@ def write_folder(folder: Path) -> list[Path]:
     from finetune import TRAIN_FRAMES, load_items
     from PIL import Image
 
-    from rpn_core.annotations import Box, ImageAnnotation
-    from rpn_core.formats import open_store
+    from rpn_core.annotation.data import Box, ImageAnnotation
+    from rpn_core.annotation.formats import open_store
 
     train, _ = load_items()
     folder.mkdir(parents=True, exist_ok=True)
@@ -84,9 +84,9 @@ def main() -> None:
     from PySide6.QtCore import QEventLoop, QSettings, QTimer
     from PySide6.QtWidgets import QApplication
 
-    from app.main_window import MainWindow
-    from app.settings import AppSettings
-    from rpn_core.train_types import TrainConfig
+    from app.common.settings import AppSettings
+    from app.shell.main_window import MainWindow
+    from rpn_core.training.types import TrainConfig
 
     app = QApplication.instance() or QApplication([])
     tmp = Path(tempfile.mkdtemp(prefix="rpn-ui-bench-"))

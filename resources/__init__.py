@@ -10,6 +10,8 @@ from importlib import resources as _res
 from pathlib import Path
 
 SAMPLE_IMAGE = "samples/astronaut.jpg"
+EMBEDDED_WEIGHTS = "weights/rpn_mobilenetv2.safetensors"
+EMBEDDED_SIDECAR = "weights/rpn_mobilenetv2.json"
 
 
 def path_of(relative: str) -> Path:
@@ -17,3 +19,13 @@ def path_of(relative: str) -> Path:
     traversable = _res.files(__name__).joinpath(relative)
     with contextlib.ExitStack() as stack:
         return Path(stack.enter_context(_res.as_file(traversable)))
+
+
+def embedded_weights() -> Path:
+    """The embedded RPN's safetensors file (its sidecar is :func:`embedded_sidecar`)."""
+    return path_of(EMBEDDED_WEIGHTS)
+
+
+def embedded_sidecar() -> Path:
+    """The embedded RPN's JSON sidecar: configuration, sha256 and model-card figures."""
+    return path_of(EMBEDDED_SIDECAR)

@@ -3,7 +3,7 @@
 A write goes to a temporary file in the target's folder (same file system), is flushed and
 ``fsync``-ed, then moved over the target with :func:`os.replace`; readers see either the old
 or the new file, never a half-written one. On failure the temporary file is removed and an
-:class:`~rpn_core.annotations.AnnotationWriteError` names the target and the reason.
+:class:`~rpn_core.annotation.data.AnnotationWriteError` names the target and the reason.
 """
 
 from __future__ import annotations
@@ -13,7 +13,7 @@ import os
 import tempfile
 from pathlib import Path
 
-from rpn_core.annotations import AnnotationWriteError
+from rpn_core.annotation.data import AnnotationWriteError
 
 __all__ = ["atomic_write_bytes", "atomic_write_text", "backup_once", "backup_path"]
 

@@ -9,7 +9,7 @@ top-left corner is ``(0, 0)`` and its bottom-right corner is ``(W, H)``. A box's
 ``0.5`` is a wide box and ``2.0`` a tall one.
 
 Conversions to file conventions (VOC's 1-based corners, YOLO's normalised centres, COCO's
-``(x, y, w, h)``) live only in :mod:`rpn_core.formats`.
+``(x, y, w, h)``) live only in :mod:`rpn_core.annotation.formats`.
 
 Shape glossary (used by every docstring in :mod:`rpn_core`)
 ----------------------------------------------------------

@@ -23,12 +23,12 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 import resources  # noqa: E402
-from app.anchor_design_panel import run_design  # noqa: E402
-from app.anchor_settings import PRESETS  # noqa: E402
-from app.launch import create_application  # noqa: E402
-from app.main_window import MainWindow  # noqa: E402
-from app.settings import AppSettings  # noqa: E402
-from rpn_core.annotations import Box  # noqa: E402
+from app.anchor_lab.design_panel import run_design  # noqa: E402
+from app.anchor_lab.settings_panel import PRESETS  # noqa: E402
+from app.common.settings import AppSettings  # noqa: E402
+from app.shell.launch import create_application  # noqa: E402
+from app.shell.main_window import MainWindow  # noqa: E402
+from rpn_core.annotation.data import Box  # noqa: E402
 
 GT = [
     Box(175, 25, 320, 225, "head"),
@@ -67,7 +67,7 @@ def main(out_dir: Path) -> None:
     for name, preset in PRESETS.items():
         lab.settings_panel.preset.setCurrentText(name)
         pump(app, 0.5)
-        lab.docks[1].raise_()
+        window.anchor_docks[1].raise_()
         pump(app, 0.5)
         window.grab().save(str(out_dir / f"anchor_lab_{preset.replace('-', '_')}.png"))
     faster = next(name for name, preset in PRESETS.items() if preset == "faster-rcnn")
@@ -75,7 +75,7 @@ def main(out_dir: Path) -> None:
     pump(app, 0.3)
     window.document.select([0])
     pump(app, 0.3)
-    lab.docks[2].raise_()
+    window.anchor_docks[2].raise_()
     labels = lab.labels.labels.numpy()
     matched = lab.labels.matched_gt.numpy()
     index = int(np.flatnonzero((labels == 1) & (matched == 0))[0])  # a foreground of "head"
@@ -89,7 +89,7 @@ def main(out_dir: Path) -> None:
     xy = rng.uniform(0, 200, (400, 2))
     run = run_design(np.concatenate([xy, xy + wh], 1), 12, seed=0, restarts=5, stride=16,
                      source="a synthetic demo set")  # fmt: skip
-    lab.docks[3].raise_()
+    window.anchor_docks[3].raise_()
     lab.design.show_run(run)
     pump(app, 0.8)
     window.grab().save(str(out_dir / "anchor_design.png"))

@@ -15,8 +15,9 @@ from pathlib import Path
 import cv2
 import numpy as np
 
-from rpn_core.model import load_embedded_model, propose
-from rpn_core.proposals import selective_search
+import resources
+from rpn_core.rpn.model import load_embedded_model, propose
+from rpn_core.rpn.proposals import selective_search
 
 NAMES = ("vtest_00690", "Megamind_00252", "building")
 
@@ -36,7 +37,7 @@ def main() -> int:
     p.add_argument("--data", type=Path, default=Path("work-data/teacher/holdout"))
     p.add_argument("--out", type=Path, default=Path("docs/rpn_vs_selective_search.jpg"))
     args = p.parse_args()
-    model = load_embedded_model("cpu")
+    model = load_embedded_model(resources.embedded_weights(), "cpu")
     rows = []
     for name in NAMES:
         doc = json.loads((args.data / f"{name}.json").read_text())

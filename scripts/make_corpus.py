@@ -287,10 +287,10 @@ def make_weights(folder: Path) -> None:
 
     import torch
 
-    from rpn_core.anchors import AnchorConfig
-    from rpn_core.model import RPNModel, save_weights
-    from rpn_core.rpn_config import RPNConfig
-    from rpn_core.weights import write_weights
+    from rpn_core.anchors.grid import AnchorConfig
+    from rpn_core.rpn.config import RPNConfig
+    from rpn_core.rpn.model import RPNModel, save_weights
+    from rpn_core.rpn.weights import write_weights
 
     folder.mkdir(parents=True, exist_ok=True)
     torch.manual_seed(0)

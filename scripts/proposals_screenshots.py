@@ -21,11 +21,11 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 import resources  # noqa: E402
-from app.commands import AddBoxesCommand  # noqa: E402
-from app.launch import create_application  # noqa: E402
-from app.main_window import MainWindow  # noqa: E402
-from app.settings import AppSettings  # noqa: E402
-from rpn_core.annotations import Box  # noqa: E402
+from app.common.settings import AppSettings  # noqa: E402
+from app.shell.launch import create_application  # noqa: E402
+from app.shell.main_window import MainWindow  # noqa: E402
+from app.state.undo import AddBoxesCommand  # noqa: E402
+from rpn_core.annotation.data import Box  # noqa: E402
 
 # Hand-placed on astronaut.jpg (512 x 512), checked by eye on the screenshot.
 GT = [

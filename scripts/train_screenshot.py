@@ -23,11 +23,11 @@ sys.path.insert(0, str(ROOT / "bench"))
 from finetune import load_items  # noqa: E402
 from PIL import Image  # noqa: E402
 
-from app.launch import create_application  # noqa: E402
-from app.main_window import MainWindow  # noqa: E402
-from app.settings import AppSettings  # noqa: E402
-from rpn_core.annotations import Box, ImageAnnotation  # noqa: E402
-from rpn_core.formats import open_store  # noqa: E402
+from app.common.settings import AppSettings  # noqa: E402
+from app.shell.launch import create_application  # noqa: E402
+from app.shell.main_window import MainWindow  # noqa: E402
+from rpn_core.annotation.data import Box, ImageAnnotation  # noqa: E402
+from rpn_core.annotation.formats import open_store  # noqa: E402
 
 
 def pump(app, seconds: float) -> None:

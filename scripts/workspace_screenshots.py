@@ -18,11 +18,11 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from app.commands import AddBoxesCommand  # noqa: E402
-from app.launch import create_application  # noqa: E402
-from app.main_window import MainWindow  # noqa: E402
-from app.settings import AppSettings  # noqa: E402
-from rpn_core.annotations import Box  # noqa: E402
+from app.common.settings import AppSettings  # noqa: E402
+from app.shell.launch import create_application  # noqa: E402
+from app.shell.main_window import MainWindow  # noqa: E402
+from app.state.undo import AddBoxesCommand  # noqa: E402
+from rpn_core.annotation.data import Box  # noqa: E402
 
 PHOTOS = Path("/usr/share/doc/opencv-doc/examples/data")
 NAMES = ["messi5.jpg", "fruits.jpg", "squirrel_cls.jpg", "home.jpg", "basketball1.png"]
@@ -43,7 +43,7 @@ def wait_for_torch(app, seconds: float = 30.0) -> None:
     """Let the anchor lab's background torch import finish, so the shot shows a settled app."""
     import time
 
-    from app.launch import _torch_ready
+    from app.shell.launch import _torch_ready
 
     deadline = time.time() + seconds
     while not _torch_ready() and time.time() < deadline:

@@ -8,8 +8,8 @@ import numpy as np
 from PIL import Image
 from PySide6.QtCore import QPoint, QPointF, Qt
 
-from app.canvas import Canvas
-from app.main_window import MainWindow
+from app.canvas.canvas import Canvas
+from app.shell.main_window import MainWindow
 
 
 def pixel_colour(index: int, x: int, y: int) -> tuple[int, int, int]:

@@ -37,7 +37,7 @@ def app_settings(tmp_path, qapp, _drain_qt_threads):
     """Preferences in a throw-away ini file; QStandardPaths in test mode (never the user's)."""
     from PySide6.QtCore import QSettings, QStandardPaths
 
-    from app.settings import AppSettings
+    from app.common.settings import AppSettings
 
     QStandardPaths.setTestModeEnabled(True)
     return AppSettings(QSettings(str(tmp_path / "settings.ini"), QSettings.Format.IniFormat))

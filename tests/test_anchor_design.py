@@ -1,4 +1,4 @@
-"""Golden and property tests for IoU k-means anchor design (rpn_core.anchor_design)."""
+"""Golden and property tests for IoU k-means anchor design (rpn_core.anchors.design)."""
 
 from __future__ import annotations
 
@@ -7,7 +7,7 @@ import math
 import numpy as np
 import pytest
 
-from rpn_core.anchor_design import (
+from rpn_core.anchors.design import (
     box_shapes,
     design_config,
     grid_mean_iou,
@@ -16,7 +16,7 @@ from rpn_core.anchor_design import (
     shape_iou,
     suggest_k,
 )
-from rpn_core.anchors import AnchorConfig
+from rpn_core.anchors.grid import AnchorConfig
 
 
 def test_shape_iou_golden():
@@ -134,8 +134,8 @@ def test_suggest_k_golden():
 def voc_folder(tmp_path):
     from PIL import Image
 
-    from rpn_core.annotations import Box, ImageAnnotation
-    from rpn_core.formats import open_store
+    from rpn_core.annotation.data import Box, ImageAnnotation
+    from rpn_core.annotation.formats import open_store
 
     store = open_store(tmp_path, "voc")
     shapes = [(20, 20), (120, 50), (40, 170)]
@@ -153,7 +153,7 @@ def voc_folder(tmp_path):
 def test_anchors_cli_json(voc_folder, capsys):
     import json
 
-    from rpn_core.cli import main
+    from rpn_core.cli.main import main
 
     assert main(["anchors", str(voc_folder), "--k-max", "3", "--json", "--restarts", "2"]) == 0
     out = json.loads(capsys.readouterr().out)
@@ -168,7 +168,7 @@ def test_anchors_cli_json(voc_folder, capsys):
 
 
 def test_anchors_cli_table_and_errors(voc_folder, tmp_path, capsys):
-    from rpn_core.cli import main
+    from rpn_core.cli.main import main
 
     assert main(["anchors", str(voc_folder), "--k-max", "2", "--restarts", "1"]) == 0
     out = capsys.readouterr().out

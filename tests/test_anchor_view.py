@@ -1,4 +1,4 @@
-"""Pure overlay logic (rpn_core.anchor_view): categories, filters, modes, merged outlines,
+"""Pure overlay logic (rpn_core.anchors.view): categories, filters, modes, merged outlines,
 picking an anchor under the cursor."""
 
 from __future__ import annotations
@@ -6,7 +6,9 @@ from __future__ import annotations
 import numpy as np
 import torch
 
-from rpn_core.anchor_view import (
+from rpn_core.anchors.grid import AnchorConfig, anchor_metadata, generate_anchors
+from rpn_core.anchors.labelling import LabelConfig, label_image
+from rpn_core.anchors.view import (
     Category,
     DisplayMode,
     ViewOptions,
@@ -18,8 +20,6 @@ from rpn_core.anchor_view import (
     shape_mask,
     visible_indices,
 )
-from rpn_core.anchors import AnchorConfig, anchor_metadata, generate_anchors
-from rpn_core.labelling import LabelConfig, label_image
 
 
 def test_categorize_golden():

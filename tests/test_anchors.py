@@ -1,4 +1,4 @@
-"""rpn_core.anchors: golden anchors by hand and parity with torchvision's AnchorGenerator."""
+"""rpn_core.anchors.grid: golden anchors by hand and parity with torchvision's AnchorGenerator."""
 
 import math
 
@@ -9,7 +9,7 @@ from hypothesis import strategies as st
 from torchvision.models.detection.anchor_utils import AnchorGenerator
 from torchvision.models.detection.image_list import ImageList
 
-from rpn_core.anchors import (
+from rpn_core.anchors.grid import (
     AnchorConfig,
     anchor_metadata,
     base_anchors,

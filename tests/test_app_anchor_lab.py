@@ -13,17 +13,20 @@ from PySide6.QtCore import QPoint, QPointF, QSettings, Qt
 from PySide6.QtGui import QColor
 from PySide6.QtWidgets import QMainWindow
 
-from app.anchor_lab import LOADING, install_anchor_lab
-from app.anchor_overlay import CATEGORY_STYLE
-from app.anchor_settings import ANCHOR_KEY, LABEL_KEY
-from app.canvas import Canvas
-from app.document import AnnotationDocument
-from rpn_core.anchor_view import Category, DisplayMode, ViewOptions, categorize
-from rpn_core.anchors import AnchorConfig
-from rpn_core.annotations import Box, ImageAnnotation
-from rpn_core.imageio import load_image
-from rpn_core.labelling import LabelConfig
-from rpn_core.rpn_config import label_in_input_frame
+import resources
+from app.anchor_lab.controller import LOADING, install_anchor_lab
+from app.anchor_lab.overlay import CATEGORY_STYLE
+from app.anchor_lab.settings_panel import ANCHOR_KEY, LABEL_KEY
+from app.canvas.canvas import Canvas
+from app.state.app_state import AppStateModel
+from app.state.qdocument import AnnotationDocument
+from rpn_core.anchors.grid import AnchorConfig
+from rpn_core.anchors.labelling import LabelConfig
+from rpn_core.anchors.view import Category, DisplayMode, ViewOptions, categorize
+from rpn_core.annotation.data import Box, ImageAnnotation
+from rpn_core.app_state import AppState
+from rpn_core.images.loading import load_image
+from rpn_core.rpn.config import embedded_config, label_in_input_frame
 
 # The lab tiles and labels anchors in the model's input frame: the 320x240 image is resized
 # to 800x600 (shorter side 600, scale 2.5) and the GT scaled by 2.5. SPARSE is one 160x160
@@ -45,6 +48,11 @@ class LabWindow(QMainWindow):
         self.setCentralWidget(self.canvas)
 
 
+def _embedded_state() -> AppStateModel:
+    """The app state of a session on the embedded model (what the main window starts with)."""
+    return AppStateModel(AppState.for_model(embedded_config(resources.embedded_sidecar())))
+
+
 @pytest.fixture
 def settings(tmp_path):
     return QSettings(str(tmp_path / "lab.ini"), QSettings.Format.IniFormat)
@@ -61,7 +69,7 @@ def lab(qtbot, tmp_path, settings):
     window = LabWindow()
     qtbot.addWidget(window)
     _open(window, tmp_path, [Box(100, 100, 160, 160)])
-    lab = install_anchor_lab(window, settings)
+    lab = install_anchor_lab(window.document, window.canvas, _embedded_state(), settings, window)
     assert lab.overlay._message == LOADING and lab.labels is None  # the window comes first
     window.resize(1200, 800)
     window.show()
@@ -69,7 +77,7 @@ def lab(qtbot, tmp_path, settings):
     qtbot.waitUntil(lambda: lab.ready, timeout=60000)
     window.canvas.set_zoom(2.0)
     window.canvas.centerOn(QPointF(160, 120))
-    return lab
+    yield lab  # (the window, the lab's parent, stays referenced until the test ends)
 
 
 def _vp(lab, x: float, y: float) -> QPoint:
@@ -162,7 +170,7 @@ def test_settings_are_restored_by_a_new_lab(qtbot, tmp_path, settings):
     settings.setValue(LABEL_KEY, '{"fg_iou": 0.6, "bg_iou": 0.2}')
     window = LabWindow()
     qtbot.addWidget(window)
-    lab = install_anchor_lab(window, settings)
+    lab = install_anchor_lab(window.document, window.canvas, _embedded_state(), settings, window)
     assert lab.anchor_config == AnchorConfig(sizes=(32,), aspect_ratios=(1, 2), stride=8)
     assert (lab.label_config.fg_iou, lab.label_config.bg_iou) == (0.6, 0.2)
     assert lab.settings_panel.preset.currentText() == "Custom"
@@ -256,7 +264,7 @@ def test_design_panel_clusters_and_applies(qtbot, lab):
 
 def test_main_window_shows_the_sample_with_default_anchors(qtbot, app_settings):
     import resources
-    from app.main_window import MainWindow
+    from app.shell.main_window import MainWindow
 
     window = MainWindow(settings=app_settings)
     qtbot.addWidget(window)
@@ -294,7 +302,7 @@ def test_click_pins_an_anchor_until_the_next_click(qtbot, lab):
 
 
 def test_folder_statistics_and_folder_design(qtbot, lab, tmp_path):
-    from rpn_core.formats import open_store
+    from rpn_core.annotation.formats import open_store
 
     folder = tmp_path / "set"
     folder.mkdir()
@@ -327,9 +335,9 @@ def test_folder_statistics_and_folder_design(qtbot, lab, tmp_path):
 
 
 def test_overlay_follows_the_anchors_of_a_loaded_model(qtbot, app_settings):
-    from app.main_window import MainWindow
-    from rpn_core.model import RPNModel
-    from rpn_core.rpn_config import RPNConfig
+    from app.shell.main_window import MainWindow
+    from rpn_core.rpn.config import RPNConfig
+    from rpn_core.rpn.model import RPNModel
 
     window = MainWindow(settings=app_settings)
     qtbot.addWidget(window)

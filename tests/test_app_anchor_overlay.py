@@ -7,8 +7,8 @@ from PySide6.QtCore import QRectF
 from PySide6.QtGui import QColor, QImage, QPainter, QPainterPath
 from PySide6.QtWidgets import QStyleOptionGraphicsItem
 
-from app.anchor_overlay import CATEGORY_STYLE, AnchorOverlay, segments_path
-from rpn_core.anchor_view import Category, DisplayMode, ViewOptions
+from app.anchor_lab.overlay import CATEGORY_STYLE, AnchorOverlay, segments_path
+from rpn_core.anchors.view import Category, DisplayMode, ViewOptions
 
 
 def test_segments_path_golden(qapp):

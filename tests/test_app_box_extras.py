@@ -13,16 +13,16 @@ import pytest
 from app_testing import make_folder, open_window
 from PySide6.QtCore import Qt
 
-from app.commands import (
+from app.annotate.edit_controller import EditController
+from app.state.qdocument import AnnotationDocument
+from app.state.undo import (
     DeleteBoxesCommand,
     EditBoxesCommand,
     RelabelBoxesCommand,
     duplicate_command,
     paste_command,
 )
-from app.document import AnnotationDocument
-from app.edit_controller import EditController
-from rpn_core.formats import open_store
+from rpn_core.annotation.formats import open_store
 
 W, H = 320, 240  # make_folder's image size
 

@@ -11,8 +11,8 @@ import pytest
 from app_testing import drag_image, drag_view, make_folder, open_window, show_zoom, view_pos
 from PySide6.QtCore import QPoint, Qt
 
-from app.commands import AddBoxesCommand
-from rpn_core.annotations import Box
+from app.state.undo import AddBoxesCommand
+from rpn_core.annotation.data import Box
 
 
 @pytest.fixture

@@ -9,9 +9,9 @@ from app_testing import make_folder, make_image, open_window
 from PySide6.QtCore import Qt
 from PySide6.QtWidgets import QInputDialog, QMessageBox, QPushButton
 
-from app.commands import AddBoxesCommand
-from rpn_core.annotations import Box, ImageAnnotation
-from rpn_core.formats import open_store
+from app.state.undo import AddBoxesCommand
+from rpn_core.annotation.data import Box, ImageAnnotation
+from rpn_core.annotation.formats import open_store
 
 W, H = 320, 240  # make_folder's image size
 

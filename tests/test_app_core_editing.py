@@ -1,12 +1,11 @@
-"""The Qt-free editing core: rpn_core.box_edit geometry and rpn_core.document operations
+"""The Qt-free editing core: rpn_core.annotation.box_edit geometry and rpn_core.annotation.document operations
 (hand-computed expectations)."""
 
 from __future__ import annotations
 
 import pytest
 
-from rpn_core.annotations import Box, ImageAnnotation
-from rpn_core.box_edit import (
+from rpn_core.annotation.box_edit import (
     clamp_group_delta,
     handle_points,
     pick_handle,
@@ -14,7 +13,8 @@ from rpn_core.box_edit import (
     resize,
     translate_within,
 )
-from rpn_core.document import Document
+from rpn_core.annotation.data import Box, ImageAnnotation
+from rpn_core.annotation.document import Document
 
 
 def test_handle_points_clockwise_from_top_left():

@@ -7,11 +7,11 @@ import pytest
 from app_testing import make_folder, make_image, open_window
 from PySide6.QtCore import Qt
 
-from app.commands import AddBoxesCommand
-from app.image_state import ImageState
-from app.main_window import MainWindow
-from app.settings import AppSettings
-from rpn_core.annotations import Box
+from app.common.settings import AppSettings
+from app.shell.main_window import MainWindow
+from app.state.undo import AddBoxesCommand
+from rpn_core.annotation.data import Box
+from rpn_core.annotation.image_state import ImageState
 
 
 @pytest.fixture

@@ -2,7 +2,7 @@
 window with a real (tiny, randomly initialised) RPNModel, real mouse clicks on the table and the
 canvas, accept + one Ctrl+Z, a bad weights file, stale runs and Selective Search.
 
-The model is a genuine :class:`rpn_core.model.RPNModel` built with a small input size
+The model is a genuine :class:`rpn_core.rpn.model.RPNModel` built with a small input size
 (shorter side 96) so a forward pass takes milliseconds; no test replaces it with a fake.
 """
 
@@ -17,8 +17,7 @@ from PySide6.QtCore import QPoint, Qt
 from PySide6.QtGui import QColor, QImage, QPainter
 from PySide6.QtWidgets import QGraphicsScene
 
-from app.main_window import MainWindow
-from app.proposals_layer import (
+from app.proposals.layer import (
     N_BINS,
     VIRIDIS,
     ProposalsLayer,
@@ -27,7 +26,8 @@ from app.proposals_layer import (
     rank_bins,
     score_bins,
 )
-from app.proposals_panel import AUTO_RUN_KEY
+from app.proposals.panel import AUTO_RUN_KEY
+from app.shell.main_window import MainWindow
 
 TIMEOUT = 60_000  # ms: the first run imports torch in the background on a shared 2-core box
 
@@ -110,7 +110,7 @@ def test_proposal_at_hits_outlines_only_smallest_first():
 
 
 def test_table_model_shows_whole_pixels_and_sorts_on_exact_values(qtbot):
-    from app.proposals_table import COLUMNS, SORT_ROLE, ProposalsTableModel, make_proxy
+    from app.proposals.table import COLUMNS, SORT_ROLE, ProposalsTableModel, make_proxy
 
     model = ProposalsTableModel()
     boxes = np.array([[10.4, 20.6, 50.0, 40.0], [0.0, 0.0, 9.0, 100.0], [1.0, 2.0, 3.0, 4.0]])
@@ -156,8 +156,8 @@ def test_layer_paints_in_batches_with_the_score_colour(qtbot):
 @pytest.fixture(scope="module")
 def tiny_model():
     torch = pytest.importorskip("torch")
-    from rpn_core.model import RPNModel
-    from rpn_core.rpn_config import RPNConfig
+    from rpn_core.rpn.config import RPNConfig
+    from rpn_core.rpn.model import RPNModel
 
     torch.manual_seed(0)
     return RPNModel(RPNConfig(min_side=96, max_side=160), device="cpu")
@@ -193,7 +193,7 @@ def click_row(qtbot, table, row, modifier=Qt.KeyboardModifier.NoModifier) -> Non
 
 
 def test_auto_run_lists_proposals_and_controls_reselect_without_backbone(qtbot, window, tmp_path):
-    from rpn_core.model import select_proposals
+    from rpn_core.rpn.model import select_proposals
 
     panel = window.proposals_panel
     open_and_wait(qtbot, window, tmp_path / "imgs" / "a.png")
@@ -331,7 +331,7 @@ def test_new_image_supersedes_a_stale_run(qtbot, window, tmp_path):
 
 
 def test_selective_search_side_by_side_with_time_and_recall(qtbot, window, tmp_path):
-    from rpn_core.proposals import best_iou_per_gt, recall_at_iou
+    from rpn_core.rpn.proposals import best_iou_per_gt, recall_at_iou
 
     panel = window.proposals_panel
     open_and_wait(qtbot, window, tmp_path / "imgs" / "a.png")
@@ -342,8 +342,8 @@ def test_selective_search_side_by_side_with_time_and_recall(qtbot, window, tmp_p
     assert not panel.ui.nms_spin.isEnabled()  # SS has no scores to threshold or NMS
 
     ss_boxes = panel.layer.boxes.copy()
-    from app.commands import AddBoxesCommand
-    from rpn_core.annotations import Box
+    from app.state.undo import AddBoxesCommand
+    from rpn_core.annotation.data import Box
 
     doc = window.document
     doc.undo_stack.push(AddBoxesCommand(doc, [Box(*map(float, ss_boxes[0]))]))
@@ -368,7 +368,7 @@ def test_arrows_follow_the_anchors_of_the_top_proposals(qtbot, window, tmp_path)
     qtbot.mouseClick(panel.ui.arrows_box, Qt.MouseButton.LeftButton,
                      pos=QPoint(8, panel.ui.arrows_box.height() // 2))
     assert panel.layer.show_arrows()
-    from rpn_core.model import select_proposals
+    from rpn_core.rpn.model import select_proposals
 
     raw = panel._runs["rpn"].raw
     sel = select_proposals(raw)
@@ -388,7 +388,7 @@ def test_colour_choice_reaches_the_layer_and_legend(qtbot, window, tmp_path):
 
 
 def test_model_loads_lazily_from_a_file_with_a_visible_state(qtbot, window, tmp_path, tiny_model):
-    from rpn_core.model import save_weights
+    from rpn_core.rpn.model import save_weights
 
     path = tmp_path / "tiny.safetensors"
     save_weights(tiny_model, path)
@@ -423,7 +423,7 @@ def test_a_replaced_model_reruns_the_proposals(qtbot, window, tmp_path, tiny_mod
 def test_rpn_job_maps_a_downscaled_display_copy_back_to_original_pixels(tiny_model):
     # A huge image is shown (and run) as a copy downscaled by ``scale``; results must come
     # back in original pixels: the same network output, multiplied by 1 / scale = 2.
-    from app.proposal_jobs import rpn_job
+    from rpn_core.rpn.jobs import rpn_job
 
     pixels = np.random.default_rng(1).integers(0, 256, size=(120, 160, 3), dtype=np.uint8)
 
@@ -451,7 +451,7 @@ def test_every_anchor_recall_golden_and_recomputes_only_edited_boxes():
     cache then holds A's old and new places and B, computed once each."""
     from types import SimpleNamespace
 
-    from app.proposal_jobs import ProposalRun
+    from rpn_core.rpn.jobs import ProposalRun
 
     boxes = np.array([[0, 0, 10, 10], [20, 20, 30, 30]], dtype=np.float32)
     run = ProposalRun("rpn", token=1, seconds=0.0, raw=SimpleNamespace(boxes=boxes))

@@ -71,7 +71,7 @@ def test_version_and_subcommand_delegation_without_qt():
 
 def test_gui_modules_do_not_import_torch_at_import_time():
     out = run_python(
-        "import sys, app.main_window, app.launch\nprint('torch' in sys.modules)", display=True
+        "import sys, app.shell.main_window, app.shell.launch\nprint('torch' in sys.modules)", display=True
     )
     assert out.returncode == 0, out.stderr
     assert out.stdout.strip() == "False"

@@ -16,9 +16,9 @@ import pytest
 import torch
 from PySide6.QtCore import Qt
 
-from rpn_core.annotations import Box, ImageAnnotation
-from rpn_core.formats import open_store
-from rpn_core.train_types import TrainConfig
+from rpn_core.annotation.data import Box, ImageAnnotation
+from rpn_core.annotation.formats import open_store
+from rpn_core.training.types import TrainConfig
 
 sys.path.insert(0, str(Path(__file__).parent))
 from app_testing import make_folder, open_window  # noqa: E402
@@ -29,7 +29,7 @@ FAST = dict(epochs=2, batch_size=2, augment_copies=1, warmup_steps=1)
 
 @pytest.fixture(scope="module")
 def tiny_model():
-    from rpn_core.model import RPNModel
+    from rpn_core.rpn.model import RPNModel
 
     torch.manual_seed(0)
     return RPNModel(TINY, device="cpu")
@@ -167,10 +167,12 @@ def test_one_set_of_weights_actions_behind_both_docks(qtbot, window, tmp_path, m
 
 
 def test_training_uses_the_anchor_labs_set_when_it_differs(qtbot, window):
-    from rpn_core.anchors import AnchorConfig
+    from rpn_core.anchors.grid import AnchorConfig
 
     panel, ui, lab = window.train_panel, window.train_panel.ui, window.anchor_lab
-    qtbot.waitUntil(lambda: lab.ready and lab.model_anchor_config is not None, timeout=60000)
+    qtbot.waitUntil(
+        lambda: lab.ready and window.model_loader.model_if_ready() is not None, timeout=60000
+    )
     model = window.model_loader.model_if_ready()
     assert lab.anchor_config == model.config.anchors  # the lab follows the loaded model
     # A set with another stride cannot run on the stride-16 backbone: clear error, no run.

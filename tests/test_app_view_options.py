@@ -4,7 +4,7 @@ key and mouse events on the real MainWindow.
 The test images come from ``app_testing.make_image``: pixel (x, y) of image ``i`` is
 ``((3x + 40i) % 256, 5y % 256, (70i + 20) % 256)``, so pixel (20, 20) of image 0 is
 (60, 100, 20) and of image 1 is (100, 100, 90). Expected adjusted values follow the rule of
-:mod:`rpn_core.image_adjust`: out = round(gain * (128 + contrast * (v - 128))), clipped.
+:mod:`rpn_core.images.adjust`: out = round(gain * (128 + contrast * (v - 128))), clipped.
 """
 
 from __future__ import annotations
@@ -15,13 +15,13 @@ from app_testing import drag_image, make_folder, open_window, view_pos
 from PySide6.QtCore import QPoint, Qt
 from PySide6.QtGui import QColor, QImage
 
-from app.commands import AddBoxesCommand
-from app.help_text import SHORTCUTS
-from app.main_window import MainWindow
-from app.view_options import adjusted_qimage
-from rpn_core.annotations import Box
-from rpn_core.image_adjust import ImageAdjustment
-from rpn_core.imageio import load_image
+from app.annotate.view_options import adjusted_qimage
+from app.shell.help import SHORTCUTS
+from app.shell.main_window import MainWindow
+from app.state.undo import AddBoxesCommand
+from rpn_core.annotation.data import Box
+from rpn_core.images.adjust import ImageAdjustment
+from rpn_core.images.loading import load_image
 
 CTRL = Qt.KeyboardModifier.ControlModifier
 CTRL_SHIFT = Qt.KeyboardModifier.ControlModifier | Qt.KeyboardModifier.ShiftModifier
@@ -238,7 +238,7 @@ def test_steps_stop_at_the_limit(qtbot, window):
 def test_adjustment_applies_to_a_downscaled_display_copy(
     qtbot, tmp_path, app_settings, monkeypatch
 ):
-    import rpn_core.imageio as imageio
+    import rpn_core.images.loading as imageio
 
     monkeypatch.setattr(imageio, "DISPLAY_MAX_PIXELS", 20_000)
     make_folder(tmp_path / "big", n=1)

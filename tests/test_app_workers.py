@@ -1,4 +1,4 @@
-"""The background worker, the superseding runner and the lazy model loader (app/workers.py).
+"""The background worker, the superseding runner and the lazy model loader (app/common/workers.py).
 
 Jobs here are real Qt-free functions and generators; threads are synchronised with
 ``threading.Event`` so no test depends on timing.
@@ -9,19 +9,25 @@ from __future__ import annotations
 import threading
 
 import pytest
-from PySide6.QtCore import QThreadPool
 
-from app.workers import ModelLoader, ModelState, TaskRunner, Worker, describe_exception
+from app.common.workers import (
+    Lane,
+    ModelLoader,
+    ModelState,
+    TaskRunner,
+    Worker,
+    describe_exception,
+    wait_for_lane,
+)
 
 TIMEOUT = 10_000  # ms; generous for a loaded 2-core machine
 
 
 @pytest.fixture()
 def pool():
-    p = QThreadPool()
-    p.setMaxThreadCount(2)
-    yield p
-    assert p.waitForDone(TIMEOUT)
+    """The lane the tests' workers run on; every job of it has ended after the test."""
+    yield Lane.INTERACTIVE
+    assert wait_for_lane(Lane.INTERACTIVE, TIMEOUT)
 
 
 def squares(n: int):
@@ -136,7 +142,7 @@ def test_cancelled_plain_call_drops_its_result(qtbot, pool):
 
 
 def test_runner_supersedes_a_stale_run(qtbot, pool):
-    runner = TaskRunner(pool=pool)
+    runner = TaskRunner(lane=pool)
     entered, release = threading.Event(), threading.Event()
 
     def old_image() -> str:
@@ -163,7 +169,7 @@ def test_runner_supersedes_a_stale_run(qtbot, pool):
 
 
 def test_runner_forwards_failures_of_the_current_run(qtbot, pool):
-    runner = TaskRunner(pool=pool)
+    runner = TaskRunner(lane=pool)
     with qtbot.waitSignal(runner.failed, timeout=TIMEOUT) as blocker:
         runner.submit(int, "not a number")
     assert blocker.args[0].startswith("ValueError: invalid literal for int()")
@@ -171,8 +177,8 @@ def test_runner_forwards_failures_of_the_current_run(qtbot, pool):
 
 
 def test_model_loader_reports_a_bad_weights_file(qtbot, pool, tmp_path):
-    pytest.importorskip("rpn_core.model")
-    from rpn_core.model import WeightsError
+    pytest.importorskip("rpn_core.rpn.model")
+    from rpn_core.rpn.model import WeightsError
 
     bad = tmp_path / "rpn.safetensors"
     bad.write_bytes(b"\x80\x04this is a pickle, not safetensors")

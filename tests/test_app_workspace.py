@@ -10,11 +10,11 @@ from app_testing import drag_image, make_folder, make_image, open_window, show_z
 from PIL import Image
 from PySide6.QtCore import Qt
 
-from app.commands import AddBoxesCommand
-from app.image_state import ImageState
-from app.workspace import AUTOSAVE_DELAY_MS
-from rpn_core.annotations import Box, ImageAnnotation
-from rpn_core.formats import open_store
+from app.annotate.workspace import AUTOSAVE_DELAY_MS
+from app.state.undo import AddBoxesCommand
+from rpn_core.annotation.data import Box, ImageAnnotation
+from rpn_core.annotation.formats import open_store
+from rpn_core.annotation.image_state import ImageState
 
 
 @pytest.fixture
@@ -170,7 +170,7 @@ def test_exif_rotated_image_opens_upright(qtbot, tmp_path, app_settings):
 def test_downscaled_huge_image_keeps_original_coordinates(
     qtbot, tmp_path, app_settings, monkeypatch
 ):
-    import rpn_core.imageio as imageio
+    import rpn_core.images.loading as imageio
 
     monkeypatch.setattr(imageio, "DISPLAY_MAX_PIXELS", 20_000)  # 320x240 = 76,800 px > budget
     make_image(tmp_path / "big" / "x.png", 0)
@@ -277,7 +277,7 @@ def test_background_scan_shows_states_before_any_visit(qtbot, tmp_path, app_sett
     }
 
 
-# rpn_core.imageio silences Pillow's warning for the app; pytest resets filters per test.
+# rpn_core.images.loading silences Pillow's warning for the app; pytest resets filters per test.
 @pytest.mark.filterwarnings("ignore::PIL.Image.DecompressionBombWarning")
 def test_decompression_bomb_is_refused_with_the_reason(qtbot, tmp_path, app_settings):
     import struct

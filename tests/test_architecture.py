@@ -5,7 +5,7 @@ import sys
 
 CODE = """
 import importlib, pkgutil, sys
-import rpn_core, rpn_core.cli
+import rpn_core, rpn_core.cli.main
 loaded_torch_early = 'torch' in sys.modules
 for m in pkgutil.walk_packages(rpn_core.__path__, 'rpn_core.'):
     importlib.import_module(m.name)

@@ -8,7 +8,7 @@ import os
 import pytest
 
 from rpn_core import atomic
-from rpn_core.annotations import AnnotationWriteError
+from rpn_core.annotation.data import AnnotationWriteError
 from rpn_core.atomic import atomic_write_bytes, atomic_write_text, backup_once, backup_path
 
 

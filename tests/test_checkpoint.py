@@ -10,18 +10,18 @@ from pathlib import Path
 import pytest
 import torch
 
-from rpn_core.anchors import AnchorConfig
-from rpn_core.checkpoint import (
+from rpn_core.anchors.grid import AnchorConfig
+from rpn_core.rpn.checkpoint import (
     CheckpointError,
     describe_anchor_mismatch,
     load_checkpoint,
     read_checkpoint,
     save_checkpoint,
 )
-from rpn_core.model import RPNModel, load_model
-from rpn_core.rpn_config import RPNConfig
-from rpn_core.train import TrainConfig, fine_tune
-from rpn_core.weights import WeightsError, write_weights
+from rpn_core.rpn.config import RPNConfig
+from rpn_core.rpn.model import RPNModel, load_model
+from rpn_core.rpn.weights import WeightsError, write_weights
+from rpn_core.training.finetune import TrainConfig, fine_tune
 
 sys.path.insert(0, str(Path(__file__).parent))
 from test_train import TINY, make_items  # noqa: E402

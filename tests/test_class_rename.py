@@ -12,9 +12,9 @@ import xml.etree.ElementTree as ET
 import pytest
 from PIL import Image
 
-from rpn_core.annotations import Box, ImageAnnotation
-from rpn_core.class_rename import plan_class_rename, rename_class
-from rpn_core.formats import open_store
+from rpn_core.annotation.class_rename import plan_class_rename, rename_class
+from rpn_core.annotation.data import Box, ImageAnnotation
+from rpn_core.annotation.formats import open_store
 
 W, H = 60, 40
 

@@ -10,7 +10,8 @@ import cv2
 import numpy as np
 import pytest
 
-from rpn_core.cli import main
+import resources
+from app.__main__ import main  # the entry point: it passes the embedded weights in
 
 OPENCV_DATA = Path("/usr/share/doc/opencv-doc/examples/data")
 PHOTO = OPENCV_DATA / "messi5.jpg"  # 548 x 342, not an image reserved for evaluation
@@ -19,8 +20,8 @@ pytestmark = pytest.mark.skipif(not PHOTO.exists(), reason="opencv-doc not insta
 
 def test_commands_do_not_import_torch_at_import_time():
     code = (
-        "import sys, rpn_core.cli as c; c.build_parser();"
-        "import rpn_core.commands.propose, rpn_core.commands.evaluate;"
+        "import sys, rpn_core.cli.main as c; c.build_parser();"
+        "import rpn_core.cli.propose, rpn_core.cli.evaluate;"
         "print('torch' in sys.modules)"
     )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
@@ -121,8 +122,8 @@ def _messi_folder(tmp_path):
 def test_eval_breakdown_rows_match_their_definitions(tmp_path, capsys):
     """--breakdown's rows, recomputed here from the model's raw output: every anchor's box
     (N = all), the top N by score without NMS, and the usual proposals (top N after NMS)."""
-    from rpn_core.model import load_embedded_model, propose
-    from rpn_core.proposals import average_recall, best_iou_per_gt, recall_at_iou
+    from rpn_core.rpn.model import load_embedded_model, propose
+    from rpn_core.rpn.proposals import average_recall, best_iou_per_gt, recall_at_iou
 
     data, rgb, gt = _messi_folder(tmp_path)
     out = tmp_path / "metrics.json"
@@ -134,7 +135,7 @@ def test_eval_breakdown_rows_match_their_definitions(tmp_path, capsys):
     assert set(metrics) == {"rpn", "rpn-no-nms", "rpn-every-anchor"}
     assert set(metrics["rpn-every-anchor"]) == {"all"}
 
-    model = load_embedded_model()
+    model = load_embedded_model(resources.embedded_weights())
     raw = model.raw_proposals(model.compute_features(rgb))
     by_score = raw.boxes[np.argsort(-raw.scores, kind="stable")]
     expected = {

@@ -9,10 +9,10 @@ import pytest
 from PIL import Image
 from pycocotools.coco import COCO
 
-from rpn_core.annotations import Box, ImageAnnotation
-from rpn_core.cli import main
-from rpn_core.dataset import load_dataset
-from rpn_core.formats import open_store
+from rpn_core.annotation.data import Box, ImageAnnotation
+from rpn_core.annotation.dataset import load_dataset
+from rpn_core.annotation.formats import open_store
+from rpn_core.cli.main import main
 
 BOXES = {
     "a.jpg": [Box(0, 0, 10, 20, "cat"), Box(30, 5, 64, 48, "dog")],

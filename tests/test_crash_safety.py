@@ -23,8 +23,8 @@ import numpy as np
 import pytest
 
 from rpn_core import atomic
-from rpn_core.annotations import AnnotationWriteError, Box, ImageAnnotation
-from rpn_core.formats import open_store
+from rpn_core.annotation.data import AnnotationWriteError, Box, ImageAnnotation
+from rpn_core.annotation.formats import open_store
 
 pytestmark = pytest.mark.skipif(not hasattr(os, "fork"), reason="the kill harness forks")
 
@@ -131,7 +131,7 @@ def test_sigkill_during_annotation_saves_keeps_a_parseable_file_200_times(tmp_pa
 @pytest.fixture(scope="module")
 def two_models():
     torch = pytest.importorskip("torch")
-    from rpn_core.model import RPNModel
+    from rpn_core.rpn.model import RPNModel
 
     torch.manual_seed(0)
     a = RPNModel(device="cpu")
@@ -158,7 +158,7 @@ def _run_checkpoint_kills(tmp_path: Path, models, iterations: int, seed: int) ->
 
 
 def _checkpoint_kills(tmp_path: Path, models, iterations: int, seed: int) -> list[int]:
-    from rpn_core.checkpoint import read_checkpoint, save_checkpoint
+    from rpn_core.rpn.checkpoint import read_checkpoint, save_checkpoint
 
     rng = np.random.default_rng(seed)
     prints = [_fingerprint(m.state_dict()) for m in models]
@@ -188,11 +188,11 @@ def test_kill_between_the_tensor_file_and_its_sidecar_keeps_a_loadable_checkpoin
     """Deterministic version of the random kills below: SIGKILL right after the first file.
 
     Found by the random kills (26 of 200 left a sha256 mismatch when the tensors were written
-    before the sidecar); fixed in rpn_core/weights.py (sidecar first, with "previous")."""
+    before the sidecar); fixed in rpn_core/rpn/weights.py (sidecar first, with "previous")."""
     import torch
 
-    from rpn_core import weights
-    from rpn_core.checkpoint import read_checkpoint, save_checkpoint
+    from rpn_core.rpn import weights
+    from rpn_core.rpn.checkpoint import read_checkpoint, save_checkpoint
 
     path = tmp_path / "checkpoint.safetensors"
     save_checkpoint(two_models[0], path)

@@ -15,19 +15,19 @@ from app_testing import make_folder, open_window
 
 torch = pytest.importorskip("torch")
 
-from rpn_core import train_engine  # noqa: E402 - after the torch skip
-from rpn_core.annotations import Box, ImageAnnotation  # noqa: E402
-from rpn_core.checkpoint import save_checkpoint  # noqa: E402
-from rpn_core.formats import open_store  # noqa: E402
-from rpn_core.rpn_config import RPNConfig  # noqa: E402
-from rpn_core.train_types import TrainConfig  # noqa: E402
+from rpn_core.annotation.data import Box, ImageAnnotation  # noqa: E402
+from rpn_core.annotation.formats import open_store  # noqa: E402
+from rpn_core.rpn.checkpoint import save_checkpoint  # noqa: E402
+from rpn_core.rpn.config import RPNConfig  # noqa: E402
+from rpn_core.training import engine as train_engine  # noqa: E402 - after the torch skip
+from rpn_core.training.types import TrainConfig  # noqa: E402
 
 CONFIG = TrainConfig(epochs=2, batch_size=1, augment_copies=1, warmup_steps=0, val_fraction=0.25)
 
 
 @pytest.fixture
 def window(qtbot, app_settings, tmp_path):
-    from rpn_core.model import RPNModel
+    from rpn_core.rpn.model import RPNModel
 
     threads = torch.get_num_threads()
     torch.set_num_threads(1)

@@ -17,11 +17,11 @@ import pytest
 
 torch = pytest.importorskip("torch")
 
-from rpn_core import train_engine  # noqa: E402 - after the torch skip
-from rpn_core.checkpoint import load_checkpoint, save_checkpoint  # noqa: E402
-from rpn_core.model import RPNModel  # noqa: E402
-from rpn_core.rpn_config import RPNConfig  # noqa: E402
-from rpn_core.train import TrainConfig, TrainingError, fine_tune  # noqa: E402
+from rpn_core.rpn.checkpoint import load_checkpoint, save_checkpoint  # noqa: E402
+from rpn_core.rpn.config import RPNConfig  # noqa: E402
+from rpn_core.rpn.model import RPNModel  # noqa: E402
+from rpn_core.training import engine as train_engine  # noqa: E402 - after the torch skip
+from rpn_core.training.finetune import TrainConfig, TrainingError, fine_tune  # noqa: E402
 
 FAIL_AT = 3  # the 3rd training step fails; steps 1-2 are good
 

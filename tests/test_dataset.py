@@ -5,9 +5,9 @@ from __future__ import annotations
 import numpy as np
 from PIL import Image
 
-from rpn_core.annotations import Box, ImageAnnotation
-from rpn_core.dataset import load_dataset
-from rpn_core.formats import open_store
+from rpn_core.annotation.data import Box, ImageAnnotation
+from rpn_core.annotation.dataset import load_dataset
+from rpn_core.annotation.formats import open_store
 
 
 def make_folder(tmp_path):

@@ -9,8 +9,8 @@ from hypothesis import given
 from hypothesis import strategies as st
 from pycocotools.coco import COCO
 
-from rpn_core.annotations import AnnotationReadError, Box, ImageAnnotation
-from rpn_core.formats.coco import CocoDocument, parse_coco
+from rpn_core.annotation.data import AnnotationReadError, Box, ImageAnnotation
+from rpn_core.annotation.formats.coco import CocoDocument, parse_coco
 
 # What CVAT's "COCO 1.0" export writes (bare file names, empty segmentation, attributes).
 CVAT_COCO = {

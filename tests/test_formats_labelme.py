@@ -8,9 +8,9 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from rpn_core.annotations import AnnotationReadError, Box, ImageAnnotation
-from rpn_core.formats.labelme import format_labelme, parse_labelme
-from rpn_core.formats.voc import format_voc, parse_voc
+from rpn_core.annotation.data import AnnotationReadError, Box, ImageAnnotation
+from rpn_core.annotation.formats.labelme import format_labelme, parse_labelme
+from rpn_core.annotation.formats.voc import format_voc, parse_voc
 
 # As labelme 5 saves it (LabelFile.save: json.dump(..., ensure_ascii=False, indent=2)); the
 # rectangle's corners are in drag order (bottom-right first here), the 4-point rectangle is

@@ -9,8 +9,8 @@ import numpy as np
 import pytest
 
 from rpn_core import atomic
-from rpn_core.annotations import AnnotationReadError, AnnotationWriteError, Box, ImageAnnotation
-from rpn_core.formats import FORMATS, detect_format, open_store
+from rpn_core.annotation.data import AnnotationReadError, AnnotationWriteError, Box, ImageAnnotation
+from rpn_core.annotation.formats import FORMATS, detect_format, open_store
 
 BOXES = [Box(1, 2, 30, 20, "cat"), Box(40, 10, 60, 40, "dog", difficult=True)]
 

@@ -9,8 +9,8 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from rpn_core.annotations import AnnotationReadError, Box, ImageAnnotation
-from rpn_core.formats.voc import format_voc, parse_voc
+from rpn_core.annotation.data import AnnotationReadError, Box, ImageAnnotation
+from rpn_core.annotation.formats.voc import format_voc, parse_voc
 
 # Exactly what labelImg (HumanSignal/labelImg, pascal_voc_io.py) writes: lxml pretty print
 # with tabs, no XML declaration for UTF-8, verified="yes" on the root, the absolute <path>,

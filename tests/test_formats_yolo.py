@@ -8,8 +8,8 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from rpn_core.annotations import AnnotationReadError, Box, ImageAnnotation
-from rpn_core.formats.yolo import (
+from rpn_core.annotation.data import AnnotationReadError, Box, ImageAnnotation
+from rpn_core.annotation.formats.yolo import (
     format_classes,
     format_yolo,
     label_ids,

@@ -1,6 +1,6 @@
 """Property tests over every reader and writer, through real files (issue 7).
 
-For each annotation format, through :func:`rpn_core.formats.open_store` and files on disk:
+For each annotation format, through :func:`rpn_core.annotation.formats.open_store` and files on disk:
 
 * **read**: arbitrary bytes, and format-shaped documents with arbitrary field contents, give
   an annotation whose boxes are valid and inside the image, or an ``AnnotationReadError``
@@ -31,9 +31,9 @@ from hypothesis import assume, given
 from hypothesis import strategies as st
 from PIL import Image
 
-from rpn_core.annotations import AnnotationReadError, AnnotationWriteError, Box, ImageAnnotation
-from rpn_core.formats import open_store
-from rpn_core.imageio import ImageReadError, load_image
+from rpn_core.annotation.data import AnnotationReadError, AnnotationWriteError, Box, ImageAnnotation
+from rpn_core.annotation.formats import open_store
+from rpn_core.images.loading import ImageReadError, load_image
 
 _PROGRESS = os.environ.get("FUZZ_PROGRESS_DIR")  # long runs: one byte per example, per test
 
@@ -265,7 +265,7 @@ LABELS = st.text(st.characters(blacklist_categories=("Cs", "Cc", "Cn", "Zl", "Zp
 
 # Found by this test: YOLO wrote six decimals, so a box thinner than 5e-7 of the image (e.g.
 # 0.002 px of 5000 px) was written as size 0.000000 and dropped on re-read; fixed in
-# rpn_core/formats/yolo.py (six significant digits for such sizes). Boxes here are at least
+# rpn_core/annotation/formats/yolo.py (six significant digits for such sizes). Boxes here are at least
 # MIN_SIDE wide: smaller than that, YOLO's six decimals of the centre move the box more than
 # the round trip's tolerance.
 MIN_SIDE = 1e-9
@@ -367,7 +367,7 @@ def weights_seed() -> bytes:
 
 @given(data=st.data())
 def test_weights_bytes_load_or_give_a_typed_error(weights_seed, data):
-    from rpn_core.weights import WeightsError, read_weights
+    from rpn_core.rpn.weights import WeightsError, read_weights
 
     _count("weights")
     blob = data.draw(st.one_of(mutated([weights_seed]), st.binary(max_size=64)))

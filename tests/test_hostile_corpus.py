@@ -27,15 +27,15 @@ from corpus_fixtures import (  # noqa: F401 - fixtures are used by name
     snapshot,
 )
 
-from rpn_core.annotations import (
+from rpn_core.annotation.data import (
     AnnotationReadError,
     AnnotationWriteError,
     Box,
     ImageAnnotation,
 )
-from rpn_core.dataset import load_dataset
-from rpn_core.formats import open_store
-from rpn_core.imageio import ImageReadError, list_images, load_image, probe_image
+from rpn_core.annotation.dataset import load_dataset
+from rpn_core.annotation.formats import open_store
+from rpn_core.images.loading import ImageReadError, list_images, load_image, probe_image
 
 MC = make_corpus
 W, H = MC.CASE_SIZE  # 100 x 80
@@ -321,10 +321,10 @@ WEIGHT_CASES = {
 
 @pytest.mark.parametrize("name", sorted(WEIGHT_CASES))
 def test_bad_weights_give_a_typed_error_and_never_run_code(corpus_weights, name):
-    from rpn_core.anchors import AnchorConfig
-    from rpn_core.checkpoint import load_checkpoint
-    from rpn_core.model import load_model
-    from rpn_core.weights import WeightsError
+    from rpn_core.anchors.grid import AnchorConfig
+    from rpn_core.rpn.checkpoint import load_checkpoint
+    from rpn_core.rpn.model import load_model
+    from rpn_core.rpn.weights import WeightsError
 
     path = corpus_weights / name
     marker = corpus_weights / MC.EXPLOIT_MARKER
@@ -348,8 +348,8 @@ def test_the_exploit_payload_is_real(tmp_path):
 
 
 def test_checkpoint_from_another_anchor_configuration_is_explained(corpus_weights):
-    from rpn_core.anchors import AnchorConfig
-    from rpn_core.checkpoint import CheckpointError, load_checkpoint
+    from rpn_core.anchors.grid import AnchorConfig
+    from rpn_core.rpn.checkpoint import CheckpointError, load_checkpoint
 
     path = corpus_weights / "other-anchors.safetensors"
     with pytest.raises(CheckpointError) as info:
@@ -374,7 +374,7 @@ CLI_FOLDERS = {"voc": "voc", "yolo": "yolo", "labelme": "labelme", "images": "vo
 def test_convert_and_anchors_report_every_bad_file_and_change_nothing(
     corpus, tmp_path, capsys, name
 ):
-    from rpn_core.cli import main
+    from rpn_core.cli.main import main
 
     folder = corpus / name
     before = snapshot(folder)
@@ -395,7 +395,7 @@ def test_convert_and_anchors_report_every_bad_file_and_change_nothing(
 
 @pytest.mark.parametrize("name", ["exploit.pt", "truncated.safetensors"])
 def test_propose_with_bad_weights_exits_with_the_reason(corpus, corpus_weights, capsys, name):
-    from rpn_core.cli import main
+    from rpn_core.cli.main import main
 
     path = corpus_weights / name
     rc = main(["propose", str(corpus / "images" / "exif-1.jpg"), "--weights", str(path)])

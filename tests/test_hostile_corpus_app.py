@@ -24,10 +24,10 @@ from corpus_fixtures import (  # noqa: F401 - fixtures are used by name
 from PySide6.QtCore import Qt
 from test_hostile_corpus import COCO_EXPECTED, PER_IMAGE_CASES, UNREADABLE
 
-from app.commands import AddBoxesCommand
-from app.image_state import ImageState
+from app.state.undo import AddBoxesCommand
 from rpn_core import atomic
-from rpn_core.annotations import Box
+from rpn_core.annotation.data import Box
+from rpn_core.annotation.image_state import ImageState
 
 MC = make_corpus
 STEP_BUDGET_S = 5.0  # one image change, generous for a loaded 2-core CI machine
@@ -207,7 +207,7 @@ def test_symlink_loop_in_the_window_lists_each_image_once(qtbot, app_settings, t
 
 # Found here first (a foreign-anchor checkpoint proposed with its own anchors while the overlay
 # kept the lab's, silently); answered by the anchor lab: it adopts a loaded model's anchor set
-# and says so (app.anchor_lab._follow_model_loader). STYLE.md #7.
+# and says so (app.anchor_lab.controller._follow_model_loader). ARCHITECTURE.md rule 7.
 def test_checkpoint_with_other_anchors_in_the_window_is_explained(
     qtbot, app_settings, corpus, corpus_weights
 ):

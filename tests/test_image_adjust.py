@@ -1,4 +1,4 @@
-"""Display-only brightness / contrast lookup tables (rpn_core.image_adjust), golden values by
+"""Display-only brightness / contrast lookup tables (rpn_core.images.adjust), golden values by
 hand from the rule out = round((1 + 0.1 b) * (128 + (1 + 0.1 c) * (v - 128))), clipped."""
 
 from __future__ import annotations
@@ -6,7 +6,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from rpn_core.image_adjust import LIMITS, ImageAdjustment
+from rpn_core.images.adjust import LIMITS, ImageAdjustment
 
 B_MIN, B_MAX = LIMITS["brightness"]
 C_MIN, C_MAX = LIMITS["contrast"]

@@ -13,8 +13,8 @@ from hypothesis import given
 from hypothesis import strategies as st
 from PIL import Image, ImageOps
 
-from rpn_core import imageio
-from rpn_core.imageio import ImageReadError, list_images, load_image, probe_image
+from rpn_core.images import loading as imageio
+from rpn_core.images.loading import ImageReadError, list_images, load_image, probe_image
 
 # Upright test scene: 60 wide x 40 high, grey, with a red object covering the
 # 0-based continuous box (x1, y1, x2, y2) = (10, 5, 25, 15): columns 10..24, rows 5..14.

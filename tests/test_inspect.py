@@ -8,15 +8,15 @@ import numpy as np
 import pytest
 import torch
 
-from rpn_core.anchors import AnchorConfig, generate_anchors
-from rpn_core.inspect import (
+from rpn_core.anchors.explain import (
     best_possible_recall,
     encode_targets,
     explain_anchor,
     folder_statistics,
     image_statistics,
 )
-from rpn_core.labelling import LabelConfig, label_image
+from rpn_core.anchors.grid import AnchorConfig, generate_anchors
+from rpn_core.anchors.labelling import LabelConfig, label_image
 
 # A 64x64 image, one 32x32 anchor per location, stride 16: a 4x4 grid whose anchor at
 # (row, col) is centred on (16*col, 16*row), e.g. location (1, 1) -> box (0, 0, 32, 32).

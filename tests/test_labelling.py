@@ -1,4 +1,4 @@
-"""rpn_core.labelling: presets on constructed cases, parity with torchvision's Matcher."""
+"""rpn_core.anchors.labelling: presets on constructed cases, parity with torchvision's Matcher."""
 
 import pytest
 import torch
@@ -7,8 +7,8 @@ from hypothesis import strategies as st
 from torchvision.models.detection._utils import Matcher
 from torchvision.ops import box_iou
 
-from rpn_core.anchors import AnchorConfig, generate_anchors
-from rpn_core.labelling import (
+from rpn_core.anchors.grid import AnchorConfig, generate_anchors
+from rpn_core.anchors.labelling import (
     LabelConfig,
     anchor_grid_cross_boundary,
     anchor_grid_iou,

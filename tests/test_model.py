@@ -1,4 +1,4 @@
-"""rpn_core.model: anchors, targets and sampler wired to the overlay's code; selection; weights.
+"""rpn_core.rpn.model: anchors, targets and sampler wired to the overlay's code; selection; weights.
 
 The model runs on tiny images with small input sizes (and an untrained, randomly initialised
 backbone where weights do not matter), so the file stays fast.
@@ -17,9 +17,11 @@ import torch
 from torchvision.models.detection.anchor_utils import AnchorGenerator
 from torchvision.models.detection.image_list import ImageList
 
-from rpn_core.anchors import AnchorConfig, generate_anchors
-from rpn_core.labelling import LabelConfig, label_image, sample_minibatch
-from rpn_core.model import (
+import resources
+from rpn_core.anchors.grid import AnchorConfig, generate_anchors
+from rpn_core.anchors.labelling import LabelConfig, label_image, sample_minibatch
+from rpn_core.rpn.config import input_geometry, model_anchors
+from rpn_core.rpn.model import (
     ConfigAnchorGenerator,
     RawProposals,
     RPNConfig,
@@ -31,8 +33,7 @@ from rpn_core.model import (
     save_weights,
     select_proposals,
 )
-from rpn_core.rpn_config import input_geometry, model_anchors
-from rpn_core.rpn_modules import iou_aware_objectness_loss
+from rpn_core.rpn.modules import iou_aware_objectness_loss
 
 SMALL = RPNConfig(min_side=64, max_side=128)
 
@@ -345,9 +346,7 @@ def test_pickle_files_never_run(tmp_path, writer):
 
 
 def test_embedded_weights_load_and_are_trained():
-    m = load_embedded_model("cpu")
-    import resources
-
+    m = load_embedded_model(resources.embedded_weights(), "cpu")
     side = json.loads(resources.path_of("weights/rpn_mobilenetv2.json").read_text())
     assert m.config == RPNConfig.from_dict(side["config"])
     a = m.config.anchors.num_anchors_per_location
@@ -359,7 +358,7 @@ def test_embedded_weights_load_and_are_trained():
 
 @pytest.mark.parametrize("context", [False, True])
 def test_folded_backbone_equals_the_frozen_one(context):
-    from rpn_core.backbone import build_backbone, fold_frozen_bn
+    from rpn_core.rpn.backbone import build_backbone, fold_frozen_bn
 
     torch.manual_seed(2)
     b = build_backbone(context=context)
@@ -393,7 +392,7 @@ def test_inference_backbone_follows_weight_changes(model):
 
 
 def test_bf16_inference_is_close_to_float32(model):
-    from rpn_core.model import _cpu_has_bf16
+    from rpn_core.rpn.model import _cpu_has_bf16
 
     img = _image(64, 96, seed=5)
     model.bf16_inference = False
@@ -424,17 +423,17 @@ def test_propose_defaults_come_from_the_models_config():
 
 def test_embedded_config_is_the_sidecars_without_torch_and_falls_back(monkeypatch, tmp_path):
     import resources
-    from rpn_core.rpn_config import embedded_config
+    from rpn_core.rpn.config import embedded_config
 
-    side = json.loads(resources.path_of("weights/rpn_mobilenetv2.json").read_text())
-    assert embedded_config() == RPNConfig.from_dict(side["config"])
-    assert embedded_config() == load_embedded_model("cpu").config
-    monkeypatch.setattr(resources, "path_of", lambda rel: tmp_path / "missing.json")
-    assert embedded_config() == RPNConfig()
+    side = json.loads(resources.embedded_sidecar().read_text())
+    embedded = embedded_config(resources.embedded_sidecar())
+    assert embedded == RPNConfig.from_dict(side["config"])
+    assert embedded == load_embedded_model(resources.embedded_weights(), "cpu").config
+    assert embedded_config(tmp_path / "missing.json") == RPNConfig()
 
 
 def test_with_anchors_keeps_the_network_and_maps_each_anchor_to_its_closest_shape(model):
-    from rpn_core.model import with_anchors
+    from rpn_core.rpn.model import with_anchors
 
     old = model.config.anchors  # 64, 128, 256 x ratios 0.5, 1, 2: index = ratio * 3 + size
     assert with_anchors(model, old) is model
@@ -458,7 +457,7 @@ def test_with_anchors_keeps_the_network_and_maps_each_anchor_to_its_closest_shap
 
 
 def test_with_anchors_trains_and_saves_with_the_new_anchors(tmp_path):
-    from rpn_core.model import with_anchors
+    from rpn_core.rpn.model import with_anchors
 
     torch.manual_seed(5)
     base = RPNModel(SMALL, device="cpu")

@@ -7,8 +7,8 @@ next/previous image, zoom, undo, redo. Invariants after each action:
 
 * every box is valid and inside its image (:mod:`rpn_core.boxes` convention), and the canvas
   shows exactly the document's boxes;
-* the anchor overlay's labels equal a fresh :func:`rpn_core.labelling.label_anchors` on
-  :func:`rpn_core.anchors.generate_anchors` for the current boxes;
+* the anchor overlay's labels equal a fresh :func:`rpn_core.anchors.labelling.label_anchors` on
+  :func:`rpn_core.anchors.grid.generate_anchors` for the current boxes;
 * the title's ``*`` is the document's dirty flag.
 
 Before leaving an image: undo all the way gives exactly the boxes the image arrived with, and
@@ -26,7 +26,7 @@ import pytest
 from app_testing import drag_view, make_image, open_window
 from PySide6.QtCore import QPoint, QPointF, Qt
 
-from rpn_core.formats import open_store
+from rpn_core.annotation.formats import open_store
 
 torch = pytest.importorskip("torch")
 
@@ -189,9 +189,9 @@ class Monkey:
         self.check_overlay()
 
     def check_overlay(self) -> None:
-        from rpn_core.anchors import generate_anchors
-        from rpn_core.labelling import label_anchors
-        from rpn_core.rpn_config import RPNConfig, input_geometry
+        from rpn_core.anchors.grid import generate_anchors
+        from rpn_core.anchors.labelling import label_anchors
+        from rpn_core.rpn.config import RPNConfig, input_geometry
 
         lab = self.w.anchor_lab
         w, h = self.doc.size
@@ -229,8 +229,8 @@ class Monkey:
 
 
 def _tiny_model():
-    from rpn_core.model import RPNModel
-    from rpn_core.rpn_config import RPNConfig
+    from rpn_core.rpn.config import RPNConfig
+    from rpn_core.rpn.model import RPNModel
 
     torch.manual_seed(0)
     return RPNModel(RPNConfig(min_side=96, max_side=160), device="cpu")
@@ -272,8 +272,8 @@ def test_monkey_1000_actions(qtbot, app_settings, tmp_path):
 
 
 def test_resizing_a_box_to_zero_width_is_refused_cleanly(qtbot, app_settings, tmp_path):
-    from app.commands import AddBoxesCommand
-    from rpn_core.annotations import Box
+    from app.state.undo import AddBoxesCommand
+    from rpn_core.annotation.data import Box
 
     image = make_image(tmp_path / "a.png", 0, (320, 240))
     window = open_window(qtbot, app_settings, [image], fmt="labelme")

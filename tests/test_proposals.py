@@ -1,4 +1,4 @@
-"""rpn_core.proposals: recall / AR golden values by hand, and Selective Search on real pixels."""
+"""rpn_core.rpn.proposals: recall / AR golden values by hand, and Selective Search on real pixels."""
 
 from pathlib import Path
 
@@ -6,7 +6,7 @@ import cv2
 import numpy as np
 import pytest
 
-from rpn_core.proposals import (
+from rpn_core.rpn.proposals import (
     AR_IOUS,
     average_recall,
     best_iou_per_gt,

@@ -12,12 +12,12 @@ import pytest
 import torch
 from torch.utils.data import DistributedSampler
 
-from rpn_core.anchors import AnchorConfig
-from rpn_core.model import RPNModel
-from rpn_core.rpn_config import RPNConfig
-from rpn_core.train import TrainConfig, TrainingError, fine_tune
-from rpn_core.train_data import Augment, TrainSample, apply_augment, as_samples, split_samples
-from rpn_core.train_engine import prepare_sample, recall_dict
+from rpn_core.anchors.grid import AnchorConfig
+from rpn_core.rpn.config import RPNConfig
+from rpn_core.rpn.model import RPNModel
+from rpn_core.training.data import Augment, TrainSample, apply_augment, as_samples, split_samples
+from rpn_core.training.engine import prepare_sample, recall_dict
+from rpn_core.training.finetune import TrainConfig, TrainingError, fine_tune
 
 TINY = RPNConfig(
     anchors=AnchorConfig(sizes=(24.0, 48.0), aspect_ratios=(0.5, 1.0, 2.0)),

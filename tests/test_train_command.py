@@ -11,12 +11,12 @@ import pytest
 import torch
 from PIL import Image
 
-from rpn_core.annotations import Box, ImageAnnotation
-from rpn_core.cli import main
-from rpn_core.commands.train import progress_line
-from rpn_core.formats import open_store
-from rpn_core.model import RPNModel, save_weights
-from rpn_core.train_types import Progress
+from app.__main__ import main  # the entry point: it passes the embedded weights in
+from rpn_core.annotation.data import Box, ImageAnnotation
+from rpn_core.annotation.formats import open_store
+from rpn_core.cli.train import progress_line
+from rpn_core.rpn.model import RPNModel, save_weights
+from rpn_core.training.types import Progress
 
 sys.path.insert(0, str(Path(__file__).parent))
 from test_train import TINY, make_items  # noqa: E402
@@ -89,7 +89,7 @@ def test_progress_line():
 def test_train_with_designed_anchors_writes_them_into_the_checkpoint(
     tmp_path, tiny_weights, capsys
 ):
-    from rpn_core.model import load_model
+    from rpn_core.rpn.model import load_model
 
     threads = torch.get_num_threads()
     torch.set_num_threads(1)

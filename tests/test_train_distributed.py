@@ -19,9 +19,9 @@ import torch
 from PIL import Image
 from safetensors.torch import load_file
 
-from rpn_core.annotations import Box, ImageAnnotation
-from rpn_core.formats import open_store
-from rpn_core.model import RPNModel, save_weights
+from rpn_core.annotation.data import Box, ImageAnnotation
+from rpn_core.annotation.formats import open_store
+from rpn_core.rpn.model import RPNModel, save_weights
 
 sys.path.insert(0, str(Path(__file__).parent))
 from test_train import TINY, make_items  # noqa: E402
@@ -29,10 +29,10 @@ from test_train import TINY, make_items  # noqa: E402
 WORKER = """
 import sys, numpy as np, torch
 from safetensors.torch import save_file
-from rpn_core.model import load_model
-from rpn_core.train import TrainConfig, fine_tune
-from rpn_core.train_engine import init_distributed
-from rpn_core.train_data import TrainSample
+from rpn_core.rpn.model import load_model
+from rpn_core.training.finetune import TrainConfig, fine_tune
+from rpn_core.training.engine import init_distributed
+from rpn_core.training.data import TrainSample
 
 ctx, device = init_distributed("cpu")
 model = load_model(sys.argv[1], "cpu")

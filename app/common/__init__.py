@@ -1,0 +1,1 @@
+"""Infrastructure every part of the GUI may use: settings, background workers, icons, the message bar."""

@@ -1,0 +1,1 @@
+"""The Proposals feature: the dock, its controls, the proposals layer and list."""

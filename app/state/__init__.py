@@ -1,0 +1,1 @@
+"""The app's shared state: the annotation document, its undo commands and the app state object."""

@@ -1,0 +1,1 @@
+"""Annotations: the data model, the document and its edits, folders as datasets, the file formats."""

@@ -1,0 +1,1 @@
+"""The headless command line ``rpn-studio convert | propose | eval | train | anchors``; one module per command."""

@@ -1,1 +1,0 @@
-"""Headless sub-commands of ``rpn-studio``; one module per command, see :mod:`rpn_core.cli`."""

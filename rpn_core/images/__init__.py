@@ -1,0 +1,1 @@
+"""Reading images (upright RGB, typed errors, size limits) and display-only adjustments."""

@@ -1,0 +1,1 @@
+"""The Region Proposal Network: its configuration, backbone, modules, weights, checkpoints and proposals."""

@@ -1,0 +1,398 @@
+"""The embedded Region Proposal Network: MobileNetV2 (stride 16) + torchvision's RPN.
+
+Import lazily (torch at module top). Box convention and shape names: see
+:mod:`rpn_core.boxes`; input frame vs original pixels: see :mod:`rpn_core.rpn.config`.
+
+Pieces
+------
+* backbone: :mod:`rpn_core.rpn.backbone` (frozen MobileNetV2 ``features[:14]``, 96 channels, plus
+  the stride-32 context of ``features[14:17]`` upsampled onto the same stride-16 grid: 256);
+* anchors: :class:`ConfigAnchorGenerator`, a module calling
+  :func:`rpn_core.anchors.grid.generate_anchors` -- the overlay's function and config;
+* head and loss: torchvision's ``RPNHead`` and ``RegionProposalNetwork``, whose training
+  targets come from :func:`rpn_core.anchors.labelling.label_anchors` and whose minibatch comes from
+  :func:`rpn_core.anchors.labelling.sample_minibatch` with a caller's ``torch.Generator``.
+
+Use: ``feats = model.compute_features(rgb)`` (the backbone, once), then
+``raw = model.raw_proposals(feats)`` (every anchor scored and refined), then
+:func:`select_proposals` as often as the controls change (top-k, NMS: milliseconds).
+"""
+
+from __future__ import annotations
+
+import functools
+from collections.abc import Sequence
+from dataclasses import dataclass, replace
+from pathlib import Path
+
+import numpy as np
+import torch
+from torch import nn
+from torchvision.models.detection.image_list import ImageList
+from torchvision.models.detection.rpn import RPNHead
+from torchvision.ops import nms
+
+from rpn_core.anchors.grid import AnchorConfig, base_anchors
+from rpn_core.rpn.backbone import (
+    FEATURE_CHANNELS,
+    backbone_channels,
+    build_backbone,
+    fold_frozen_bn,
+    prepare_image,
+)
+from rpn_core.rpn.config import RPNConfig, SelectionConfig
+from rpn_core.rpn.modules import (
+    ConfigAnchorGenerator,
+    ContextRPNHead,
+    LabelledRPN,
+    iou_aware_objectness_loss,
+)
+from rpn_core.rpn.types import Proposals, RawProposals
+from rpn_core.rpn.weights import WeightsError, read_weights, write_weights
+
+__all__ = [
+    "ConfigAnchorGenerator",
+    "ContextRPNHead",
+    "FeatureResult",
+    "Proposals",
+    "RPNConfig",
+    "RPNModel",
+    "RawProposals",
+    "WeightsError",
+    "default_device",
+    "load_embedded_model",
+    "load_model",
+    "propose",
+    "save_weights",
+    "select_proposals",
+    "selection_settings",
+    "with_anchors",
+]
+
+
+
+def default_device() -> torch.device:
+    """CUDA when present, the CPU otherwise."""
+    return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+
+
+@functools.cache
+def _cpu_has_bf16() -> bool:
+    try:
+        return bool(torch.ops.mkldnn._is_mkldnn_bf16_supported())
+    except (AttributeError, RuntimeError):  # private helper: absent means "don't know"
+        return False
+
+
+@dataclass(frozen=True)
+class FeatureResult:
+    """The backbone's output for one image (computed once, reused by every selection).
+
+    ``features`` ``(1, 96, Hf, Wf)``; ``image_size`` original ``(H, W)``; ``input_size``
+    the resized ``(H', W')``; ``padded_size`` the padded input; ``scale`` ``(H'/H, W'/W)``.
+    """
+
+    features: torch.Tensor
+    image_size: tuple[int, int]
+    input_size: tuple[int, int]
+    padded_size: tuple[int, int]
+    scale: tuple[float, float]
+
+    def to(self, device: torch.device | str) -> FeatureResult:
+        return FeatureResult(
+            self.features.to(device), self.image_size, self.input_size, self.padded_size, self.scale
+        )
+
+
+class RPNModel(nn.Module):
+    """Backbone + anchors + RPN head, configured by one :class:`RPNConfig`."""
+
+    def __init__(
+        self, config: RPNConfig | None = None, *, device: torch.device | str | None = None
+    ):
+        super().__init__()
+        self.config = config or RPNConfig()
+        a = self.config.anchors.num_anchors_per_location
+        context = self.config.context
+        self.backbone = build_backbone(context=context)
+        self.anchor_generator = ConfigAnchorGenerator(self.config.anchors)
+        depth = self.config.head_conv_depth
+        if context:
+            head = ContextRPNHead(backbone_channels(True), FEATURE_CHANNELS, a, depth)
+        else:
+            head = RPNHead(FEATURE_CHANNELS, a, conv_depth=depth)
+        self.rpn = LabelledRPN(self.config, self.anchor_generator, head)
+        self._fused: tuple | None = None  # (key, module): see _inference_backbone
+        # Used by compute_features only; turn off for bit-exact float32 features (training).
+        self.bf16_inference = True
+        self.to(device or default_device())
+        self.eval()
+
+    def _apply(self, fn, recurse=True):  # noqa: ANN001 - nn.Module's signature
+        # channels_last after every move: oneDNN's depthwise convolutions run ~10x faster in
+        # NHWC than in NCHW on the CPU (measured: 2.0 s vs 0.16 s for a 608 x 976 input).
+        super()._apply(fn, recurse)
+        for module in (self.backbone, self.rpn.head):
+            for p in module.parameters():
+                if p.ndim == 4:
+                    p.data = p.data.contiguous(memory_format=torch.channels_last)
+        return self
+
+    @property
+    def device(self) -> torch.device:
+        return next(self.rpn.head.parameters()).device
+
+    def train(self, mode: bool = True) -> RPNModel:
+        super().train(mode)
+        self.backbone.eval()  # frozen: never in training mode
+        return self
+
+    def head_parameters(self) -> list[nn.Parameter]:
+        """The trainable parameters (the RPN head; the backbone is frozen)."""
+        return list(self.rpn.head.parameters())
+
+    def forward(self, images: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """Padded batch ``(B, 3, Hp, Wp)`` -> logits ``(B, T)`` and deltas ``(B, T, 4)``."""
+        with torch.no_grad():
+            feats = self.backbone(images)
+        return self._head(feats)
+
+    def _head(self, feats: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        logits, deltas = self.rpn.head([feats])
+        b, a4, hf, wf = deltas[0].shape
+        # (B, A, Hf, Wf) -> (B, Hf, Wf, A): location-major, the anchors' order.
+        obj = logits[0].permute(0, 2, 3, 1).reshape(b, -1)
+        reg = deltas[0].view(b, a4 // 4, 4, hf, wf).permute(0, 3, 4, 1, 2).reshape(b, -1, 4)
+        return obj, reg
+
+    @torch.no_grad()
+    def compute_features(
+        self, image_rgb_uint8: np.ndarray, *, min_side: int | None = None
+    ) -> FeatureResult:
+        """Run the backbone once on an RGB ``uint8 (H, W, 3)`` image (``ValueError`` if bad).
+
+        ``min_side`` overrides the config's input size for this call (scale jitter in
+        training); ``max_side`` scales with it.
+        """
+        config = self.config
+        if min_side is not None and min_side != config.min_side:
+            max_side = round(min_side * config.max_side / config.min_side)
+            config = replace(config, min_side=min_side, max_side=max_side)
+        prep = prepare_image(image_rgb_uint8, config, self.device)
+        backbone = self._inference_backbone()
+        x = prep.tensor.contiguous(memory_format=torch.channels_last)
+        if self._use_bf16():
+            x = x.to(torch.bfloat16)
+        feats = backbone(x).float()
+        padded = tuple(prep.tensor.shape[-2:])
+        return FeatureResult(feats, prep.image_size, prep.input_size, padded, prep.scale)
+
+    def _inference_backbone(self) -> nn.Module:
+        """The backbone with batch-norm folded into its convolutions (~1.5x faster on the
+        CPU), in bfloat16 when :attr:`bf16_inference` is on; rebuilt whenever a backbone
+        tensor changed (moved, loaded or fine-tuned) or the flag did."""
+        key = tuple((t.data_ptr(), t._version) for t in self.backbone.state_dict().values())
+        key += (self._use_bf16(),)
+        if self._fused is None or self._fused[0] != key:
+            fused = fold_frozen_bn(self.backbone).to(memory_format=torch.channels_last)
+            self._fused = (key, fused.to(torch.bfloat16) if key[-1] else fused)
+        return self._fused[1]
+
+    def _use_bf16(self) -> bool:
+        """bfloat16 backbone only on a CPU with native bf16 (AVX512-BF16/AMX), where it costs
+        less CPU time for the same proposals (figures: the model card); elsewhere bf16 would
+        be slower, so float32 is used."""
+        return self.bf16_inference and self.device.type == "cpu" and _cpu_has_bf16()
+
+    def _anchors(self, feat: FeatureResult) -> torch.Tensor:
+        images = ImageList(feat.features.new_zeros((1, 1, *feat.padded_size)), [feat.input_size])
+        return self.anchor_generator(images, [feat.features])[0]
+
+    @torch.no_grad()
+    def raw_proposals(self, features: FeatureResult) -> RawProposals:
+        """Every anchor, its objectness and refined box, in original pixels (numpy)."""
+        feat = features.to(self.device)
+        logits, deltas = self._head(feat.features)
+        anchors = self._anchors(feat)
+        boxes = self.rpn.box_coder.decode_single(deltas[0], anchors)
+        sy, sx = feat.scale
+        to_orig = torch.tensor([sx, sy, sx, sy], device=anchors.device, dtype=anchors.dtype)
+        h, w = feat.image_size
+        boxes = boxes / to_orig
+        boxes[:, 0::2] = boxes[:, 0::2].clamp(0, w)
+        boxes[:, 1::2] = boxes[:, 1::2].clamp(0, h)
+        return RawProposals(
+            anchors=(anchors / to_orig).cpu().numpy(),
+            logits=logits[0].cpu().numpy(),
+            scores=torch.sigmoid(logits[0]).cpu().numpy(),
+            deltas=deltas[0].cpu().numpy(),
+            boxes=boxes.cpu().numpy(),
+            image_size=feat.image_size,
+        )
+
+    def losses(
+        self,
+        features: FeatureResult | Sequence[FeatureResult],
+        gt_boxes_list: Sequence[object],
+        generator: torch.Generator | None = None,
+        *,
+        objectness_target: str = "label",
+    ) -> dict[str, torch.Tensor]:
+        """torchvision's RPN loss on images' features and GT boxes (original pixels).
+
+        Targets from :func:`label_anchors`, minibatch from :func:`sample_minibatch` drawn
+        with ``generator``. Returns ``{"loss_objectness", "loss_rpn_box_reg"}`` (with grad
+        through the head). GT boxes must be valid (``ValueError`` names a bad one).
+
+        ``objectness_target="iou"`` keeps the same minibatch and box loss but gives each
+        sampled foreground anchor the IoU of *its decoded box* with its GT box as the
+        cross-entropy target (background stays 0): the score then ranks how well a proposal
+        fits, so NMS keeps the better-placed of two overlapping boxes (see
+        :func:`iou_aware_objectness_loss`).
+        """
+        if objectness_target not in ("label", "iou"):
+            raise ValueError(f"objectness_target must be 'label' or 'iou': {objectness_target!r}")
+        feats = [features] if isinstance(features, FeatureResult) else list(features)
+        if len(feats) != len(gt_boxes_list):
+            raise ValueError(f"{len(feats)} feature maps but {len(gt_boxes_list)} GT box sets")
+        logits, deltas, anchors, targets = [], [], [], []
+        for feat, gt in zip(feats, gt_boxes_list, strict=True):
+            feat = feat.to(self.device)
+            obj, reg = self._head(feat.features)
+            logits.append(obj[0])
+            deltas.append(reg[0])
+            anchors.append(self._anchors(feat))
+            sy, sx = feat.scale
+            gt_t = torch.as_tensor(np.asarray(gt, dtype=np.float32).reshape(-1, 4))
+            gt_t = gt_t.to(self.device) * torch.tensor([sx, sy, sx, sy], device=self.device)
+            targets.append({"boxes": gt_t, "image_size": feat.input_size})
+        labels, matched = self.rpn.assign_targets_to_anchors(anchors, targets)
+        regression_targets = self.rpn.box_coder.encode(matched, anchors)
+        self.rpn.fg_bg_sampler.generator = generator
+        try:
+            if objectness_target == "iou":
+                loss_obj, loss_box = iou_aware_objectness_loss(
+                    self.rpn, torch.cat(logits), torch.cat(deltas), labels, matched, anchors
+                )
+            else:
+                loss_obj, loss_box = self.rpn.compute_loss(
+                    torch.cat(logits)[:, None], torch.cat(deltas), labels, regression_targets
+                )
+        finally:
+            self.rpn.fg_bg_sampler.generator = None
+        return {"loss_objectness": loss_obj, "loss_rpn_box_reg": loss_box}
+
+
+def select_proposals(
+    raw: RawProposals,
+    *,
+    top_n: int = SelectionConfig.top_n,
+    score_threshold: float = SelectionConfig.score_threshold,
+    nms_iou: float = SelectionConfig.nms_iou,
+    min_size: float = SelectionConfig.min_size,
+    pre_nms_top_n: int = SelectionConfig.pre_nms_top_n,
+) -> Proposals:
+    """Top-``top_n`` proposals after score/size filters and NMS (no backbone rerun).
+
+    The ``pre_nms_top_n`` best-scoring anchors with score ``>= score_threshold`` and
+    width and height ``>= min_size`` (original pixels, and > 0) enter NMS at ``nms_iou``.
+    """
+    scores = torch.from_numpy(raw.scores)
+    k = min(pre_nms_top_n, scores.numel())
+    top_scores, order = scores.topk(k) if k else (scores[:0], torch.zeros(0, dtype=torch.int64))
+    boxes = torch.from_numpy(raw.boxes)[order]
+    wh = boxes[:, 2:] - boxes[:, :2]
+    ok = (top_scores >= score_threshold) & (wh >= max(min_size, 1e-3)).all(dim=1)
+    order, boxes, top_scores = order[ok], boxes[ok], top_scores[ok]
+    keep = nms(boxes, top_scores, nms_iou)[: max(0, int(top_n))]
+    return Proposals(
+        boxes=boxes[keep].numpy(),
+        scores=top_scores[keep].numpy(),
+        anchor_index=order[keep].numpy(),
+        image_size=raw.image_size,
+    )
+
+
+def selection_settings(config: RPNConfig, **overrides: object) -> dict:
+    """Keywords of :func:`select_proposals`: ``config``'s selection (every field), with
+    ``overrides`` (fields of :class:`SelectionConfig`) applied."""
+    return replace(config.selection, **overrides).kwargs()
+
+
+def propose(model: RPNModel, image: np.ndarray, **select_kwargs: object) -> Proposals:
+    """Backbone, head and selection for one RGB ``uint8`` image; selection settings default
+    to the model's :class:`RPNConfig` (keywords of :func:`select_proposals` override)."""
+    raw = model.raw_proposals(model.compute_features(image))
+    return select_proposals(raw, **selection_settings(model.config, **select_kwargs))
+
+
+def save_weights(model: RPNModel, path: str | Path, metadata: dict | None = None) -> str:
+    """Write the model as safetensors + JSON sidecar (atomically); return the sha256."""
+    return write_weights(path, model.state_dict(), model.config.to_dict(), metadata or {})
+
+
+def load_model(
+    weights_path: str | Path, device: torch.device | str | None = None, *, _require_sidecar=False
+) -> RPNModel:
+    """An :class:`RPNModel` from a weights file; :class:`WeightsError` names file and reason."""
+    state, config_dict, metadata = read_weights(weights_path, require_sidecar=_require_sidecar)
+    try:
+        config = RPNConfig.from_dict(config_dict)
+    except ValueError as exc:
+        raise WeightsError(weights_path, f"bad configuration: {exc}") from exc
+    model = RPNModel(config, device="cpu")
+    try:
+        model.load_state_dict(state, strict=True)
+    except RuntimeError as exc:
+        reason = str(exc).replace("\n", " ").replace("\t", "")
+        raise WeightsError(weights_path, f"weights do not fit the model: {reason}") from exc
+    for key, value in state.items():
+        if value.is_floating_point() and not torch.isfinite(value).all():
+            raise WeightsError(weights_path, f"tensor {key!r} holds NaN or infinite values")
+    model.metadata = metadata
+    return model.to(device or default_device()).eval()
+
+
+def load_embedded_model(
+    weights_path: str | Path, device: torch.device | str | None = None
+) -> RPNModel:
+    """Shipped weights at ``weights_path`` (the app passes ``resources.embedded_weights()``):
+    like :func:`load_model`, but the sidecar and its sha256 are required, not optional."""
+    return load_model(weights_path, device, _require_sidecar=True)
+
+
+def with_anchors(model: RPNModel, anchors: AnchorConfig) -> RPNModel:
+    """A copy of ``model`` that uses ``anchors`` (e.g. designed in the anchor lab), ready to
+    fine-tune; ``model`` itself is unchanged (returned as is when the anchors are equal).
+
+    The backbone and the head's shared layers are copied. Each new anchor shape takes the
+    objectness and box-delta weights of the old anchor shape it overlaps most (IoU of the
+    two boxes centred on one point): deltas are relative to the anchor, so a similar shape
+    is a close first guess, and fine-tuning starts from a working model rather than from
+    noise. ``ValueError`` when the anchors' stride is not the backbone's (16).
+    """
+    old = model.config.anchors
+    if anchors == old:
+        return model
+    if anchors.stride != old.stride:
+        raise ValueError(
+            f"the backbone's feature map has stride {old.stride}; anchors with stride "
+            f"{anchors.stride:g} cannot be used by this model"
+        )
+    from torchvision.ops import box_iou
+
+    new = RPNModel(replace(model.config, anchors=anchors), device="cpu")
+    src = {k: v.detach().cpu() for k, v in model.state_dict().items()}
+    donor = box_iou(base_anchors(anchors), base_anchors(old)).argmax(dim=1)  # (A_new,)
+    state = new.state_dict()
+    for key, value in src.items():
+        if key.startswith("rpn.head.cls_logits."):
+            state[key] = value[donor]
+        elif key.startswith("rpn.head.bbox_pred."):
+            state[key] = value.unflatten(0, (-1, 4))[donor].flatten(0, 1)  # 4 rows per anchor
+        elif key in state:
+            state[key] = value
+    new.load_state_dict(state)
+    new.metadata = dict(getattr(model, "metadata", {}) or {})
+    new.bf16_inference = model.bf16_inference
+    return new.to(model.device).eval()

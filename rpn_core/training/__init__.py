@@ -1,0 +1,1 @@
+"""Fine-tuning the RPN: settings, data, the training loop and its background job."""
