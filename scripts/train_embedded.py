@@ -24,7 +24,8 @@ features of every variant computed once and cached (the backbone is frozen, so t
 Recall is measured on the ``holdout`` split (never trained on) and written to the weights'
 metadata for the model card.
 
-The project's general trainer (:func:`rpn_core.training.finetune.fine_tune`) had not landed when these
+The project's general trainer (:func:`rpn_core.training.finetune.fine_tune`) had not landed when
+these
 weights were trained; this script is the minimal loop on ``RPNModel.losses``.
 """
 
@@ -407,7 +408,8 @@ def train_and_save(model, cache, train_items, holdout, config, args, out) -> Non
         "holdout_images": len(holdout),
         "holdout_boxes": int(sum(len(b) for _, b in holdout)),
         "augmentation": {
-            "hflip": True, "min_side_scales": args.scales,
+            "hflip": True,
+            "min_side_scales": args.scales,
             "mosaics": args.mosaics,
             "mosaic_grids": "2x2 (2/3), 3x3 (1/3), tiles 60-100 % of a cell",
         },  # fmt: skip

@@ -7,7 +7,8 @@
   the workspace's big reads and writes -- huge images, big annotation files -- in order) or
   ``TRAINING`` (one thread, so fine-tuning never starves the others). A started worker keeps
   itself alive until its ``done`` signal; callers hold one only to cancel it. A generator's
-  yielded values arrive as ``progress(object)``; its ``return`` value (or, if it returns ``None``, its last yielded value) as ``finished(object)``;
+  yielded values arrive as ``progress(object)``; its ``return`` value (or, if it returns ``None``,
+  its last yielded value) as ``finished(object)``;
   a plain callable's return value as ``finished(object)``. Every exception arrives as
   ``failed(str)`` (the message a user reads) and ``error(object)`` (the exception itself), and
   is logged with its traceback -- nothing dies silently. ``cancel()`` sets a flag that is

@@ -1,1 +1,2 @@
-"""The Region Proposal Network: its configuration, backbone, modules, weights, checkpoints and proposals."""
+"""The Region Proposal Network: its configuration, backbone, modules, weights, checkpoints and
+proposals."""

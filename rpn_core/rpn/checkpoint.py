@@ -8,7 +8,8 @@ A checkpoint is an RPN weights file of :mod:`rpn_core.rpn.weights` (``NAME.safet
     {"kind": "rpn-studio-checkpoint", "label_preset": "faster-rcnn", "labels": {...},
      "anchors": {...}, "training": {TrainConfig}, "data": {split summary},
      "metrics": {"before": {"recall@100/0.7": ...}, "after": {...}, "final": {...}},
-     "best_step": 90, "improved": true, "steps": 120, "stopped": "completed", "created": "2026-...Z"}
+     "best_step": 90, "improved": true, "steps": 120, "stopped": "completed", "created":
+     "2026-...Z"}
 
 Loading (:func:`load_checkpoint`) checks, before building a model, that the tensor shapes fit
 the stored configuration and -- when the caller names one -- that the anchor configuration
@@ -107,7 +108,8 @@ def save_checkpoint(
 ) -> str:
     """Write ``model`` with its training story (module docstring), atomically; return sha256.
 
-    ``result`` (from :func:`rpn_core.training.finetune.fine_tune`) supplies the training settings, data
+    ``result`` (from :func:`rpn_core.training.finetune.fine_tune`) supplies the training settings,
+    data
     summary and metrics; ``config`` alone is enough for the settings. Raises
     :class:`CheckpointError` when the files cannot be written.
     """
@@ -125,8 +127,11 @@ def save_checkpoint(
     if result is not None:
         metadata.update(
             data=result.data_summary,
-            metrics={"before": result.metrics_before, "after": result.metrics_after,
-                     "final": result.metrics_final},
+            metrics={
+                "before": result.metrics_before,
+                "after": result.metrics_after,
+                "final": result.metrics_final,
+            },
             best_step=result.best_step,
             improved=result.improved,
             steps=result.steps,

@@ -40,7 +40,6 @@ __all__ = [
 ]
 
 
-
 @dataclass(frozen=True, kw_only=True)
 class SelectionConfig:
     """How proposals are selected from the RPN's raw output (no backbone rerun needed).
@@ -160,8 +159,15 @@ CONFIG_RANGES: dict[str, tuple[float, float]] = {
     "labels.positive_fraction": (0.0, 1.0),
 }
 _MAX_ANCHOR_LIST = 16  # sizes or ratios per location
-_INTS = {"pre_nms_top_n", "post_nms_top_n", "min_side", "max_side", "head_conv_depth",
-         "anchors.stride", "labels.batch_size_per_image"}
+_INTS = {
+    "pre_nms_top_n",
+    "post_nms_top_n",
+    "min_side",
+    "max_side",
+    "head_conv_depth",
+    "anchors.stride",
+    "labels.batch_size_per_image",
+}
 
 
 def _number(name: str, value: object) -> float | int:

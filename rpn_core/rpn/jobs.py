@@ -1,10 +1,12 @@
-"""The Proposals panel's background jobs: Qt-free generators run by :class:`app.common.workers.Worker`.
+"""The Proposals panel's background jobs: Qt-free generators run by
+:class:`app.common.workers.Worker`.
 
 They only wire :mod:`rpn_core` calls together and time them; nothing here imports Qt or, at
 import time, torch. Boxes follow :mod:`rpn_core.boxes` (original-image pixels).
 
 ``pixels`` is the document's display copy, which for a huge image is downscaled by ``scale``
-(display pixels per original pixel, :class:`rpn_core.images.loading.LoadedImage`); results are mapped
+(display pixels per original pixel, :class:`rpn_core.images.loading.LoadedImage`); results are
+mapped
 back to original pixels here, so the app only ever sees original pixels.
 """
 

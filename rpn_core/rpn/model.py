@@ -72,7 +72,6 @@ __all__ = [
 ]
 
 
-
 def default_device() -> torch.device:
     """CUDA when present, the CPU otherwise."""
     return torch.device("cuda" if torch.cuda.is_available() else "cpu")
