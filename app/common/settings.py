@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import shiboken6
 from PySide6.QtCore import QByteArray, QSettings
 
 from rpn_core.annotation.formats.folder import FORMATS
@@ -45,7 +46,10 @@ class AppSettings:
         return cls(QSettings(str(path), QSettings.Format.IniFormat))
 
     def _get(self, key: str, default, kind=None):
-        value = self.q.value(key, default)
+        if not shiboken6.isValid(self.q):  # read by a late timer while the app tears down
+            value = default
+        else:
+            value = self.q.value(key, default)
         if kind is bool:
             return value in (True, "true", "1", 1)
         if kind is list:
