@@ -29,10 +29,9 @@ from app.common.workers import Lane, Worker, describe_exception, wait_for_lane, 
 from app.state.qdocument import AnnotationDocument
 from app.state.undo import push_boxes
 from rpn_core.annotation.data import AnnotationReadError, Box, ImageAnnotation
-from rpn_core.annotation.formats.folder import detect_format, open_store
+from rpn_core.annotation.folder_stores import FolderStores, StorePolicy, annotation_folder
 from rpn_core.annotation.formats.store import AnnotationStore, PerImageStore, coco_file_in
 from rpn_core.annotation.image_state import ImageState, scan_one, state_of
-from rpn_core.annotation.yolo_layout import find_data_yaml, labels_folder_for, read_yaml_names
 from rpn_core.errors import RPNStudioError
 from rpn_core.images.loading import IMAGE_SUFFIXES, ImageReadError, list_images, probe_image
 
@@ -74,12 +73,9 @@ class Workspace(QObject):
         self.images: list[Path] = []
         self.index = -1
         self.root: Path | None = None
-        self.store: AnnotationStore | None = None
-        self.read_store: AnnotationStore | None = None
-        # Stores opened for this folder, by (format, VOC convention): switching the save format
-        # back reuses the store that knows which files it wrote (no needless backups).
-        self._stores: dict[tuple[str, str], AnnotationStore] = {}
-        self.yaml_classes: list[str] = []  # names of a YOLO data.yaml (images/ + labels/)
+        # The folder's annotation stores (rpn_core.annotation.folder_stores): where annotations
+        # live, read and save formats, one store per format written this session.
+        self.stores: FolderStores | None = None
         self._created: set[Path] = set()  # annotation files this session created
         self.states: dict[Path, tuple[ImageState, str]] = {}
         self.unsaved: dict[Path, ImageAnnotation] = {}
@@ -146,7 +142,7 @@ class Workspace(QObject):
 
     def _heavy_folder(self, root: Path) -> bool:
         """A folder whose COCO file is big: its stores are opened on the store thread."""
-        coco = coco_file_in(self._annotation_folder(root))
+        coco = coco_file_in(annotation_folder(root, self._policy(root)))
         try:
             return coco is not None and coco.stat().st_size > HEAVY_ANNOTATION_BYTES
         except OSError:
@@ -157,45 +153,27 @@ class Workspace(QObject):
         the images are listed at once, the stores are opened (the file parsed) on the store
         thread, then the first image is shown. Navigation waits for it (``_opening``)."""
         self._forget_folder(root)
-        self.read_store = self.store = None
+        self.stores = None
         self.images = list(dict.fromkeys(images))
         self.states = {p: (ImageState.UNKNOWN, "reading the annotations…") for p in self.images}
         self.index = -1
         self._opening = True
         self.images_listed.emit()
         self.document.set_image(None, None, error=f"Reading the annotations of {root.name}…")
-        folder, convention = self._annotation_folder(root), self.settings.voc_convention
-        wanted = self.settings.save_format
+        policy = self._policy(root)
 
         def work():
-            detected = detect_format(folder)
-            read = None
-            if detected is not None:
-                read = open_store(folder, detected, image_root=root, voc_convention=convention)
-            fmt = wanted if wanted != "auto" else (read.fmt if read is not None else "voc")
-            store = self._store_for(fmt, read, folder, root, convention)
-            states = {p: self._initial_state(p, (store, read)) for p in self.images}
-            return read, store, states
+            stores = FolderStores(root, policy)
+            states = {p: self._initial_state(p, (stores.save, stores.read)) for p in self.images}
+            return stores, states
 
         def done(result) -> None:
             if self.root != root:
                 return
             self._opening = False
-            self.read_store, self.store, states = result
-            self.yaml_classes = []
-            self._stores = {
-                (s.fmt, getattr(s, "voc_convention", "") if s.fmt == "voc" else ""): s
-                for s in (self.read_store, self.store)
-                if s is not None
-            }
-            for w in self.store.warnings:
-                self.message.emit("warning", w)
-            self.store_changed.emit()
-            names = self.settings.classes_for(root)
-            for store in (self.store, self.read_store):
-                if store is not None:
-                    names += store.classes
-            self.classes.reset(names)
+            self.stores, states = result
+            self._stores_opened()
+            self.classes.reset(self.settings.classes_for(root) + self.stores.classes())
             for path, (state, tip) in states.items():
                 self._set_state(path, state, tip)
             self.go_to(0)
@@ -208,16 +186,9 @@ class Workspace(QObject):
         self._run_on_store_thread(work, done, failed)
 
     def _scan_stores(self) -> Callable[[], list[AnnotationStore]]:
-        """A factory of fresh stores for the background scan, built from plain values read
-        here in the GUI thread (settings and stores are not shared with the scan thread)."""
-        fmts = [self.save_format()]
-        if self.read_store is not None and self.read_store.fmt not in fmts:
-            fmts.append(self.read_store.fmt)
-        folder, root = self._annotation_folder(), self.root
-        convention = self.settings.voc_convention
-        return lambda: [
-            open_store(folder, f, image_root=root, voc_convention=convention) for f in fmts
-        ]
+        """Fresh stores for the background scan (stores are not shared between threads)."""
+        assert self.stores is not None
+        return self.stores.fresh_copies()
 
     def _scan_on_store_thread(self, root: Path, pending: list[Path]) -> None:
         """The state scan of a folder with a big COCO file, with the stores already open:
@@ -273,61 +244,48 @@ class Workspace(QObject):
 
     def _set_root(self, root: Path) -> None:
         self._forget_folder(root)
-        self._open_stores()
-        names = self.settings.classes_for(root)
-        for store in (self.store, self.read_store):
-            if store is not None:
-                names += store.classes
-        self.classes.reset(names)
+        self.stores = FolderStores(root, self._policy(root))
+        self._stores_opened()
+        self.classes.reset(self.settings.classes_for(root) + self.stores.classes())
 
-    def _open_stores(self) -> None:
-        """Detect the annotation format in the annotation folder and open the stores."""
-        self._stores = {}
-        self.read_store = None
-        folder = self._annotation_folder()
-        layout = self._yolo_layout()
-        self.yaml_classes = read_yaml_names(layout[1]) if layout and layout[1] else []
-        detected = detect_format(folder) or ("yolo" if layout else None)
-        if detected is not None:
-            self.read_store = self._open_store(detected)
-        self._reopen_store()
-
-    def _yolo_layout(self, root: Path | None = None) -> tuple[Path, Path | None] | None:
-        """``(labels folder, data.yaml or None)`` when the images sit in a YOLO dataset's
-        ``images/`` tree with a matching ``labels/`` tree (and no Change Save Dir is set)."""
-        root = root or self.root
-        if root is None or self.settings.save_dir_for(root):
-            return None
-        labels = labels_folder_for(root)
-        if labels is None:
-            return None
-        return labels, find_data_yaml(labels.parent if labels.name == "labels" else labels)
-
-    def _annotation_folder(self, root: Path | None = None) -> Path:
-        """Where annotations live: the folder chosen with Change Save Dir; else a YOLO
-        dataset's ``labels/`` tree for its ``images/``; else beside the images, except for the
-        packaged sample (whose folder may be read-only and must stay clean) -> the user's data
-        folder."""
-        root = root or self.root
-        assert root is not None
-        chosen = self.settings.save_dir_for(root)
-        if chosen:
-            return Path(chosen)
-        layout = self._yolo_layout(root)
-        if layout is not None:
-            return layout[0]
+    def _policy(self, root: Path) -> StorePolicy:
+        """The user's settings for ``root``; the packaged sample's folder may be read-only
+        and must stay clean, so its annotations go to the user's data folder."""
+        fallback = None
         samples = resources.path_of(resources.SAMPLE_IMAGE).parent.resolve()
         if root.resolve() == samples:
             base = QStandardPaths.writableLocation(QStandardPaths.StandardLocation.AppDataLocation)
-            return Path(base) / "sample-annotations"
-        return root
+            fallback = Path(base) / "sample-annotations"
+        save_dir = self.settings.save_dir_for(root)
+        return StorePolicy(
+            save_format=self.settings.save_format,
+            voc_convention=self.settings.voc_convention,
+            save_dir=Path(save_dir) if save_dir else None,
+            fallback_dir=fallback,
+        )
+
+    def _stores_opened(self) -> None:
+        assert self.stores is not None
+        for w in self.stores.save.warnings:
+            self.message.emit("warning", w)
+        self.store_changed.emit()
+
+    @property
+    def store(self) -> AnnotationStore | None:
+        """The store annotations are saved with (``None`` before a folder is open)."""
+        return None if self.stores is None else self.stores.save
+
+    @property
+    def read_store(self) -> AnnotationStore | None:
+        """The store of the format the folder holds, if any."""
+        return None if self.stores is None else self.stores.read
 
     def session_stores(self) -> list[AnnotationStore]:
         """Every store opened for this folder this session (each format, VOC convention)."""
-        return list(self._stores.values())
+        return [] if self.stores is None else self.stores.opened()
 
     def annotation_folder(self) -> Path | None:
-        return None if self.root is None else self._annotation_folder()
+        return None if self.stores is None else self.stores.folder
 
     def change_annotation_folder(self, folder: str | Path | None) -> None:
         """labelImg's Change Save Dir: keep this image folder's annotations in ``folder``
@@ -338,67 +296,29 @@ class Workspace(QObject):
             return
         self.leave_current()
         self.settings.set_save_dir_for(self.root, folder)
-        self._open_stores()
-        for store in (self.store, self.read_store):
-            if store is not None:
-                self.classes.merge(store.classes)
+        self.stores = FolderStores(self.root, self._policy(self.root))
+        self._stores_opened()
+        self.classes.merge(self.stores.classes())
         index, self.index = self.index, -1
         self.states = {p: self._initial_state(p) for p in self.images}
         self.images_listed.emit()
         self.go_to(max(index, 0))
         self.scanner.start(self.images, self._scan_stores())
-        self.saved.emit(f"Annotations now in {self._annotation_folder()}")
-
-    def _open_store(self, fmt: str) -> AnnotationStore:
-        convention = self.settings.voc_convention
-        key = (fmt, convention if fmt == "voc" else "")
-        store = self._stores.get(key)
-        if store is None:
-            store = open_store(
-                self._annotation_folder(), fmt, image_root=self.root, voc_convention=convention
-            )
-            if fmt == "yolo" and not store.classes:
-                for name in self.yaml_classes:  # ids of the data.yaml, when no classes.txt
-                    store.add_class(name)
-            self._stores[key] = store
-        return store
+        self.saved.emit(f"Annotations now in {self.stores.folder}")
 
     def save_format(self) -> str:
         """The format annotations are written in now."""
+        if self.stores is not None:
+            return self.stores.save_format
         fmt = self.settings.save_format
-        if fmt == "auto":
-            fmt = self.read_store.fmt if self.read_store is not None else "voc"
-        return fmt
+        return "voc" if fmt == "auto" else fmt
 
     def _reopen_store(self) -> None:
-        if self.root is None:
+        """The save format or VOC convention changed: the save store follows."""
+        if self.stores is None or self.root is None:
             return
-        fmt = self.save_format()
-        if self._reuses_read_store(fmt, self.read_store, self.settings.voc_convention):
-            self.store = self.read_store
-        else:
-            self.store = self._open_store(fmt)  # one store per format this session
-        for w in self.store.warnings:
-            self.message.emit("warning", w)
-        self.store_changed.emit()
-
-    @staticmethod
-    def _reuses_read_store(fmt: str, read: AnnotationStore | None, convention: str) -> bool:
-        """The read store is also the save store when it is of ``fmt`` (and convention)."""
-        return (
-            read is not None
-            and read.fmt == fmt
-            and getattr(read, "voc_convention", None) in (None, convention)
-        )
-
-    @classmethod
-    def _store_for(
-        cls, fmt: str, read: AnnotationStore | None, folder: Path, root: Path, convention: str
-    ) -> AnnotationStore:
-        """The save store of a folder opened in the background (any thread)."""
-        if cls._reuses_read_store(fmt, read, convention):
-            return read
-        return open_store(folder, fmt, image_root=root, voc_convention=convention)
+        self.stores.set_policy(self._policy(self.root))
+        self._stores_opened()
 
     def set_save_format(self, fmt: str, voc_convention: str | None = None) -> None:
         """Change the save format (``"auto"`` or one of ``FORMATS``) and VOC convention; the
