@@ -211,7 +211,8 @@ def test_symlink_loop_in_the_window_lists_each_image_once(qtbot, app_settings, t
 
 # Found here first (a foreign-anchor checkpoint proposed with its own anchors while the overlay
 # kept the lab's, silently); answered by the anchor lab: it adopts a loaded model's anchor set
-# and says so (app.anchor_lab.controller._follow_model_loader). ARCHITECTURE.md rule 7.
+# and says so (the app state moves the lab to the active model: AnchorLab._on_model_changed).
+# ARCHITECTURE.md rule 7.
 def test_checkpoint_with_other_anchors_in_the_window_is_explained(
     qtbot, app_settings, corpus, corpus_weights
 ):
