@@ -25,7 +25,7 @@ def test_segments_path_golden(qapp):
 def _overlay(boxes: np.ndarray, cats: list[int], options: ViewOptions) -> AnchorOverlay:
     overlay = AnchorOverlay()
     n = len(boxes)
-    overlay.set_anchors(boxes, np.zeros(n, dtype=np.int64), np.zeros(n, dtype=np.int64), 1, 16)
+    overlay.set_anchors(boxes, np.zeros(n, dtype=np.int64), np.zeros(n, dtype=np.int64), 1)
     overlay.set_options(options)
     overlay.set_labels(np.array(cats, dtype=np.int8))
     return overlay

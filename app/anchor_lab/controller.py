@@ -30,7 +30,7 @@ from app.anchor_lab.settings_panel import AnchorSettingsPanel, load_configs, sav
 from app.common.workers import Worker
 from app.state.app_state import AppStateModel
 from app.state.qdocument import AnnotationDocument
-from rpn_core.anchors.grid import AnchorConfig, anchor_metadata
+from rpn_core.anchors.grid import AnchorConfig, anchor_metadata, format_sizes, location_starts
 from rpn_core.anchors.labelling import LabelConfig
 from rpn_core.anchors.view import DisplayMode, ViewOptions, categorize
 from rpn_core.rpn.config import RPNConfig
@@ -243,7 +243,7 @@ class AnchorLab(QObject):
         w, h = self.document.size
         if not self.ready or w < 1 or h < 1:
             self.image_size = None
-            self.overlay.set_anchors(np.zeros((0, 4)), np.zeros(0), np.zeros(0), 1, 1)
+            self.overlay.set_anchors(np.zeros((0, 4)), np.zeros(0), np.zeros(0), 1)
             self.overlay.set_flagged(np.zeros((0, 4)))
             self.labels = None
             self.labels_updated.emit()
@@ -259,12 +259,13 @@ class AnchorLab(QObject):
         tiled = generate_anchors(self.input_size, cfg).numpy()
         self.anchors = tiled / np.array([sx, sy, sx, sy], dtype=tiled.dtype)
         self.meta = anchor_metadata(self.input_size, cfg, tiled)
+        per_location = (
+            location_starts(self.input_size, cfg)
+            if cfg.size_strides
+            else cfg.num_anchors_per_location
+        )
         self.overlay.set_anchors(
-            self.anchors,
-            self.meta.size_index,
-            self.meta.ratio_index,
-            cfg.num_anchors_per_location,
-            cfg.stride,
+            self.anchors, self.meta.size_index, self.meta.ratio_index, per_location
         )
         self.relabel()
 
@@ -322,9 +323,8 @@ class AnchorLab(QObject):
 
 
 def _describe(cfg: AnchorConfig) -> str:
-    sizes = ", ".join(f"{v:g}" for v in cfg.sizes)
     ratios = ", ".join(f"{v:g}" for v in cfg.aspect_ratios)
-    return f"sizes {sizes}; ratios {ratios}; stride {cfg.stride}"
+    return f"sizes {format_sizes(cfg)}; ratios {ratios}; stride {cfg.stride}"
 
 
 def install_anchor_lab(

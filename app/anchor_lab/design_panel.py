@@ -68,7 +68,13 @@ class DesignRun:
 
 
 def run_design(
-    items: list[FrameItem], k_max: int, *, seed: int, restarts: int, stride: int, source: str
+    items: list[FrameItem],
+    k_max: int,
+    *,
+    seed: int,
+    restarts: int,
+    stride: int | tuple[int, ...],
+    source: str,
 ) -> DesignRun:
     """Cluster the GT shapes of input-frame ``items`` (:func:`input_frame_items`) for
     k = 1..min(k_max, distinct shapes) (runs off the GUI thread). Raises ``ValueError``
@@ -100,6 +106,11 @@ def _job(
 ) -> DesignRun:  # fmt: skip
     items = folder_frame_items(folder, frame) if folder else input_frame_items([image], frame)
     return run_design(items, **kwargs)
+
+
+def _levels(anchor: AnchorConfig) -> tuple[int, ...]:
+    """The strides of ``anchor``'s levels: what a designed set is tiled on."""
+    return tuple(lv.stride for lv in anchor.levels)
 
 
 def _measure(items: list[FrameItem], anchor: AnchorConfig, label: LabelConfig) -> tuple:
@@ -194,7 +205,7 @@ class AnchorDesignPanel(QWidget):
             k_max=self.k_max.value(),
             seed=self.seed.value(),
             restarts=self.restarts.value(),
-            stride=self.lab.anchor_config.stride,
+            stride=_levels(self.lab.anchor_config),
             source=source,
         )
         self._worker.signals.finished.connect(self.show_run)
@@ -323,7 +334,7 @@ class AnchorDesignPanel(QWidget):
         n = len(stats.best_iou)
         recall = "n/a" if n == 0 else f"{stats.recall(label):.1%}"
         self.measured_text.setText(
-            f"<b>Measured</b> on the stride-{anchor.stride} grid "
+            f"<b>Measured</b> on the stride-{'/'.join(map(str, _levels(anchor)))} grid "
             f"({frame_text(self.lab.model_config)}; rule {label.preset_name}): mean best IoU "
             f"{stats.mean_iou:.3f}, best-possible recall {recall} of {n} GT box(es); "
             f"{stats.unlearnable} with no foreground anchor. Anchor statistics shows the same "
@@ -332,11 +343,12 @@ class AnchorDesignPanel(QWidget):
 
     def chosen_config(self) -> AnchorConfig:
         """The chosen k's clusters as an AnchorConfig: sizes and ratios merged to the chosen
-        counts (:func:`design_config`), with the lab's current stride."""
+        counts (:func:`design_config`), on the lab's current strides (each size on its level
+        when the lab's anchors have levels)."""
         result = self.run.curve[self.k.value() - 1]
         return design_config(
             result.centres,
-            stride=self.lab.anchor_config.stride,
+            stride=_levels(self.lab.anchor_config),
             n_sizes=self.n_sizes.value() or None,
             n_ratios=self.n_ratios.value() or None,
         )

@@ -37,7 +37,8 @@ def format_explanation(e: AnchorExplanation) -> str:
     frame: the lab explains anchors where it labels them)."""
     x1, y1, x2, y2 = e.box
     lines = [
-        f"<b>Anchor {e.index}</b> at cell (row {e.cell[0]}, col {e.cell[1]})",
+        f"<b>Anchor {e.index}</b> at cell (row {e.cell[0]}, col {e.cell[1]}) of the "
+        f"stride-{e.stride} grid",
         f"size {e.size:g}, ratio h/w {e.ratio:g}: {x2 - x1:g} x {y2 - y1:g} px",
         f"box ({x1:g}, {y1:g}, {x2:g}, {y2:g}) in the model's input frame",
         f"<b>{LABEL_NAMES[e.label]}</b> &mdash; {e.rule}",

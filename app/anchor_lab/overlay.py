@@ -127,15 +127,20 @@ class AnchorOverlay(QGraphicsItem):
         boxes: np.ndarray,
         size_index: np.ndarray,
         ratio_index: np.ndarray,
-        per_location: int,
-        stride: int,
+        per_location: int | np.ndarray,
     ) -> None:
         """New anchor geometry ``boxes (T, 4)`` in ``generate_anchors`` order with its
-        ``AnchorMeta`` size/ratio indices; clears labels until :meth:`set_labels`."""
+        ``AnchorMeta`` size/ratio indices and ``per_location`` (anchors per location, or
+        where each location starts: ``location_starts``, for anchor levels); clears labels
+        until :meth:`set_labels`."""
         self.prepareGeometryChange()
         self._boxes = np.asarray(boxes, dtype=np.float64).reshape(-1, 4)
-        cx = (self._boxes[::per_location, 0] + self._boxes[::per_location, 2]) / 2
-        cy = (self._boxes[::per_location, 1] + self._boxes[::per_location, 3]) / 2
+        if np.ndim(per_location) == 0:
+            firsts = self._boxes[:: int(per_location)]
+        else:
+            firsts = self._boxes[np.asarray(per_location, dtype=np.int64)]
+        cx = (firsts[:, 0] + firsts[:, 2]) / 2
+        cy = (firsts[:, 1] + firsts[:, 3]) / 2
         self._centres = [QPointF(x, y) for x, y in zip(cx.tolist(), cy.tolist(), strict=True)]
         self._size_index, self._ratio_index = size_index, ratio_index
         self._per_location = per_location

@@ -29,7 +29,7 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
-from rpn_core.anchors.grid import AnchorConfig
+from rpn_core.anchors.grid import AnchorConfig, format_sizes, parse_sizes
 from rpn_core.anchors.labelling import LabelConfig
 from rpn_core.anchors.view import DisplayMode, ViewOptions
 from rpn_core.rpn.config import RPNConfig
@@ -138,7 +138,11 @@ class AnchorSettingsPanel(QWidget):
         box = QGroupBox("Anchor set")
         form = QFormLayout(box)
         self.sizes = QLineEdit()
-        self.sizes.setToolTip("Anchor sizes: square root of the area, pixels")
+        self.sizes.setToolTip(
+            "Anchor sizes: square root of the area, in the model's input pixels. "
+            "16@8 puts a size on the stride-8 level (a feature pyramid); "
+            "sizes without @ use the stride below."
+        )
         self.ratios = QLineEdit()
         self.ratios.setToolTip("Aspect ratios h / w (0.5 = wide, 2 = tall)")
         self.stride = QSpinBox(minimum=1, maximum=256)
@@ -202,7 +206,7 @@ class AnchorSettingsPanel(QWidget):
         self.bg.setValue(label.bg_iou)
         self.best_per_gt.setChecked(label.allow_low_quality)
         self.cross.setChecked(label.ignore_cross_boundary)
-        self.sizes.setText(_fmt(anchor.sizes))
+        self.sizes.setText(format_sizes(anchor))
         self.ratios.setText(_fmt(anchor.aspect_ratios))
         self.stride.setValue(anchor.stride)
         del blockers
@@ -218,10 +222,12 @@ class AnchorSettingsPanel(QWidget):
 
     def _on_edit(self, *_args: object) -> None:
         try:
+            sizes, strides = parse_sizes(self.sizes.text(), self.stride.value())
             anchor = AnchorConfig(
-                sizes=parse_numbers(self.sizes.text()),
+                sizes=sizes,
                 aspect_ratios=parse_numbers(self.ratios.text()),
-                stride=self.stride.value(),
+                stride=max(strides, default=self.stride.value()),
+                size_strides=strides,
             )
         except ValueError as exc:
             self.status.setText(f"Anchor set not applied: {exc}")

@@ -43,7 +43,9 @@ PLOT_INTERVAL_S = 0.1  # redraw the curves at most 10 times a second
 
 
 def _anchor_text(anchors: Any) -> str:
-    sizes = ", ".join(f"{s:g}" for s in anchors.sizes)
+    from rpn_core.anchors.grid import format_sizes
+
+    sizes = format_sizes(anchors)
     ratios = ", ".join(f"{r:g}" for r in anchors.aspect_ratios)
     return f"sizes {sizes}; ratios {ratios}; {anchors.num_anchors_per_location} per cell"
 
@@ -197,10 +199,14 @@ class TrainPanel(QWidget):
         anchors = state.anchor_config
         if not self.ui.lab_anchors.isChecked() or anchors == state.model_config.anchors:
             return None, ""
-        if anchors.stride != 16:
+        from rpn_core.rpn.config import MODEL_STRIDES
+
+        if anchors.stride != 16 or not set(anchors.strides) <= set(MODEL_STRIDES):
+            used = ", ".join(str(t) for t in sorted(set(anchors.strides)))
             return None, (
-                f"Cannot train with the anchor lab's anchors: stride {anchors.stride:g}, but the "
-                "backbone's feature map has stride 16. Set the stride to 16 or untick Anchors."
+                f"Cannot train with the anchor lab's anchors: stride {used}, but the "
+                "backbone's feature maps have strides 8 and 16 (the coarsest must be 16). "
+                "Set the stride to 16 (16@8 puts a size on the stride-8 level) or untick Anchors."
             )
         return anchors, (
             f"With the anchor lab's anchors ({_anchor_text(anchors)}), each started from the "

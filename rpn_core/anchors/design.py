@@ -34,6 +34,7 @@ from rpn_core.anchors.grid import AnchorConfig
 from rpn_core.rpn.config import RPNConfig, to_input_frame
 
 __all__ = [
+    "level_strides",
     "FLATTEN_GAIN",
     "FrameItem",
     "KMeansResult",
@@ -237,15 +238,29 @@ def _group_log(values: np.ndarray, n: int | None, decimals: int) -> tuple[float,
     return tuple(sorted(set(np.round(v, decimals).tolist())))
 
 
+def level_strides(sizes: tuple[float, ...], strides: tuple[int, ...]) -> tuple[int, ...]:
+    """The level of each anchor size when the model has feature maps at ``strides``: the
+    coarsest stride ``s`` with ``size >= 4 * s`` (an anchor spans at least four cells, as in a
+    feature pyramid's canonical assignment), else the finest. With strides (8, 16): sizes
+    below 64 px go to stride 8, the rest to stride 16."""
+    ordered = sorted(set(int(t) for t in strides))
+    out = []
+    for size in sizes:
+        fits = [t for t in ordered if size >= 4 * t]
+        out.append(fits[-1] if fits else ordered[0])
+    return tuple(out)
+
+
 def design_config(
     centres: np.ndarray,
     *,
-    stride: int = 16,
+    stride: int | tuple[int, ...] = 16,
     n_sizes: int | None = None,
     n_ratios: int | None = None,
 ) -> AnchorConfig:
     """An :class:`AnchorConfig` from cluster ``centres (k, 2)``: sizes ``sqrt(w*h)`` (whole
-    pixels) and ratios ``h / w`` (two decimals).
+    pixels) and ratios ``h / w`` (two decimals). ``stride`` may list the model's levels
+    (``(8, 16)``): each size then goes to its level by :func:`level_strides`.
 
     Approximation: ``AnchorConfig`` tiles every size with every ratio, so ``k`` clusters give
     up to ``k`` sizes x ``k`` ratios = ``k**2`` shapes per location. That grid contains each
@@ -259,7 +274,11 @@ def design_config(
         raise ValueError("no cluster centres")
     sizes = _group_log(np.sqrt(c[:, 0] * c[:, 1]), n_sizes, 0)
     ratios = _group_log(c[:, 1] / c[:, 0], n_ratios, 2)
-    return AnchorConfig(sizes=sizes, aspect_ratios=ratios, stride=stride)
+    strides = (stride,) if isinstance(stride, int) else tuple(stride)
+    per_size = level_strides(sizes, strides)
+    return AnchorConfig(
+        sizes=sizes, aspect_ratios=ratios, stride=max(per_size), size_strides=per_size
+    )
 
 
 def grid_shapes(config: AnchorConfig) -> np.ndarray:

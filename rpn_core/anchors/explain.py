@@ -71,20 +71,16 @@ def same_anchor(
     ``old_size``; None when the new set has no such anchor (another stride, size or ratio,
     or the cell left the grid). Order: :func:`rpn_core.anchors.grid.generate_anchors`
     (location-major, then ratio, then size)."""
-    from rpn_core.anchors.grid import feature_size
+    from rpn_core.anchors.grid import anchor_index, locate_anchor
 
-    _, wf_old = feature_size(old_size, old)
-    hf, wf = feature_size(new_size, new)
-    loc, per = divmod(int(index), old.num_anchors_per_location)
-    row, col = divmod(loc, wf_old)
-    ratio_i, size_i = divmod(per, len(old.sizes))
+    row, col, size_i, ratio_i = locate_anchor(int(index), old_size, old)
     size, ratio = old.sizes[size_i], old.aspect_ratios[ratio_i]
-    if new.stride != old.stride or size not in new.sizes or ratio not in new.aspect_ratios:
+    if size not in new.sizes or ratio not in new.aspect_ratios:
         return None
-    if row >= hf or col >= wf:
+    size_new = new.sizes.index(size)
+    if new.strides[size_new] != old.strides[size_i]:
         return None
-    per_new = new.aspect_ratios.index(ratio) * len(new.sizes) + new.sizes.index(size)
-    return (row * wf + col) * new.num_anchors_per_location + per_new
+    return anchor_index(new_size, new, row, col, size_new, new.aspect_ratios.index(ratio))
 
 
 def reaches_fg(iou: np.ndarray | float, config: LabelConfig) -> np.ndarray:
@@ -98,7 +94,8 @@ class AnchorExplanation:
     """Everything the inspector shows about one anchor.
 
     ``box``: the anchor ``(x1, y1, x2, y2)``; ``size``/``ratio``: its config size and ratio
-    (h/w); ``cell``: feature-grid ``(row, col)``; ``ious``: its IoU with each GT box;
+    (h/w); ``cell``: ``(row, col)`` on its level's grid, of stride ``stride``; ``ious``: its IoU
+    with each GT box;
     ``label``: -1/0/1; ``rule``: why, in words; ``matched_gt``: -1 if none; ``targets``:
     ``(tx, ty, tw, th)`` towards the matched GT, or None for non-foreground anchors;
     ``gt_names``: how each GT box is named (:func:`gt_name`), ``matched_name`` the matched one's.
@@ -115,6 +112,7 @@ class AnchorExplanation:
     matched_gt: int
     targets: tuple[float, float, float, float] | None
     gt_names: tuple[str, ...] = ()
+    stride: int = 16
 
     @property
     def matched_name(self) -> str:
@@ -159,14 +157,12 @@ def explain_anchor(
     anchor_config)`` given the ``labels`` that ``label_image`` gave them against
     ``gt_boxes (G, 4)`` under ``label_config``. ``gt_names``: how the user sees each GT box
     (default :func:`gt_name` of its row, without a class)."""
-    from rpn_core.anchors.grid import feature_size
+    from rpn_core.anchors.grid import locate_anchor
 
     box = np.asarray(anchors[index], dtype=np.float64)
     gt = np.asarray(gt_boxes, dtype=np.float64).reshape(-1, 4)
     ious = box_iou(box[None, :], gt)[0] if len(gt) else np.zeros(0)
-    _, wf = feature_size(image_size, anchor_config)
-    loc, per = divmod(int(index), anchor_config.num_anchors_per_location)
-    n_sizes = len(anchor_config.sizes)
+    row, col, size_i, ratio_i = locate_anchor(int(index), image_size, anchor_config)
     matched = int(labels.matched_gt[index]) if len(gt) else -1
     label = int(labels.labels[index])
     if gt_names is None:
@@ -180,9 +176,10 @@ def explain_anchor(
     return AnchorExplanation(
         index=int(index),
         box=tuple(float(v) for v in box),
-        size=anchor_config.sizes[per % n_sizes],
-        ratio=anchor_config.aspect_ratios[per // n_sizes],
-        cell=divmod(loc, wf),
+        size=anchor_config.sizes[size_i],
+        ratio=anchor_config.aspect_ratios[ratio_i],
+        cell=(row, col),
+        stride=anchor_config.strides[size_i],
         ious=tuple(float(v) for v in ious),
         label=label,
         rule=_rule(

@@ -17,12 +17,22 @@ size_index``. A parity test pins both values and order to torchvision's ``Anchor
 
 The model pads its input to a multiple of ``stride`` so that torchvision's own stride
 computation (``padded_size // feature_size``) equals ``stride`` exactly.
+
+Levels (a feature pyramid)
+--------------------------
+Each size may have its own stride (``AnchorConfig.size_strides``): the sizes that share a
+stride form one *level*, tiled on that stride's grid (e.g. 16 and 32 px at stride 8, 64 to
+512 px at stride 16). :func:`generate_anchors` concatenates the levels in ascending stride,
+each in the order above with that level's sizes: exactly torchvision's multi-level
+``AnchorGenerator(sizes=((16, 32), (64, ...)), aspect_ratios=(ratios, ratios))`` over the
+levels' feature maps (a parity test pins it). A config whose sizes all share one stride is
+one level and behaves exactly as before levels existed.
 """
 
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import TYPE_CHECKING
 
 import numpy as np
@@ -33,11 +43,17 @@ if TYPE_CHECKING:  # pragma: no cover - typing only
 __all__ = [
     "AnchorConfig",
     "AnchorMeta",
+    "anchor_index",
     "anchor_metadata",
     "base_anchors",
     "base_anchors_numpy",
     "feature_size",
     "generate_anchors",
+    "level_offsets",
+    "locate_anchor",
+    "location_starts",
+    "parse_sizes",
+    "format_sizes",
 ]
 
 
@@ -47,11 +63,17 @@ class AnchorConfig:
 
     The default is the reference guide's set: 64, 128, 256 x 1:2, 1:1, 2:1 at stride 16,
     nine anchors per location.
+
+    ``size_strides`` gives each size its own stride (levels: module docstring); empty means
+    every size uses ``stride``. With levels, ``stride`` is the coarsest of them (the one the
+    input is padded to). A per-size tuple equal to ``stride`` everywhere is stored empty, so
+    a one-level config compares equal however it was written.
     """
 
     sizes: tuple[float, ...] = (64.0, 128.0, 256.0)
     aspect_ratios: tuple[float, ...] = (0.5, 1.0, 2.0)
     stride: int = 16
+    size_strides: tuple[int, ...] = ()
 
     def __post_init__(self) -> None:
         sizes = tuple(float(s) for s in self.sizes)
@@ -67,19 +89,63 @@ class AnchorConfig:
         object.__setattr__(self, "sizes", sizes)
         object.__setattr__(self, "aspect_ratios", ratios)
         object.__setattr__(self, "stride", int(self.stride))
+        per_size = tuple(self.size_strides)
+        if per_size:
+            if len(per_size) != len(sizes):
+                raise ValueError(
+                    f"size_strides needs one stride per size: {len(per_size)} strides for "
+                    f"{len(sizes)} sizes"
+                )
+            if not all(int(t) == t and t >= 1 for t in per_size):
+                raise ValueError(f"strides must be positive integers, got {per_size!r}")
+            per_size = tuple(int(t) for t in per_size)
+            if max(per_size) != self.stride:
+                raise ValueError(
+                    f"stride ({self.stride}) must be the coarsest of the sizes' strides {per_size}"
+                )
+            if all(t == self.stride for t in per_size):
+                per_size = ()
+        object.__setattr__(self, "size_strides", per_size)
 
     @property
     def num_anchors_per_location(self) -> int:
-        """``A = len(sizes) * len(aspect_ratios)``."""
+        """``A = len(sizes) * len(aspect_ratios)``: anchor shapes, over every level."""
         return len(self.sizes) * len(self.aspect_ratios)
 
+    @property
+    def strides(self) -> tuple[int, ...]:
+        """The stride of each size (``size_strides``, or ``stride`` for every size)."""
+        return self.size_strides or (self.stride,) * len(self.sizes)
+
+    @property
+    def levels(self) -> tuple[AnchorConfig, ...]:
+        """One single-stride config per level, in ascending stride (``(self,)`` with one)."""
+        if not self.size_strides:
+            return (self,)
+        out = []
+        for t in sorted(set(self.size_strides)):
+            sizes = tuple(s for s, st in zip(self.sizes, self.size_strides, strict=True) if st == t)
+            out.append(AnchorConfig(sizes=sizes, aspect_ratios=self.aspect_ratios, stride=t))
+        return tuple(out)
+
+    def level_size_indices(self) -> tuple[tuple[int, ...], ...]:
+        """For each level of :attr:`levels`, the indices of its sizes in :attr:`sizes`."""
+        strides = self.strides
+        return tuple(
+            tuple(i for i, st in enumerate(strides) if st == lv.stride) for lv in self.levels
+        )
+
     def to_dict(self) -> dict:
-        """A JSON-ready dict (for checkpoints and settings)."""
-        return {
+        """A JSON-ready dict (for checkpoints and settings); ``size_strides`` only with
+        levels, so a one-level config writes what every earlier version wrote."""
+        out = {
             "sizes": list(self.sizes),
             "aspect_ratios": list(self.aspect_ratios),
             "stride": self.stride,
         }
+        if self.size_strides:
+            out["size_strides"] = list(self.size_strides)
+        return out
 
     @classmethod
     def from_dict(cls, data: dict) -> AnchorConfig:
@@ -89,13 +155,44 @@ class AnchorConfig:
                 sizes=tuple(data["sizes"]),
                 aspect_ratios=tuple(data["aspect_ratios"]),
                 stride=data["stride"],
+                size_strides=tuple(data.get("size_strides") or ()),
             )
-        except (KeyError, TypeError) as exc:
+        except (KeyError, TypeError, AttributeError) as exc:
             raise ValueError(f"not an anchor configuration: {exc}") from exc
 
 
+def parse_sizes(text: str, stride: int) -> tuple[tuple[float, ...], tuple[int, ...]]:
+    """Sizes as the lab's field writes them, ``"16@8, 32@8, 64, 128"``: a size, and after
+    ``@`` the stride of its level (default ``stride``). Returns ``(sizes, size_strides)``;
+    ``ValueError`` names the bad item."""
+    sizes, strides = [], []
+    for item in text.replace(";", ",").split(","):
+        item = item.strip()
+        if not item:
+            continue
+        size_text, _, stride_text = item.partition("@")
+        try:
+            size = float(size_text)
+            step = int(stride_text) if stride_text.strip() else int(stride)
+        except ValueError:
+            raise ValueError(f"not a size: {item!r} (write 64, or 16@8 for stride 8)") from None
+        sizes.append(size)
+        strides.append(step)
+    return tuple(sizes), tuple(strides)
+
+
+def format_sizes(config: AnchorConfig) -> str:
+    """The lab's text for ``config.sizes``: ``"16@8, 32@8, 64, 128"`` (inverse of
+    :func:`parse_sizes`; ``@stride`` only on sizes finer than ``config.stride``)."""
+    return ", ".join(
+        f"{s:g}" if st == config.stride else f"{s:g}@{st}"
+        for s, st in zip(config.sizes, config.strides, strict=True)
+    )
+
+
 def feature_size(image_size: tuple[int, int], config: AnchorConfig) -> tuple[int, int]:
-    """Feature grid ``(Hf, Wf) = (ceil(H / stride), ceil(W / stride))``."""
+    """Feature grid ``(Hf, Wf) = (ceil(H / stride), ceil(W / stride))`` of ``config.stride``
+    (the coarsest level; a level's own grid: ``feature_size(size, level)``)."""
     h, w = image_size
     if h < 1 or w < 1:
         raise ValueError(f"image size must be at least 1x1, got {h}x{w}")
@@ -105,7 +202,8 @@ def feature_size(image_size: tuple[int, int], config: AnchorConfig) -> tuple[int
 def base_anchors(
     config: AnchorConfig, dtype: torch.dtype | None = None, device: torch.device | None = None
 ) -> torch.Tensor:
-    """The ``A`` anchors of one location centred on ``(0, 0)``, ``(A, 4)``, rounded."""
+    """The ``A`` anchors of one location centred on ``(0, 0)``, ``(A, 4)``, rounded (every
+    level's shapes, level after level, as :func:`generate_anchors` orders them)."""
     import torch
 
     dtype = dtype or torch.float32
@@ -122,6 +220,8 @@ def base_anchors_numpy(config: AnchorConfig, dtype: np.dtype | type = np.float32
     every frame.
     """
     dtype = np.dtype(dtype)
+    if config.size_strides:
+        return np.concatenate([base_anchors_numpy(lv, dtype) for lv in config.levels])
     sizes = np.asarray(config.sizes, dtype=dtype)
     h_scale = np.sqrt(np.asarray(config.aspect_ratios, dtype=dtype))
     w_scale = dtype.type(1) / h_scale
@@ -137,12 +237,17 @@ def generate_anchors(
     dtype: torch.dtype | None = None,
     device: torch.device | None = None,
 ) -> torch.Tensor:
-    """All anchors over an image of ``image_size = (H, W)``: ``(T, 4)`` with ``T = Hf*Wf*A``.
+    """All anchors over an image of ``image_size = (H, W)``: ``(T, 4)`` with ``T = Hf*Wf*A``
+    (summed over levels).
 
     Order and centre convention: see the module docstring.
     """
     import torch
 
+    if config.size_strides:
+        return torch.cat(
+            [generate_anchors(image_size, lv, dtype=dtype, device=device) for lv in config.levels]
+        )
     hf, wf = feature_size(image_size, config)
     base = base_anchors(config, dtype=dtype, device=device)
     ys = torch.arange(hf, device=device, dtype=base.dtype) * config.stride
@@ -158,9 +263,9 @@ def generate_anchors(
 class AnchorMeta:
     """Per-anchor facts for filtering and inspection, each a numpy ``(T,)`` array.
 
-    ``row``/``col``: feature-grid cell; ``size_index``/``ratio_index``: index into the
-    config's ``sizes``/``aspect_ratios``; ``cross_boundary``: the anchor reaches outside
-    ``[0, W] x [0, H]`` of the (unpadded) image.
+    ``row``/``col``: cell of its level's feature grid; ``size_index``/``ratio_index``: index
+    into the config's ``sizes``/``aspect_ratios``; ``cross_boundary``: the anchor reaches
+    outside ``[0, W] x [0, H]`` of the (unpadded) image; ``stride``: its level's stride.
     """
 
     row: np.ndarray
@@ -168,6 +273,7 @@ class AnchorMeta:
     size_index: np.ndarray
     ratio_index: np.ndarray
     cross_boundary: np.ndarray
+    stride: np.ndarray
 
     def __len__(self) -> int:
         return len(self.row)
@@ -177,6 +283,20 @@ def anchor_metadata(
     image_size: tuple[int, int], config: AnchorConfig, anchors: np.ndarray | None = None
 ) -> AnchorMeta:
     """Metadata in the order of :func:`generate_anchors` (pass its output to skip a rebuild)."""
+    if config.size_strides:
+        parts, start = [], 0
+        for lv, idx in zip(config.levels, config.level_size_indices(), strict=True):
+            n = _level_count(image_size, lv)
+            sub = None if anchors is None else np.asarray(anchors)[start : start + n]
+            meta = anchor_metadata(image_size, lv, sub)
+            parts.append(replace(meta, size_index=np.asarray(idx)[meta.size_index]))
+            start += n
+        return AnchorMeta(
+            **{
+                f: np.concatenate([getattr(p, f) for p in parts])
+                for f in AnchorMeta.__dataclass_fields__
+            }
+        )
     hf, wf = feature_size(image_size, config)
     n_sizes, n_ratios = len(config.sizes), len(config.aspect_ratios)
     a = n_sizes * n_ratios
@@ -193,4 +313,69 @@ def anchor_metadata(
         size_index=np.tile(per_anchor % n_sizes, hf * wf),
         ratio_index=np.tile(per_anchor // n_sizes, hf * wf),
         cross_boundary=cross,
+        stride=np.full(hf * wf * a, config.stride, dtype=np.int64),
     )
+
+
+def _level_count(image_size: tuple[int, int], level: AnchorConfig) -> int:
+    hf, wf = feature_size(image_size, level)
+    return hf * wf * level.num_anchors_per_location
+
+
+def level_offsets(image_size: tuple[int, int], config: AnchorConfig) -> list[int]:
+    """Where each level's anchors start in :func:`generate_anchors`' output, plus the total:
+    ``[0, n_0, n_0 + n_1, ..., T]``."""
+    out = [0]
+    for lv in config.levels:
+        out.append(out[-1] + _level_count(image_size, lv))
+    return out
+
+
+def location_starts(image_size: tuple[int, int], config: AnchorConfig) -> np.ndarray:
+    """``(L,)`` the index of each location's first anchor, over every level: locations are
+    contiguous runs of their level's ``num_anchors_per_location`` anchors."""
+    offsets = level_offsets(image_size, config)
+    return np.concatenate(
+        [
+            np.arange(start, stop, lv.num_anchors_per_location, dtype=np.int64)
+            for lv, start, stop in zip(config.levels, offsets[:-1], offsets[1:], strict=True)
+        ]
+    )
+
+
+def locate_anchor(
+    index: int, image_size: tuple[int, int], config: AnchorConfig
+) -> tuple[int, int, int, int]:
+    """``(row, col, size_index, ratio_index)`` of anchor ``index`` (the cell is on its level's
+    grid, ``size_index`` indexes ``config.sizes``); ``IndexError`` when out of range."""
+    offsets = level_offsets(image_size, config)
+    if not 0 <= index < offsets[-1]:
+        raise IndexError(f"anchor {index} out of range (0..{offsets[-1] - 1})")
+    for k, (lv, idx) in enumerate(zip(config.levels, config.level_size_indices(), strict=True)):
+        if index < offsets[k + 1]:
+            _, wf = feature_size(image_size, lv)
+            loc, per = divmod(index - offsets[k], lv.num_anchors_per_location)
+            ratio_i, size_i = divmod(per, len(lv.sizes))
+            row, col = divmod(loc, wf)
+            return row, col, idx[size_i], ratio_i
+    raise AssertionError("unreachable")  # pragma: no cover
+
+
+def anchor_index(
+    image_size: tuple[int, int],
+    config: AnchorConfig,
+    row: int,
+    col: int,
+    size_index: int,
+    ratio_index: int,
+) -> int | None:
+    """Inverse of :func:`locate_anchor`; None when the cell is outside the size's grid."""
+    offsets = level_offsets(image_size, config)
+    for k, (lv, idx) in enumerate(zip(config.levels, config.level_size_indices(), strict=True)):
+        if size_index in idx:
+            hf, wf = feature_size(image_size, lv)
+            if not (0 <= row < hf and 0 <= col < wf):
+                return None
+            per = ratio_index * len(lv.sizes) + idx.index(size_index)
+            return offsets[k] + (row * wf + col) * lv.num_anchors_per_location + per
+    raise IndexError(f"size index {size_index} out of range")

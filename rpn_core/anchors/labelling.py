@@ -197,6 +197,9 @@ def anchor_grid_iou(
     """
     import torch
 
+    if anchor_config.size_strides:  # levels: each level separably, GT-major, then joined
+        parts = [anchor_grid_iou(image_size, lv, gt_boxes).T for lv in anchor_config.levels]
+        return torch.cat(parts, dim=1).T
     gt = _as_tensor(gt_boxes)
     g = gt.detach().cpu().numpy()
     ax1, ax2, ay1, ay2, base = _grid_extents(image_size, anchor_config, g.dtype)
@@ -221,6 +224,10 @@ def anchor_grid_cross_boundary(
     """``(T,)`` bool: the grid anchor reaches outside ``[0, W] x [0, H]`` (separably)."""
     import torch
 
+    if anchor_config.size_strides:
+        return torch.cat(
+            [anchor_grid_cross_boundary(image_size, lv) for lv in anchor_config.levels]
+        )
     ax1, ax2, ay1, ay2, _ = _grid_extents(image_size, anchor_config, np.dtype(np.float32))
     h, w = image_size
     x_out = (ax1 < 0) | (ax2 > w)  # (Wf, A)

@@ -115,14 +115,21 @@ def visible_indices(
 
 
 def location_categories(
-    categories: np.ndarray, per_location: int, shape: np.ndarray | None = None
+    categories: np.ndarray, per_location: int | np.ndarray, shape: np.ndarray | None = None
 ) -> np.ndarray:
-    """``(Hf*Wf,)`` strongest category among each location's (filtered) anchors; -1 where
-    the filters hide them all. Anchors are location-major (``rpn_core.anchors.grid``)."""
+    """``(L,)`` strongest category among each location's (filtered) anchors; -1 where the
+    filters hide them all. Anchors are location-major (``rpn_core.anchors.grid``):
+    ``per_location`` anchors per location, or, with anchor levels, the index where each
+    location's anchors start (:func:`rpn_core.anchors.grid.location_starts`)."""
     cat = categories.astype(np.int16)
     if shape is not None:
         cat = np.where(shape, cat, -1)
-    return cat.reshape(-1, per_location).max(axis=1)
+    if np.ndim(per_location) == 0:
+        return cat.reshape(-1, int(per_location)).max(axis=1)
+    starts = np.asarray(per_location, dtype=np.int64)
+    if len(cat) == 0 or len(starts) == 0:
+        return np.zeros(0, dtype=np.int16)
+    return np.maximum.reduceat(cat, starts)
 
 
 def anchor_at(

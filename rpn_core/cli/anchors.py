@@ -53,7 +53,12 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     )
     parser.add_argument("--seed", type=int, default=0, help="random seed (default: 0)")
     parser.add_argument(
-        "--stride", type=int, default=16, help="stride of the suggested AnchorConfig (default: 16)"
+        "--stride",
+        type=int,
+        nargs="+",
+        default=[16],
+        help="stride of the suggested AnchorConfig (default: 16); two (8 16) put each size "
+        "on a level: below 64 px at stride 8",
     )
     parser.add_argument(
         "--n-sizes",
@@ -178,6 +183,7 @@ def run(args: argparse.Namespace) -> int:
         suggest_k,
     )
     from rpn_core.anchors.explain import folder_statistics
+    from rpn_core.anchors.grid import format_sizes
     from rpn_core.anchors.labelling import LabelConfig
 
     found = _items(args)
@@ -188,7 +194,9 @@ def run(args: argparse.Namespace) -> int:
         wh, args.k_max, rng=np.random.default_rng(args.seed), restarts=args.restarts
     )
     configs = [
-        design_config(r.centres, stride=args.stride, n_sizes=args.n_sizes, n_ratios=args.n_ratios)
+        design_config(
+            r.centres, stride=tuple(args.stride), n_sizes=args.n_sizes, n_ratios=args.n_ratios
+        )
         for r in curve
     ]
     ious = [r.mean_iou for r in curve]
@@ -223,7 +231,7 @@ def run(args: argparse.Namespace) -> int:
     print(_table(curve, grid, configs))
     print(f"\n{flatten_text(ious)}")
     print(
-        f"k = {measured['k']} as anchors (sizes {', '.join(f'{s:g}' for s in chosen.sizes)}; "
+        f"k = {measured['k']} as anchors (sizes {format_sizes(chosen)}; "
         f"ratios {', '.join(f'{r:g}' for r in chosen.aspect_ratios)}; stride {chosen.stride}) "
         f"measured on the grid under the {args.labels} rule: mean best IoU "
         f"{stats.mean_iou:.4f}, best-possible recall {stats.recall(labels):.1%} "

@@ -14,11 +14,14 @@ parameter has ``requires_grad=False``: the backbone is a fixed feature extractor
 With ``context=True`` (the shipped model) a fifteenth element, :class:`Stride32Context`,
 runs MobileNetV2's next three blocks (``features[14:17]``: stride 32, 160 channels, also
 ImageNet-trained and frozen) on that map, upsamples their output 2x (nearest) and
-concatenates it to the stride-16 map: still **one stride-16 map** (so one anchor grid, the
-overlay's), of ``96 + 160 = 256`` channels, whose every cell also sees a ~430-pixel
+concatenates it to the stride-16 map: still **one stride-16 map** of
+``96 + 160 = 256`` channels, whose every cell also sees a ~430-pixel
 neighbourhood (theoretical receptive field 267 -> 427 px) -- the context a 3x3 head needs
 to place the edges of objects larger than its own receptive field. It costs ~13 % of the
 backbone's time (the stride-32 map has a quarter of the cells).
+
+Models with a stride-8 anchor level also read the output of ``features[:7]`` (block
+:data:`FINE_SPLIT`: stride 8, 32 channels) on the way: the same pass gives both maps.
 
 Input
 -----
@@ -46,6 +49,8 @@ __all__ = [
     "BACKBONE_NAME",
     "CONTEXT_CHANNELS",
     "FEATURE_CHANNELS",
+    "FINE_CHANNELS",
+    "FINE_SPLIT",
     "Stride32Context",
     "backbone_channels",
     "PreparedImage",
@@ -57,6 +62,8 @@ __all__ = [
 
 BACKBONE_NAME = "mobilenet_v2.features[:14]"
 FEATURE_CHANNELS = 96  # the stride-16 map
+FINE_SPLIT = 7  # features[:7] ends at stride 8: the fine level's map
+FINE_CHANNELS = 32  # its channels
 CONTEXT_CHANNELS = 160  # the stride-32 context map (features[14:17])
 NUM_BLOCKS = 14
 CONTEXT_BLOCKS = (14, 15, 16)

@@ -95,6 +95,16 @@ def describe_anchor_mismatch(checkpoint: AnchorConfig, current: AnchorConfig) ->
         )
     if checkpoint.stride != current.stride:
         parts.append(f"stride {checkpoint.stride} in the checkpoint, {current.stride} now")
+    if checkpoint.strides != current.strides and checkpoint.sizes == current.sizes:
+        parts.append(
+            f"strides per size {_nums(checkpoint.strides)} in the checkpoint, "
+            f"{_nums(current.strides)} now"
+        )
+    if len(checkpoint.levels) != len(current.levels):
+        parts.append(
+            f"{len(checkpoint.levels)} anchor level(s) in the checkpoint, "
+            f"{len(current.levels)} now (a model of another version)"
+        )
     return "; ".join(parts)
 
 
@@ -178,8 +188,8 @@ def _check_shapes(path: Path, state: dict, config: RPNConfig) -> None:
         if unexpected:
             detail.append(f"{len(unexpected)} unknown tensor(s), e.g. {unexpected[0]!r}")
         raise CheckpointError(path, "not weights of this RPN: " + "; ".join(detail))
-    key = "rpn.head.cls_logits.weight"
-    a = config.anchors.num_anchors_per_location
+    key = "rpn.head.cls_logits.weight"  # the stride-16 level's head
+    a = config.anchors.levels[-1].num_anchors_per_location
     if key in state and tuple(state[key].shape)[0] != a:
         raise CheckpointError(
             path,

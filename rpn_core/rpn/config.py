@@ -30,6 +30,7 @@ if TYPE_CHECKING:  # pragma: no cover - typing only
 __all__ = [
     "CONFIG_RANGES",
     "ConfigError",
+    "MODEL_STRIDES",
     "RPNConfig",
     "SelectionConfig",
     "embedded_config",
@@ -38,6 +39,9 @@ __all__ = [
     "model_anchors",
     "to_input_frame",
 ]
+
+
+MODEL_STRIDES = (8, 16)  # the backbone's feature maps an anchor level can use
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -68,6 +72,9 @@ class RPNConfig:
     ``pre_nms_top_n`` anchors (by score) enter NMS at ``nms_iou``; ``post_nms_top_n`` are
     kept. ``min_size`` (original pixels) drops proposals narrower or lower than it.
     ``head_conv_depth`` is the number of 3x3 convolutions in torchvision's ``RPNHead``.
+    Anchor sizes may sit on two levels (:attr:`AnchorConfig.size_strides`): stride 16 (the
+    context map) and stride 8 (MobileNetV2's ``features[:7]``, 32 channels, its own
+    ``RPNHead``), the strides in :data:`MODEL_STRIDES`.
     ``context``: the backbone adds its stride-32 context to the stride-16 map
     (:class:`rpn_core.rpn.backbone.Stride32Context`; the head then starts with a 1x1
     256 -> 96 reduction). Weights files written before this setting existed have no
@@ -89,6 +96,11 @@ class RPNConfig:
     def __post_init__(self) -> None:
         if self.anchors.stride != 16:
             raise ValueError(f"the MobileNetV2 backbone has stride 16, got {self.anchors.stride}")
+        if not set(self.anchors.strides) <= set(MODEL_STRIDES):
+            raise ValueError(
+                f"the MobileNetV2 backbone has feature maps at strides {MODEL_STRIDES}, got "
+                f"anchor strides {sorted(set(self.anchors.strides))}"
+            )
         if not (self.pre_nms_top_n >= 1 and self.post_nms_top_n >= 1):
             raise ValueError("pre_nms_top_n and post_nms_top_n must be >= 1")
         if not 0.0 < self.nms_iou <= 1.0:
@@ -153,6 +165,7 @@ CONFIG_RANGES: dict[str, tuple[float, float]] = {
     "anchors.sizes": (1e-3, 16_384.0),
     "anchors.aspect_ratios": (1e-3, 1e3),
     "anchors.stride": (16, 16),
+    "anchors.size_strides": (8, 16),
     "labels.fg_iou": (0.0, 1.0),
     "labels.bg_iou": (0.0, 1.0),
     "labels.batch_size_per_image": (1, 100_000),
@@ -166,6 +179,7 @@ _INTS = {
     "max_side",
     "head_conv_depth",
     "anchors.stride",
+    "anchors.size_strides",
     "labels.batch_size_per_image",
 }
 
@@ -217,7 +231,7 @@ def _checked_fields(data: object) -> dict:
 
 
 def _anchors(value: object) -> AnchorConfig:
-    raw = _object("anchors", value, {"sizes", "aspect_ratios", "stride"})
+    raw = _object("anchors", value, {"sizes", "aspect_ratios", "stride", "size_strides"})
     out: dict = {}
     for key in ("sizes", "aspect_ratios"):
         name = f"anchors.{key}"
@@ -230,7 +244,18 @@ def _anchors(value: object) -> AnchorConfig:
     if "stride" not in raw:
         raise ConfigError("anchors.stride", "missing")
     out["stride"] = _number("anchors.stride", raw["stride"])
-    return AnchorConfig(**out)
+    if "size_strides" in raw:
+        name = "anchors.size_strides"
+        items = raw["size_strides"]
+        if not isinstance(items, list) or len(items) != len(out["sizes"]):
+            raise ConfigError(name, f"must be a list of {len(out['sizes'])} strides, one per size")
+        out["size_strides"] = tuple(_number(name, v) for v in items)
+        if not set(out["size_strides"]) <= set(MODEL_STRIDES):
+            raise ConfigError(name, f"each must be one of {MODEL_STRIDES}, got {items!r}")
+    try:
+        return AnchorConfig(**out)
+    except ValueError as exc:
+        raise ConfigError("anchors", str(exc)) from exc
 
 
 def _labels(value: object) -> LabelConfig:

@@ -9,6 +9,9 @@ Pieces
   the stride-32 context of ``features[14:17]`` upsampled onto the same stride-16 grid: 256);
 * anchors: :class:`ConfigAnchorGenerator`, a module calling
   :func:`rpn_core.anchors.grid.generate_anchors` -- the overlay's function and config;
+  with a stride-8 level (``AnchorConfig.size_strides``) a second ``RPNHead``
+  (``rpn.fine_head``) scores its anchors on the backbone's stride-8 map, and the levels are
+  concatenated (stride 8 first) as torchvision's multi-level RPN does;
 * head and loss: torchvision's ``RPNHead`` and ``RegionProposalNetwork``, whose training
   targets come from :func:`rpn_core.anchors.labelling.label_anchors` and whose minibatch comes from
   :func:`rpn_core.anchors.labelling.sample_minibatch` with a caller's ``torch.Generator``.
@@ -30,12 +33,14 @@ import torch
 from torch import nn
 from torchvision.models.detection.image_list import ImageList
 from torchvision.models.detection.rpn import RPNHead
-from torchvision.ops import nms
+from torchvision.ops import batched_nms, nms
 
 from rpn_core.anchors.grid import AnchorConfig, base_anchors
 from rpn_core.anchors.labelling import LabelConfig
 from rpn_core.rpn.backbone import (
     FEATURE_CHANNELS,
+    FINE_CHANNELS,
+    FINE_SPLIT,
     backbone_channels,
     build_backbone,
     fold_frozen_bn,
@@ -89,8 +94,10 @@ def _cpu_has_bf16() -> bool:
 class FeatureResult:
     """The backbone's output for one image (computed once, reused by every selection).
 
-    ``features`` ``(1, 96, Hf, Wf)``; ``image_size`` original ``(H, W)``; ``input_size``
-    the resized ``(H', W')``; ``padded_size`` the padded input; ``scale`` ``(H'/H, W'/W)``.
+    ``features`` ``(1, C, Hf, Wf)`` the stride-16 map; ``image_size`` original ``(H, W)``;
+    ``input_size`` the resized ``(H', W')``; ``padded_size`` the padded input; ``scale``
+    ``(H'/H, W'/W)``; ``fine`` the stride-8 map ``(1, 32, 2Hf, 2Wf)`` for a model with a
+    stride-8 level, else None.
     """
 
     features: torch.Tensor
@@ -98,10 +105,17 @@ class FeatureResult:
     input_size: tuple[int, int]
     padded_size: tuple[int, int]
     scale: tuple[float, float]
+    fine: torch.Tensor | None = None
 
     def to(self, device: torch.device | str) -> FeatureResult:
+        fine = None if self.fine is None else self.fine.to(device)
         return FeatureResult(
-            self.features.to(device), self.image_size, self.input_size, self.padded_size, self.scale
+            self.features.to(device),
+            self.image_size,
+            self.input_size,
+            self.padded_size,
+            self.scale,
+            fine,
         )
 
 
@@ -113,7 +127,8 @@ class RPNModel(nn.Module):
     ):
         super().__init__()
         self.config = config or RPNConfig()
-        a = self.config.anchors.num_anchors_per_location
+        levels = self.config.anchors.levels
+        a = levels[-1].num_anchors_per_location  # the stride-16 level
         context = self.config.context
         self.backbone = build_backbone(context=context)
         self.anchor_generator = ConfigAnchorGenerator(self.config.anchors)
@@ -123,6 +138,9 @@ class RPNModel(nn.Module):
         else:
             head = RPNHead(FEATURE_CHANNELS, a, conv_depth=depth)
         self.rpn = LabelledRPN(self.config, self.anchor_generator, head)
+        if len(levels) > 1:  # the stride-8 level (RPNConfig allows strides 8 and 16)
+            fine = RPNHead(FINE_CHANNELS, levels[0].num_anchors_per_location, conv_depth=depth)
+            self.rpn.fine_head = fine
         self._fused: tuple | None = None  # (key, module): see _inference_backbone
         # Used by compute_features only; turn off for bit-exact float32 features (training).
         self.bf16_inference = True
@@ -133,11 +151,18 @@ class RPNModel(nn.Module):
         # channels_last after every move: oneDNN's depthwise convolutions run ~10x faster in
         # NHWC than in NCHW on the CPU (measured: 2.0 s vs 0.16 s for a 608 x 976 input).
         super()._apply(fn, recurse)
-        for module in (self.backbone, self.rpn.head):
+        for module in (self.backbone, self.rpn.head, self.fine_head):
+            if module is None:
+                continue
             for p in module.parameters():
                 if p.ndim == 4:
                     p.data = p.data.contiguous(memory_format=torch.channels_last)
         return self
+
+    @property
+    def fine_head(self) -> nn.Module | None:
+        """The stride-8 level's ``RPNHead`` (``rpn.fine_head``), or None with one level."""
+        return getattr(self.rpn, "fine_head", None)
 
     @property
     def device(self) -> torch.device:
@@ -149,22 +174,58 @@ class RPNModel(nn.Module):
         return self
 
     def head_parameters(self) -> list[nn.Parameter]:
-        """The trainable parameters (the RPN head; the backbone is frozen)."""
-        return list(self.rpn.head.parameters())
+        """The trainable parameters (the RPN heads; the backbone is frozen)."""
+        fine = [] if self.fine_head is None else list(self.fine_head.parameters())
+        return fine + list(self.rpn.head.parameters())
 
     def forward(self, images: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         """Padded batch ``(B, 3, Hp, Wp)`` -> logits ``(B, T)`` and deltas ``(B, T, 4)``."""
         with torch.no_grad():
-            feats = self.backbone(images)
-        return self._head(feats)
+            coarse, fine = self.run_backbone(images)
+        return self._head(coarse, fine)
 
-    def _head(self, feats: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        logits, deltas = self.rpn.head([feats])
-        b, a4, hf, wf = deltas[0].shape
-        # (B, A, Hf, Wf) -> (B, Hf, Wf, A): location-major, the anchors' order.
-        obj = logits[0].permute(0, 2, 3, 1).reshape(b, -1)
-        reg = deltas[0].view(b, a4 // 4, 4, hf, wf).permute(0, 3, 4, 1, 2).reshape(b, -1, 4)
-        return obj, reg
+    def run_backbone(
+        self,
+        x: torch.Tensor,
+        start: int = 0,
+        fine: torch.Tensor | None = None,
+        backbone: nn.Module | None = None,
+    ) -> tuple[torch.Tensor, torch.Tensor | None]:
+        """``(stride-16 map, stride-8 map or None)`` from ``x``, the output of
+        ``backbone[:start]`` (the input image for 0). The stride-8 map is
+        ``backbone[:FINE_SPLIT]``'s output, computed on the way when ``start <= FINE_SPLIT``,
+        else ``fine`` (cached by the caller); None for a model with one level."""
+        backbone = self.backbone if backbone is None else backbone
+        if self.fine_head is None:
+            return backbone[start:](x), None
+        if start <= FINE_SPLIT:
+            fine = backbone[start:FINE_SPLIT](x)
+            x, start = fine, FINE_SPLIT
+        if fine is None:
+            raise ValueError("this model has a stride-8 level: pass its cached stride-8 map")
+        return backbone[start:](x), fine
+
+    def _head(
+        self, feats: torch.Tensor, fine: torch.Tensor | None = None
+    ) -> tuple[torch.Tensor, torch.Tensor]:
+        """Logits ``(B, T)`` and deltas ``(B, T, 4)`` over every level (stride 8 first)."""
+        levels = [(self.rpn.head, feats)]
+        if self.fine_head is not None:
+            if fine is None:
+                raise ValueError("this model has a stride-8 level but no stride-8 map was given")
+            levels.insert(0, (self.fine_head, fine))
+        objs, regs = [], []
+        for head, fmap in levels:
+            logits, deltas = head([fmap])
+            b, a4, hf, wf = deltas[0].shape
+            # (B, A, Hf, Wf) -> (B, Hf, Wf, A): location-major, the anchors' order.
+            objs.append(logits[0].permute(0, 2, 3, 1).reshape(b, -1))
+            regs.append(
+                deltas[0].view(b, a4 // 4, 4, hf, wf).permute(0, 3, 4, 1, 2).reshape(b, -1, 4)
+            )
+        if len(objs) == 1:
+            return objs[0], regs[0]
+        return torch.cat(objs, dim=1), torch.cat(regs, dim=1)
 
     @torch.no_grad()
     def compute_features(
@@ -184,9 +245,12 @@ class RPNModel(nn.Module):
         x = prep.tensor.contiguous(memory_format=torch.channels_last)
         if self._use_bf16():
             x = x.to(torch.bfloat16)
-        feats = backbone(x).float()
+        feats, fine = self.run_backbone(x, backbone=backbone)
+        fine = None if fine is None else fine.float()
         padded = tuple(prep.tensor.shape[-2:])
-        return FeatureResult(feats, prep.image_size, prep.input_size, padded, prep.scale)
+        return FeatureResult(
+            feats.float(), prep.image_size, prep.input_size, padded, prep.scale, fine
+        )
 
     def _inference_backbone(self) -> nn.Module:
         """The backbone with batch-norm folded into its convolutions (~1.5x faster on the
@@ -207,13 +271,14 @@ class RPNModel(nn.Module):
 
     def _anchors(self, feat: FeatureResult) -> torch.Tensor:
         images = ImageList(feat.features.new_zeros((1, 1, *feat.padded_size)), [feat.input_size])
-        return self.anchor_generator(images, [feat.features])[0]
+        maps = [feat.features] if feat.fine is None else [feat.fine, feat.features]
+        return self.anchor_generator(images, maps)[0]
 
     @torch.no_grad()
     def raw_proposals(self, features: FeatureResult) -> RawProposals:
         """Every anchor, its objectness and refined box, in original pixels (numpy)."""
         feat = features.to(self.device)
-        logits, deltas = self._head(feat.features)
+        logits, deltas = self._head(feat.features, feat.fine)
         anchors = self._anchors(feat)
         boxes = self.rpn.box_coder.decode_single(deltas[0], anchors)
         sy, sx = feat.scale
@@ -229,6 +294,21 @@ class RPNModel(nn.Module):
             deltas=deltas[0].cpu().numpy(),
             boxes=boxes.cpu().numpy(),
             image_size=feat.image_size,
+            strides=self._anchor_strides(feat),
+        )
+
+    def _anchor_strides(self, feat: FeatureResult) -> np.ndarray | None:
+        """Each anchor's level stride (None with one level: selection needs no levels)."""
+        if self.fine_head is None:
+            return None
+        counts = [m.shape[-2] * m.shape[-1] for m in (feat.fine, feat.features)]
+        per_loc = [lv.num_anchors_per_location for lv in self.config.anchors.levels]
+        strides = [lv.stride for lv in self.config.anchors.levels]
+        return np.concatenate(
+            [
+                np.full(c * a, t, dtype=np.int16)
+                for c, a, t in zip(counts, per_loc, strides, strict=True)
+            ]
         )
 
     def losses(
@@ -259,7 +339,7 @@ class RPNModel(nn.Module):
         logits, deltas, anchors, targets = [], [], [], []
         for feat, gt in zip(feats, gt_boxes_list, strict=True):
             feat = feat.to(self.device)
-            obj, reg = self._head(feat.features)
+            obj, reg = self._head(feat.features, feat.fine)
             logits.append(obj[0])
             deltas.append(reg[0])
             anchors.append(self._anchors(feat))
@@ -297,15 +377,34 @@ def select_proposals(
 
     The ``pre_nms_top_n`` best-scoring anchors with score ``>= score_threshold`` and
     width and height ``>= min_size`` (original pixels, and > 0) enter NMS at ``nms_iou``.
+    With anchor levels (``raw.strides``) this happens per level, as torchvision's
+    ``RegionProposalNetwork.filter_proposals`` does: the ``pre_nms_top_n`` best of each
+    level, NMS within each level, then the ``top_n`` best overall by score.
     """
     scores = torch.from_numpy(raw.scores)
-    k = min(pre_nms_top_n, scores.numel())
-    top_scores, order = scores.topk(k) if k else (scores[:0], torch.zeros(0, dtype=torch.int64))
+    if raw.strides is None:
+        k = min(pre_nms_top_n, scores.numel())
+        empty = (scores[:0], torch.zeros(0, dtype=torch.int64))
+        top_scores, order = scores.topk(k) if k else empty
+        level = None
+    else:
+        strides = torch.from_numpy(raw.strides.astype(np.int64))
+        picks = []
+        for t in torch.unique(strides).tolist():
+            idx = torch.nonzero(strides == t).flatten()
+            k = min(pre_nms_top_n, idx.numel())
+            picks.append(idx[scores[idx].topk(k).indices])
+        order = torch.cat(picks) if picks else torch.zeros(0, dtype=torch.int64)
+        top_scores, level = scores[order], strides[order]
     boxes = torch.from_numpy(raw.boxes)[order]
     wh = boxes[:, 2:] - boxes[:, :2]
     ok = (top_scores >= score_threshold) & (wh >= max(min_size, 1e-3)).all(dim=1)
     order, boxes, top_scores = order[ok], boxes[ok], top_scores[ok]
-    keep = nms(boxes, top_scores, nms_iou)[: max(0, int(top_n))]
+    if level is None:
+        keep = nms(boxes, top_scores, nms_iou)
+    else:
+        keep = batched_nms(boxes, top_scores, level[ok], nms_iou)  # sorted by score
+    keep = keep[: max(0, int(top_n))]
     return Proposals(
         boxes=boxes[keep].numpy(),
         scores=top_scores[keep].numpy(),
@@ -366,32 +465,43 @@ def with_anchors(model: RPNModel, anchors: AnchorConfig) -> RPNModel:
     """A copy of ``model`` that uses ``anchors`` (e.g. designed in the anchor lab), ready to
     fine-tune; ``model`` itself is unchanged (returned as is when the anchors are equal).
 
-    The backbone and the head's shared layers are copied. Each new anchor shape takes the
-    objectness and box-delta weights of the old anchor shape it overlaps most (IoU of the
-    two boxes centred on one point): deltas are relative to the anchor, so a similar shape
-    is a close first guess, and fine-tuning starts from a working model rather than from
-    noise. ``ValueError`` when the anchors' stride is not the backbone's (16).
+    The backbone and the heads' shared layers are copied. Each new anchor shape takes the
+    objectness and box-delta weights of the old anchor shape *of the same level* it overlaps
+    most (IoU of the two boxes centred on one point): deltas are relative to the anchor, so
+    a similar shape is a close first guess, and fine-tuning starts from a working model
+    rather than from noise. A level the old model lacks (a stride-8 level added in the lab)
+    starts from a fresh head. ``ValueError`` when the anchors need a stride the backbone
+    has no map for (:data:`rpn_core.rpn.config.MODEL_STRIDES`).
     """
     old = model.config.anchors
     if anchors == old:
         return model
-    if anchors.stride != old.stride:
-        raise ValueError(
-            f"the backbone's feature map has stride {old.stride}; anchors with stride "
-            f"{anchors.stride:g} cannot be used by this model"
-        )
+    try:
+        new = RPNModel(replace(model.config, anchors=anchors), device="cpu")
+    except ValueError as exc:
+        raise ValueError(f"these anchors cannot be used by this model: {exc}") from exc
     from torchvision.ops import box_iou
 
-    new = RPNModel(replace(model.config, anchors=anchors), device="cpu")
     src = {k: v.detach().cpu() for k, v in model.state_dict().items()}
-    donor = box_iou(base_anchors(anchors), base_anchors(old)).argmax(dim=1)  # (A_new,)
+    old_levels = {lv.stride: lv for lv in old.levels}
     state = new.state_dict()
+    for level in anchors.levels:
+        prefix = "rpn.head." if level.stride == anchors.stride else "rpn.fine_head."
+        donor_level = old_levels.get(level.stride)
+        if donor_level is None:
+            continue  # the new level keeps its fresh initialisation
+        donor = box_iou(base_anchors(level), base_anchors(donor_level)).argmax(dim=1)
+        for key, value in src.items():
+            if not key.startswith(prefix):
+                continue
+            if key.startswith(prefix + "cls_logits."):
+                state[key] = value[donor]
+            elif key.startswith(prefix + "bbox_pred."):
+                state[key] = value.unflatten(0, (-1, 4))[donor].flatten(0, 1)  # 4 rows each
+            elif key in state:
+                state[key] = value
     for key, value in src.items():
-        if key.startswith("rpn.head.cls_logits."):
-            state[key] = value[donor]
-        elif key.startswith("rpn.head.bbox_pred."):
-            state[key] = value.unflatten(0, (-1, 4))[donor].flatten(0, 1)  # 4 rows per anchor
-        elif key in state:
+        if key.startswith("backbone."):
             state[key] = value
     new.load_state_dict(state)
     new.metadata = dict(getattr(model, "metadata", {}) or {})

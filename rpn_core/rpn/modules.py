@@ -31,8 +31,9 @@ class ConfigAnchorGenerator(nn.Module):
     """torchvision's ``AnchorGenerator`` interface over :func:`generate_anchors`.
 
     ``forward(image_list, feature_maps)`` returns one ``(T, 4)`` tensor per image, in the
-    padded input's pixels; the padded size is a multiple of the stride (module docstring of
-    :mod:`rpn_core.anchors.grid`), so the grid equals the single feature map.
+    padded input's pixels; the padded size is a multiple of the coarsest stride (module
+    docstring of :mod:`rpn_core.anchors.grid`), so each level's grid equals its feature map
+    (``feature_maps``: one per level, in ascending stride).
     """
 
     def __init__(self, config: AnchorConfig) -> None:
@@ -40,16 +41,23 @@ class ConfigAnchorGenerator(nn.Module):
         self.config = config
 
     def num_anchors_per_location(self) -> list[int]:
-        return [self.config.num_anchors_per_location]
+        return [lv.num_anchors_per_location for lv in self.config.levels]
 
     def forward(
         self, image_list: ImageList, feature_maps: list[torch.Tensor]
     ) -> list[torch.Tensor]:
-        fmap = feature_maps[0]
+        levels = self.config.levels
+        if len(feature_maps) != len(levels):
+            raise ValueError(f"{len(feature_maps)} feature maps for {len(levels)} anchor levels")
         padded = tuple(image_list.tensors.shape[-2:])
-        grid = feature_size(padded, self.config)
-        if grid != tuple(fmap.shape[-2:]):
-            raise ValueError(f"feature map {tuple(fmap.shape[-2:])} != anchor grid {grid}")
+        for level, fmap in zip(levels, feature_maps, strict=True):
+            grid = feature_size(padded, level)
+            if grid != tuple(fmap.shape[-2:]):
+                raise ValueError(
+                    f"feature map {tuple(fmap.shape[-2:])} != stride-{level.stride} anchor "
+                    f"grid {grid}"
+                )
+        fmap = feature_maps[0]
         anchors = generate_anchors(padded, self.config, dtype=fmap.dtype, device=fmap.device)
         return [anchors for _ in range(image_list.tensors.shape[0])]
 

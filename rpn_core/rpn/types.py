@@ -18,7 +18,9 @@ class RawProposals:
 
     ``anchors`` ``(T, 4)``; ``logits``/``scores`` ``(T,)`` objectness (score = sigmoid);
     ``deltas`` ``(T, 4)`` the regressor's ``(dx, dy, dw, dh)`` (input frame); ``boxes``
-    ``(T, 4)`` the decoded proposals clipped to the image; ``image_size`` ``(H, W)``.
+    ``(T, 4)`` the decoded proposals clipped to the image; ``image_size`` ``(H, W)``;
+    ``strides`` ``(T,)`` each anchor's level stride for a model with anchor levels (proposals
+    are then selected per level), None with one level.
     """
 
     anchors: np.ndarray
@@ -27,6 +29,7 @@ class RawProposals:
     deltas: np.ndarray
     boxes: np.ndarray
     image_size: tuple[int, int]
+    strides: np.ndarray | None = None
 
     def __len__(self) -> int:
         return len(self.scores)

@@ -26,7 +26,7 @@ import numpy as np
 import torch
 from torch import nn
 
-from rpn_core.rpn.backbone import NUM_BLOCKS, prepare_image
+from rpn_core.rpn.backbone import FINE_SPLIT, NUM_BLOCKS, prepare_image
 from rpn_core.rpn.config import input_geometry
 from rpn_core.rpn.model import FeatureResult, RPNModel, select_proposals, selection_settings
 from rpn_core.rpn.proposals import best_iou_per_gt
@@ -76,19 +76,28 @@ class CachedInput:
     boxes: np.ndarray
     input_size: tuple[int, int]
     padded_size: tuple[int, int]
+    fine: torch.Tensor | None = None  # the stride-8 map, when the prefix computed it
 
 
 @torch.no_grad()
 def cache_input(
     model: RPNModel, pixels: np.ndarray, boxes: np.ndarray, augment: Augment, first: int
 ) -> CachedInput:
-    """Augment, then run the frozen backbone prefix ``backbone[:first]`` once."""
+    """Augment, then run the frozen backbone prefix ``backbone[:first]`` once (keeping the
+    stride-8 map on the way when the model has that level and the prefix passes it)."""
     image, gt = apply_augment(pixels, boxes, augment)
     prep = prepare_image(image, model.config, model.device)
     padded = tuple(prep.tensor.shape[-2:])
     x = prep.tensor.contiguous(memory_format=torch.channels_last)  # faster convolutions
-    data = image if first == 0 else model.backbone[:first](x)
-    return CachedInput(data, gt, prep.input_size, padded)
+    fine = None
+    if first == 0:
+        data = image
+    elif model.fine_head is not None and first > FINE_SPLIT:
+        fine = model.backbone[:FINE_SPLIT](x)
+        data = model.backbone[FINE_SPLIT:first](fine)
+    else:
+        data = model.backbone[:first](x)
+    return CachedInput(data, gt, prep.input_size, padded, fine)
 
 
 class LossModule(nn.Module):
@@ -106,9 +115,9 @@ class LossModule(nn.Module):
         if self.first == 0:
             data = prepare_image(data, self.model.config, self.model.device).tensor
             data = data.contiguous(memory_format=torch.channels_last)
-        if self.first < len(self.model.backbone):
-            data = self.model.backbone[self.first :](data)
-        return FeatureResult(data, item.input_size, item.input_size, item.padded_size, (1.0, 1.0))
+        coarse, fine = self.model.run_backbone(data, self.first, item.fine)
+        geometry = (item.input_size, item.input_size, item.padded_size, (1.0, 1.0))
+        return FeatureResult(coarse, *geometry, fine)
 
     def forward(
         self,
@@ -124,7 +133,7 @@ def set_trainable(model: RPNModel, first: int) -> list[nn.Parameter]:
     """Unfreeze the head and ``backbone[first:]``; return the trainable parameters."""
     for p in model.parameters():
         p.requires_grad_(False)
-    params = list(model.rpn.head.parameters())
+    params = model.head_parameters()
     for block in model.backbone[first:]:
         params.extend(block.parameters())
     for p in params:
@@ -136,7 +145,7 @@ def freeze_backbone(model: RPNModel) -> None:
     """Back to the model's resting state: frozen backbone, trainable head, eval mode."""
     for p in model.backbone.parameters():
         p.requires_grad_(False)
-    for p in model.rpn.head.parameters():
+    for p in model.head_parameters():
         p.requires_grad_(True)
     model.eval()
 
