@@ -93,7 +93,7 @@ def _start(args: argparse.Namespace, folder: Path):
     """The lab on a 1000x600 image at 100 % zoom, torch loaded, preset and mode applied."""
     from app.anchor_lab.controller import install_anchor_lab
     from app.state.app_state import AppStateModel
-    from rpn_core.anchors.grid import AnchorConfig
+    from rpn_core.anchors.grid import AnchorConfig, parse_sizes
     from rpn_core.anchors.labelling import LabelConfig
     from rpn_core.anchors.view import DisplayMode, ViewOptions
 
@@ -112,7 +112,11 @@ def _start(args: argparse.Namespace, folder: Path):
     while not lab.ready:
         app.processEvents()
         time.sleep(0.005)
-    anchors = AnchorConfig(stride=args.stride)  # default sizes and ratios
+    if args.sizes:  # e.g. the embedded model's two levels: "16@8, 32@8, 64, 128, 256, 512"
+        sizes, strides = parse_sizes(args.sizes, args.stride)
+        anchors = AnchorConfig(sizes=sizes, stride=max(strides), size_strides=strides)
+    else:
+        anchors = AnchorConfig(stride=args.stride)  # default sizes and ratios
     lab.set_configs(anchors, LabelConfig.preset(args.preset))
     lab.settings_panel.set_view(ViewOptions(mode=DisplayMode(args.mode)))
     app.processEvents()
@@ -157,6 +161,11 @@ def main() -> int:
         type=int,
         default=16,
         help="anchor stride (8 gives ~84k anchors: the 10^5 regime)",
+    )
+    parser.add_argument(
+        "--sizes",
+        help="anchor sizes as the lab writes them; 16@8 puts a size on the stride-8 level "
+        "(default: the guide's 64, 128, 256)",
     )
     args = parser.parse_args()
     QApplication.instance() or QApplication([])

@@ -23,9 +23,10 @@ from rpn_core.anchors.grid import (
     parse_sizes,
 )
 from rpn_core.anchors.labelling import LabelConfig, anchor_grid_iou, label_anchors, label_image
+from rpn_core.rpn.adapt import with_anchors
 from rpn_core.rpn.checkpoint import CheckpointError, load_checkpoint, save_checkpoint
 from rpn_core.rpn.config import ConfigError, RPNConfig, model_anchors
-from rpn_core.rpn.model import RawProposals, RPNModel, select_proposals, with_anchors
+from rpn_core.rpn.model import RawProposals, RPNModel, select_proposals
 from rpn_core.training.data import Augment
 from rpn_core.training.engine import LossModule, cache_input
 

@@ -433,7 +433,7 @@ def test_embedded_config_is_the_sidecars_without_torch_and_falls_back(monkeypatc
 
 
 def test_with_anchors_keeps_the_network_and_maps_each_anchor_to_its_closest_shape(model):
-    from rpn_core.rpn.model import with_anchors
+    from rpn_core.rpn.adapt import with_anchors
 
     old = model.config.anchors  # 64, 128, 256 x ratios 0.5, 1, 2: index = ratio * 3 + size
     assert with_anchors(model, old) is model
@@ -457,7 +457,7 @@ def test_with_anchors_keeps_the_network_and_maps_each_anchor_to_its_closest_shap
 
 
 def test_with_anchors_trains_and_saves_with_the_new_anchors(tmp_path):
-    from rpn_core.rpn.model import with_anchors
+    from rpn_core.rpn.adapt import with_anchors
 
     torch.manual_seed(5)
     base = RPNModel(SMALL, device="cpu")

@@ -146,7 +146,7 @@ def _load(args: argparse.Namespace, device: str):  # noqa: ANN202
     from rpn_core.anchors.grid import AnchorConfig
     from rpn_core.anchors.labelling import LabelConfig
     from rpn_core.cli._model import load_cli_model
-    from rpn_core.rpn.model import with_anchors, with_labels
+    from rpn_core.rpn.adapt import with_anchors, with_labels
 
     model = load_cli_model(args, device)
     if getattr(args, "labels", None):

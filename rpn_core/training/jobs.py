@@ -54,7 +54,7 @@ def train_job(
     import_torch()
     import torch
 
-    from rpn_core.rpn.model import with_anchors, with_labels
+    from rpn_core.rpn.adapt import with_anchors, with_labels
     from rpn_core.training.finetune import fine_tune
 
     _lower_thread_priority()
