@@ -477,3 +477,34 @@ def test_inspector_names_boxes_as_the_boxes_list_shows_them(qtbot, lab):
     assert "matched GT: box 1 (cat)" in lab.inspector.text.text()
     assert "with box 1 (cat)" in lab.inspector.text.text()
     assert lab.inspector.ious.item(1, 0).text() == "box 2 (dog)"
+
+
+def test_sizes_on_two_levels_are_typed_drawn_and_inspected(qtbot, lab):
+    panel = lab.settings_panel
+    panel.sizes.selectAll()
+    qtbot.keyClicks(panel.sizes, "16@8, 32@8, 64")
+    qtbot.keyClick(panel.sizes, Qt.Key.Key_Return)
+    assert lab.anchor_config == AnchorConfig(sizes=(16.0, 32.0, 64.0), size_strides=(8, 8, 16))
+    # 800x600 input frame: stride 8 gives 75 x 100 cells of 6 anchors, stride 16 38 x 50 of 3.
+    assert len(lab.anchors) == 75 * 100 * 6 + 38 * 50 * 3
+    assert panel.sizes.text() == "16@8, 32@8, 64"
+    # Two sparse levels in the input frame: 80 px at stride 160 (4 x 5 cells: anchors 0-19),
+    # 160 px at stride 320 (2 x 3 cells: anchors 20-25). Anchor 24 = cell (1, 1) of the
+    # stride-320 grid = (240, 240, 400, 400) there, (96, 96, 160, 160) in image pixels.
+    two = AnchorConfig(
+        sizes=(80.0, 160.0), aspect_ratios=(1.0,), size_strides=(160, 320), stride=320
+    )
+    lab.set_configs(two, LabelConfig.faster_rcnn())
+    assert len(lab.anchors) == 26 and tuple(lab.anchors[24]) == (96.0, 96.0, 160.0, 160.0)
+    vp = lab.canvas.viewport()
+    qtbot.mouseClick(
+        vp, Qt.MouseButton.LeftButton, Qt.KeyboardModifier.NoModifier, _vp(lab, 128, 96.5)
+    )
+    inspector = lab.inspector
+    assert inspector.current == 24 and inspector.pinned
+    text = inspector.text.text()
+    assert "Anchor 24" in text and "cell (row 1, col 1) of the stride-320 grid" in text
+    assert "foreground: IoU 0.879 with box 1 (no class)" in text
+    # The same anchor in the one-level SPARSE set (160 px at stride 320) is anchor 4.
+    lab.set_configs(SPARSE, lab.label_config)
+    assert inspector.current == 4 and inspector.pinned
