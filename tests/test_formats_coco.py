@@ -288,3 +288,90 @@ def test_write_read_round_trip(anns):
             # x2 is rebuilt as x + w, exact up to one rounding of the float sum.
             assert b.xyxy == pytest.approx(a.xyxy, abs=1e-9 * ann.width + 1e-9)
             assert (b.difficult, b.truncated) == (a.difficult, a.truncated)
+
+
+def test_warnings_name_file_positions_before_and_list_positions_after_an_edit():
+    """The index keeps each annotation's place in the file (an entry that is not an object is
+    dropped on read, so later places differ from list positions) until the list is edited;
+    then warnings name the place the entry will have in the file written next."""
+    raw = {
+        "images": [{"id": 1, "file_name": "a.jpg"}, {"id": 2, "file_name": "b.jpg"}],
+        "categories": [{"id": 1, "name": "x"}],
+        "annotations": [
+            "junk",
+            {"id": 1, "image_id": 1, "category_id": 1, "bbox": [1, 1, 2, 2]},
+            {"id": 2, "image_id": 2, "category_id": 1, "bbox": [1, 1, -2, 2]},
+            {"id": 3, "image_id": 2, "category_id": 1, "bbox": [0, 0, 3, 3]},
+        ],
+    }
+    coco = doc_from(raw)
+    b = coco.annotation_for("b.jpg", "b.jpg", 10, 10)
+    assert [x.xyxy for x in b.boxes] == [(0, 0, 3, 3)]
+    assert any("annotations[2]: skipped" in w for w in b.warnings), b.warnings
+    a = coco.annotation_for("a.jpg", "a.jpg", 10, 10)
+    coco.set_annotation("a.jpg", a)  # list now: b's two entries, then a's
+    assert [e["id"] for e in json.loads(coco.to_bytes())["annotations"]] == [2, 3, 1]
+    b = coco.annotation_for("b.jpg", "b.jpg", 10, 10)
+    assert any("annotations[0]: skipped" in w for w in b.warnings), b.warnings
+    coco.set_annotation("c.jpg", ImageAnnotation("c.jpg", 5, 5, [Box(0, 0, 1, 1, "x")]))
+    assert coco.find_image("c.jpg")["id"] == 3  # a new image entry is found at once
+
+
+def test_a_box_keeps_its_id_unless_another_annotation_has_it():
+    raw = {
+        "images": [{"id": 1, "file_name": "a.jpg"}, {"id": 2, "file_name": "b.jpg"}],
+        "categories": [{"id": 1, "name": "x"}],
+        "annotations": [
+            {"id": -7, "image_id": 1, "category_id": 1, "bbox": [1, 1, 2, 2]},
+            {"id": -9, "image_id": 2, "category_id": 1, "bbox": [1, 1, 2, 2]},
+            {"id": -5, "image_id": 2, "category_id": 1, "bbox": [1, 1, 2, 2]},
+        ],
+    }
+    coco = doc_from(raw)
+    a = coco.annotation_for("a.jpg", "a.jpg", 10, 10)
+    taken = Box(0, 0, 1, 1, "x", extra={"coco": {"id": -9}})  # b's annotation has -9
+    a.boxes += [taken, Box(0, 0, 2, 2, "x"), Box(0, 0, 3, 3, "x", extra={"coco": {"id": 40}})]
+    coco.set_annotation("a.jpg", a)
+    ids = [e["id"] for e in json.loads(coco.to_bytes())["annotations"] if e["image_id"] == 1]
+    # -7 kept; the highest other id is -5 (b's): -9 is taken -> -4, the new box -> -3; 40 kept.
+    assert ids == [-7, -4, -3, 40]
+
+
+def test_an_edit_of_a_big_file_allocates_nothing_per_annotation_at_once():
+    """Issue 16: the autosave of a 100 MB COCO file (750,000 annotations) on the store thread
+    still froze the GUI 157-299 ms. Its index held a tuple per annotation, dropped after each
+    edit -- freeing 750,000 tuples is one C call holding the GIL about 100 ms -- and the ids
+    in use were a set of every id, built and subtracted (``set - {None}``) in single C calls.
+    Now the index keeps positions in arrays (a few objects per *image*) and only the ids the
+    edited boxes would keep are collected: neither grows with the file's annotations."""
+    import gc
+    import sys
+    import tracemalloc
+
+    n_images, n = 50, 100_000
+    raw = {
+        "images": [{"id": i, "file_name": f"{i}.jpg"} for i in range(1, n_images + 1)],
+        "categories": [{"id": 1, "name": "x"}],
+        "annotations": [
+            {"id": k + 1, "image_id": 1 + k % n_images, "category_id": 1, "bbox": [1, 1, 2, 2]}
+            for k in range(n)
+        ],
+    }
+    coco = doc_from(raw)
+    gc.disable()
+    try:
+        before = sys.getallocatedblocks()
+        ann = coco.annotation_for("1.jpg", "1.jpg", 10, 10)  # builds the index
+        index_blocks = sys.getallocatedblocks() - before - 12 * len(ann.boxes)
+        ann.boxes.append(Box(0, 0, 5, 5, "x"))
+        tracemalloc.start()
+        coco.set_annotation("1.jpg", ann)
+        _now, peak = tracemalloc.get_traced_memory()
+        tracemalloc.stop()
+    finally:
+        gc.enable()
+    assert index_blocks < 10 * n_images, index_blocks  # was about one per annotation
+    # The one per-annotation structure is the new list of annotations (a pointer each; it
+    # grows by reallocation, so old and new buffers may coexist). A set of every id alone
+    # takes over 5 times its size (the peak was 11 times it).
+    assert peak < 4 * sys.getsizeof(coco.annotations), peak / sys.getsizeof(coco.annotations)

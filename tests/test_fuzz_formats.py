@@ -389,7 +389,13 @@ def test_images_load_or_give_a_typed_error(data, suffix):
             return
         assert loaded.pixels.dtype == np.uint8 and loaded.pixels.ndim == 3
         assert loaded.pixels.shape[2] == 3 and loaded.width >= 1 and loaded.height >= 1
-        assert loaded.pixels.shape[:2] == (loaded.height, loaded.width)
+        # Full size, or (a header grown by the mutation) reduced by a whole factor for display.
+        h, w = loaded.pixels.shape[:2]
+        factors = [
+            f for f in range(1, 9) if (h, w) == (-(-loaded.height // f), -(-loaded.width // f))
+        ]
+        assert factors and (factors[0] == 1) == (loaded.scale == 1.0), (h, w, loaded.scale)
+        assert loaded.scale == w / loaded.width
 
 
 @pytest.fixture(scope="module")

@@ -11,15 +11,17 @@ from __future__ import annotations
 
 import json
 import shutil
+import threading
 import time
 
 import pytest
 from app_testing import drag_image, open_window, show_zoom, view_pos
 from corpus_fixtures import corpus, fresh_copy, make_corpus, special  # noqa: F401
-from PySide6.QtCore import Qt
+from PySide6.QtCore import Qt, QTimer
 
 from app.annotate import workspace as workspace_module
 from app.canvas.box_item import label_color
+from app.common.workers import Lane, Worker
 from app.state.undo import AddBoxesCommand
 from rpn_core.annotation.data import Box
 
@@ -206,3 +208,85 @@ def test_autosaves_queued_behind_a_running_big_save_are_coalesced(
     saved = json.loads((folder / "annotations.json").read_text())
     assert len([a for a in saved["annotations"] if a["image_id"] == 1]) == 5
     window.close()
+
+
+def test_closing_during_a_big_save_says_what_it_waits_for_and_keeps_the_save(
+    qtbot, app_settings, corpus, tmp_path, monkeypatch
+):
+    """Closing the window while a big file is being saved waits for the save (it is never
+    lost) without freezing: the event loop runs during the wait (a timer fires, the window
+    repaints) and a modal notice names the file being saved; it goes away with the window.
+    The save that closing asks for again, of the same edit, is not written a second time."""
+    monkeypatch.setattr(workspace_module, "HEAVY_ANNOTATION_BYTES", 0)  # every file is "big"
+    monkeypatch.setattr(workspace_module, "BUSY_NOTICE_MS", 0)
+    folder = fresh_copy(corpus / "coco-missing-images", tmp_path / "coco")
+    window = open_window(qtbot, app_settings, [folder / "img.png"], fmt="auto")
+    ws, doc = window.workspace, window.document
+    qtbot.waitUntil(lambda: doc.annotation is not None and ws._store_idle(), timeout=10_000)
+    from rpn_core.annotation.formats.store import CocoStore
+
+    saves, real_save = [], CocoStore.save
+
+    def counted_save(self, ann):
+        saves.append(len(ann.boxes))
+        real_save(self, ann)
+
+    monkeypatch.setattr(CocoStore, "save", counted_save)
+    # The store thread is still busy (as during a 100 MB save): the close's save queues behind.
+    release = threading.Event()
+    Worker(release.wait, 10.0).start(Lane.STORE)
+    doc.undo_stack.push(AddBoxesCommand(doc, [Box(60.0, 10.0, 90.0, 30.0, "dog")]))
+    seen: list[str] = []
+
+    def during_the_wait() -> None:  # a timer: it only fires if the wait runs the event loop
+        notice = window.busy_notice.dialog
+        if notice is None or not notice.isVisible():
+            QTimer.singleShot(20, during_the_wait)
+            return
+        seen.append(notice.labelText())
+        release.set()
+
+    QTimer.singleShot(50, during_the_wait)
+    window.close()  # returns once the save landed
+    assert release.is_set() and seen, "the close froze the event loop or showed no notice"
+    assert f"Saving {folder / 'annotations.json'}" in seen[0]
+    assert not window.isVisible() and window.busy_notice.dialog is None
+    assert not ws.saving and not ws.unsaved and saves == [2]  # once (it was twice)
+    saved = json.loads((folder / "annotations.json").read_text())
+    assert [60.0, 10.0, 30.0, 20.0] in [a["bbox"] for a in saved["annotations"]]
+
+
+def test_a_parked_big_save_is_retried_off_the_gui_thread_when_closing(
+    qtbot, app_settings, corpus, tmp_path, monkeypatch
+):
+    """An edit whose big save failed stays parked when the user moves on; closing retries it
+    on the store thread (the window keeps repainting meanwhile), never on the GUI thread."""
+    monkeypatch.setattr(workspace_module, "HEAVY_ANNOTATION_BYTES", 0)  # every file is "big"
+    folder = fresh_copy(corpus / "coco-missing-images", tmp_path / "coco")
+    shutil.copy(folder / "img.png", folder / "img2.png")
+    window = open_window(qtbot, app_settings, [folder], fmt="auto")
+    ws, doc = window.workspace, window.document
+    qtbot.waitUntil(lambda: doc.annotation is not None and ws._store_idle(), timeout=10_000)
+    from rpn_core.annotation.formats import coco
+    from rpn_core.annotation.formats.store import CocoStore
+
+    real_to_bytes, real_save, on_gui_thread = coco.CocoDocument.to_bytes, CocoStore.save, []
+
+    def oom(self):
+        raise MemoryError
+
+    def watched_save(self, ann):
+        on_gui_thread.append(threading.current_thread() is threading.main_thread())
+        real_save(self, ann)
+
+    monkeypatch.setattr(CocoStore, "save", watched_save)
+    monkeypatch.setattr(coco.CocoDocument, "to_bytes", oom)
+    doc.undo_stack.push(AddBoxesCommand(doc, [Box(60.0, 10.0, 90.0, 30.0, "dog")]))
+    edited = doc.image_path
+    assert ws.next_image()  # the save of the edited image fails: parked
+    qtbot.waitUntil(lambda: edited in ws.unsaved and ws._store_idle(), timeout=10_000)
+    monkeypatch.setattr(coco.CocoDocument, "to_bytes", real_to_bytes)  # the cause is fixed
+    window.close()
+    assert on_gui_thread == [False, False] and not ws.unsaved  # the failed save, the retry
+    saved = json.loads((folder / "annotations.json").read_text())
+    assert [60.0, 10.0, 30.0, 20.0] in [a["bbox"] for a in saved["annotations"]]

@@ -9,7 +9,7 @@ import zlib
 import cv2
 import numpy as np
 import pytest
-from hypothesis import given
+from hypothesis import example, given
 from hypothesis import strategies as st
 from PIL import Image, ImageOps
 
@@ -310,6 +310,9 @@ SEEDS = _seed_images()
     st.lists(st.tuples(st.integers(0, 10_000), st.integers(0, 255)), max_size=6),
     st.integers(0, 10_000),
 )
+# A CMYK TIFF whose height became 16777226 (0x0100000A) and whose SamplesPerPixel tag was
+# overwritten: it loads as a 12 x 16777226 grey image, shown at 1/3 scale.
+@example(seed=4, edits=[(30, 0x0A), (33, 0x01), (65, 88), (82, 73)], cut=0)
 def test_damaged_image_bytes_load_or_raise_the_typed_error(tmp_path_factory, seed, edits, cut):
     name, data = SEEDS[seed]
     buf = bytearray(data)
@@ -325,4 +328,19 @@ def test_damaged_image_bytes_load_or_raise_the_typed_error(tmp_path_factory, see
             continue
         if fn is load_image:
             assert result.pixels.dtype == np.uint8 and result.pixels.shape[2] == 3
-            assert result.pixels.shape[:2] == (result.height, result.width)
+            assert display_copy_fits(result), (
+                result.pixels.shape,
+                result.width,
+                result.height,
+                result.scale,
+            )
+
+
+def display_copy_fits(loaded) -> bool:
+    """The display copy is the upright image, or -- above the size policy's limit -- the image
+    reduced by a whole factor (each side rounded up) with ``scale`` its width ratio. (A damaged
+    header may declare 10^8 pixels: such an image loads reduced, not at its full size.)"""
+    h, w = loaded.pixels.shape[:2]
+    factors = [f for f in range(1, 9) if (h, w) == (-(-loaded.height // f), -(-loaded.width // f))]
+    full = bool(factors) and factors[0] == 1
+    return bool(factors) and full == (loaded.scale == 1.0) and loaded.scale == w / loaded.width

@@ -15,10 +15,11 @@ still unsaved, when the image is revisited, and retried on the next save.
 from __future__ import annotations
 
 import os
+import time
 from collections.abc import Callable, Sequence
 from pathlib import Path
 
-from PySide6.QtCore import QObject, QStandardPaths, QTimer, Signal
+from PySide6.QtCore import QCoreApplication, QEventLoop, QObject, QStandardPaths, QTimer, Signal
 
 import resources
 from app.annotate.class_list import ClassList
@@ -35,7 +36,13 @@ from rpn_core.annotation.image_state import ImageState, scan_one, state_of
 from rpn_core.errors import RPNStudioError
 from rpn_core.images.loading import IMAGE_SUFFIXES, ImageReadError, list_images, probe_image
 
-__all__ = ["AUTOSAVE_DELAY_MS", "HEAVY_ANNOTATION_BYTES", "HEAVY_IMAGE_PIXELS", "Workspace"]
+__all__ = [
+    "AUTOSAVE_DELAY_MS",
+    "BUSY_NOTICE_MS",
+    "HEAVY_ANNOTATION_BYTES",
+    "HEAVY_IMAGE_PIXELS",
+    "Workspace",
+]
 
 AUTOSAVE_DELAY_MS = 1500
 # Work predicted (from the image header and the annotation file's size) to take more than
@@ -44,6 +51,9 @@ AUTOSAVE_DELAY_MS = 1500
 HEAVY_IMAGE_PIXELS = 8_000_000
 HEAVY_ANNOTATION_BYTES = 2 * 1024**2
 SCAN_BATCH = 64  # images per state-scan job on the store thread
+# A wait for the store thread (closing during a big save...) longer than this is announced
+# (``busy``): the main window then shows what it waits for instead of looking frozen.
+BUSY_NOTICE_MS = 300
 # States set from a quick look (file exists or not): the background scan may refine them.
 _GUESSED = (ImageState.UNKNOWN, ImageState.ANNOTATED)
 
@@ -51,9 +61,11 @@ _GUESSED = (ImageState.UNKNOWN, ImageState.ANNOTATED)
 class Workspace(QObject):
     """Signals: ``images_listed()``, ``current_changed(int)``, ``state_changed(object)``
     (a ``Path``), ``message(str, str)``, ``store_changed()``, ``saved(str)`` (a "Saved ..."
-    line for the status bar after every save)."""
+    line for the status bar after every save), ``busy(str)`` (what a long wait for the store
+    thread waits for, e.g. "Saving /data/annotations.json"; ``""`` when the wait is over)."""
 
     saved = Signal(str)
+    busy = Signal(str)
     images_listed = Signal()
     current_changed = Signal(int)
     state_changed = Signal(object)
@@ -90,9 +102,10 @@ class Workspace(QObject):
         # The store thread: heavy decodes, annotation reads and saves run here, one at a time
         # and in order (a save of an image always lands before its next read). While it has
         # work, the GUI thread does not touch the stores itself (see _store_idle).
-        self._store_jobs: set[Worker] = set()
+        self._store_jobs: dict[Worker, str] = {}  # in order, with what each does (for busy)
         self.saving: dict[Path, ImageAnnotation] = {}  # saves under way, by image
         self._save_next: dict[Path, tuple[ImageAnnotation, Path, int]] = {}  # queued behind
+        self._save_key: dict[Path, tuple[Path, int]] = {}  # newest save's target, undo index
         self.loading: Path | None = None  # the image being read in the background
         self._opening = False  # a big folder's stores are being opened in the background
         # indexChanged follows every push/undo/redo (after the stack's clean state is updated).
@@ -183,7 +196,8 @@ class Workspace(QObject):
             self._opening = False
             self.message.emit("error", f"Cannot open {root}: {describe_exception(exc)}")
 
-        self._run_on_store_thread(work, done, failed)
+        coco = coco_file_in(annotation_folder(root, policy))
+        self._run_on_store_thread(work, done, failed, f"Reading {coco or root}")
 
     def _scan_stores(self) -> Callable[[], list[AnnotationStore]]:
         """Fresh stores for the background scan (stores are not shared between threads)."""
@@ -207,7 +221,10 @@ class Workspace(QObject):
             self._scan_on_store_thread(root, rest)
 
         self._run_on_store_thread(
-            lambda: [scan_one(p, stores) for p in batch], done, lambda _exc: None
+            lambda: [scan_one(p, stores) for p in batch],
+            done,
+            lambda _exc: None,
+            f"Checking the annotations of {root}",
         )
 
     def _on_scanned(self, results: list) -> None:
@@ -388,20 +405,33 @@ class Workspace(QObject):
         return not self._store_jobs
 
     def wait_for_store(self) -> None:
-        """Block until the store thread is idle (before the rare synchronous store use:
-        opening another folder, changing the save format, closing)."""
-        while self._store_jobs:
-            wait_for_lane(Lane.STORE)
-            from PySide6.QtCore import QCoreApplication
+        """Wait until the store thread is idle (before the rare synchronous store use:
+        opening another folder, changing the save format, closing), however long its jobs
+        take: a save is never abandoned. Meanwhile the event loop runs for everything but
+        user input (the window repaints; the jobs' finished signals arrive, and a save they
+        queue is waited for too); after ``BUSY_NOTICE_MS`` ``busy`` says what is waited for,
+        and ``busy("")`` ends it."""
+        start, shown = time.monotonic(), ""
+        try:
+            while self._store_jobs:
+                wait_for_lane(Lane.STORE, 20)
+                QCoreApplication.processEvents(QEventLoop.ProcessEventsFlag.ExcludeUserInputEvents)
+                late = time.monotonic() - start >= BUSY_NOTICE_MS / 1000
+                what = next(iter(self._store_jobs.values()), "") if late else ""
+                if what and what != shown:
+                    shown = what
+                    self.busy.emit(what)
+        finally:
+            if shown:
+                self.busy.emit("")
 
-            QCoreApplication.processEvents()  # deliver their finished signals
-
-    def _run_on_store_thread(self, fn, on_done, on_error) -> Worker:
+    def _run_on_store_thread(self, fn, on_done, on_error, what: str) -> Worker:
+        """Run ``fn`` on the store thread; ``what`` it does, for the user (``busy``)."""
         worker = Worker(without_gc_pauses, fn)
-        self._store_jobs.add(worker)
+        self._store_jobs[worker] = what
         worker.signals.finished.connect(on_done)
         worker.signals.error.connect(on_error)
-        worker.signals.done.connect(lambda: self._store_jobs.discard(worker))
+        worker.signals.done.connect(lambda: self._store_jobs.pop(worker, None))
         return worker.start(Lane.STORE)
 
     def _heavy_image(self, path: Path) -> bool:
@@ -460,7 +490,7 @@ class Workspace(QObject):
                 self.loading = None
                 self.message.emit("error", f"Cannot open {path}: {describe_exception(exc)}")
 
-        self._run_on_store_thread(work, done, failed)
+        self._run_on_store_thread(work, done, failed, f"Loading {path}")
 
     def _show_now(self, path: Path, cached, ann: ImageAnnotation | None = None) -> None:
         if cached.error is not None:
@@ -590,16 +620,21 @@ class Workspace(QObject):
         if index is None:  # the undo index ``ann`` was taken at (it is the document's now)
             index = doc.undo_stack.index()
         if path in self.saving:  # one save of this image under way: only the newest follows
+            if self.saving[path] == ann and self._save_key.get(path) == (target, index):
+                return  # the newest save already writes this (closing right after autosave)
             self.saving[path] = ann
+            self._save_key[path] = (target, index)
             self._save_next[path] = (ann, target, index)
             return
         backups_before = dict(store.backups)
         existed = target.exists()
         self.saving[path] = ann
+        self._save_key[path] = (target, index)
         self._set_state(path, ImageState.UNSAVED, "saving…")
 
         def finish() -> bool:
             self.saving.pop(path, None)
+            self._save_key.pop(path, None)
             follow = self._save_next.pop(path, None)
             if follow is not None:  # edits made meanwhile: save them now (one write, not N)
                 self._save_in_background(*follow)
@@ -617,7 +652,7 @@ class Workspace(QObject):
             finish()
             self._save_failed(ann, target, exc)
 
-        self._run_on_store_thread(lambda: store.save(ann), done, failed)
+        self._run_on_store_thread(lambda: store.save(ann), done, failed, f"Saving {target}")
 
     def _nothing_to_write(self, ann: ImageAnnotation) -> bool:
         """An image without boxes (and not marked verified) that had no annotation file gets
@@ -653,8 +688,9 @@ class Workspace(QObject):
     def save_all(self, *, wait: bool = False) -> list[Path]:
         """Save the current image and retry parked ones; returns the paths still unsaved.
 
-        Big files are saved on the store thread (they are then not in the list yet); with
-        ``wait`` (closing, opening another folder) this waits for every save to land first."""
+        Big files are saved on the store thread, also with ``wait`` (closing, opening another
+        folder), which then waits for every save to land (see :meth:`wait_for_store`) and
+        returns those that failed again; without it they are not in the list yet."""
         if self.document.dirty:
             self.save_current()
         elif self.document.annotation is not None:
@@ -666,11 +702,10 @@ class Workspace(QObject):
                 del self.unsaved[path]
                 self._set_state(path, *state_of(ann))
                 continue
-            if not wait and (not self._store_idle() or self._heavy_annotation(path)):
+            if not self._store_idle() or self._heavy_annotation(path):
                 del self.unsaved[path]  # back in unsaved if this save fails too
                 self._save_in_background(ann, self.store.annotation_path(path))
                 continue
-            self.wait_for_store()
             try:
                 self.store.save(ann)
             except Exception as exc:  # noqa: BLE001

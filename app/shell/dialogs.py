@@ -1,17 +1,20 @@
 """Every dialog of the main window: Help ▸ Keyboard Shortcuts and About, the message log,
-the File menu's file dialogs, and the app's few questions to the user."""
+the File menu's file dialogs, the app's few questions to the user, and the notice shown while
+it waits for a save to land."""
 
 from __future__ import annotations
 
 from pathlib import Path
 
-from PySide6.QtWidgets import QFileDialog, QMessageBox, QWidget
+from PySide6.QtCore import Qt
+from PySide6.QtWidgets import QFileDialog, QMessageBox, QProgressDialog, QWidget
 
 from rpn_core import __version__
 from rpn_core.images.loading import IMAGE_SUFFIXES
 
 __all__ = [
     "SHORTCUTS",
+    "BusyNotice",
     "ask_open_file",
     "ask_open_folder",
     "ask_save_dir",
@@ -189,3 +192,33 @@ def ask_save_dir(window) -> None:
     folder = QFileDialog.getExistingDirectory(window, "Save annotations in", start)
     if folder:
         ws.change_annotation_folder(folder)
+
+
+class BusyNotice:
+    """A modal "Saving <file>…" window while the app waits for its store thread (closing, or
+    opening another folder, during the save of a 100 MB file): the window keeps repainting
+    and says why nothing else happens yet. No Cancel: the save always lands first."""
+
+    def __init__(self, parent: QWidget) -> None:
+        self.parent = parent
+        self.dialog: QProgressDialog | None = None
+
+    def show(self, what: str) -> None:
+        """Show ``what`` is being waited for; ``""`` hides the notice."""
+        if not what:
+            if self.dialog is not None:
+                self.dialog.hide()
+                self.dialog.deleteLater()
+                self.dialog = None
+            return
+        if self.dialog is None:
+            self.dialog = QProgressDialog(self.parent)
+            self.dialog.setWindowTitle("Please wait")
+            self.dialog.setCancelButton(None)
+            self.dialog.setRange(0, 0)  # busy: a save has no measurable progress
+            self.dialog.setAutoClose(False)
+            self.dialog.setAutoReset(False)
+            self.dialog.setMinimumDuration(0)
+            self.dialog.setWindowModality(Qt.WindowModality.ApplicationModal)
+        self.dialog.setLabelText(f"{what}…\nRPN Studio goes on when it is done.")
+        self.dialog.show()

@@ -327,6 +327,8 @@ class MainWindow(QMainWindow):
         ws.classes.default_changed.connect(self._show_next_class)
         ws.classes.classes_changed.connect(c.restyle)
         ws.saved.connect(lambda text: self.statusBar().showMessage(text, 5000))
+        self.busy_notice = dialogs.BusyNotice(self)
+        ws.busy.connect(self.busy_notice.show)
         c.box_drawn.connect(e.note_drawn)
         c.box_pressed.connect(e.forget_drawn)
         self.class_panel.set_use_default(self.settings.use_default_label)

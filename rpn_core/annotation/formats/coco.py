@@ -20,6 +20,7 @@ to unknown images are reported and written back as is.
 from __future__ import annotations
 
 import copy
+from array import array
 from dataclasses import replace
 from pathlib import Path, PurePosixPath
 
@@ -54,9 +55,12 @@ class CocoDocument:
         self.categories: list[dict] = []
         self.annotations: list[dict] = []
         self._image_warnings: dict[int, list[str]] = {}
-        # Lazy indexes (a COCO file may hold 10^5 annotations): rebuilt after each change.
-        self._origin: list[int] | None = None  # file index of each kept annotation
-        self._by_image: dict[int, list[tuple[int, dict]]] | None = None
+        # Lazy indexes (a COCO file may hold 10^6 annotations). Positions are kept in arrays,
+        # not as 10^6 int or tuple objects: the annotations' index is dropped after each
+        # change, and freeing 10^6 small objects is one C call that holds the GIL (100 ms for
+        # 750,000 tuples: a GUI freeze during a background save). The image index only grows.
+        self._origin: array | None = None  # file index of each kept annotation
+        self._by_image: dict[int, array] | None = None  # positions in self.annotations
         self._by_name: dict[str, dict] | None = None
         self._by_base: dict[str, list[dict]] = {}
 
@@ -72,7 +76,7 @@ class CocoDocument:
         self.images = self._clean("images", ("id", "file_name"), str)
         image_ids = {im["id"] for im in self.images}
         seen: set[int] = set()
-        self._origin = []
+        self._origin = array("q")
         for k, ann in enumerate(doc.get("annotations", [])):
             where = f"{self.path.name}: annotations[{k}]"
             if not isinstance(ann, dict):
@@ -119,21 +123,30 @@ class CocoDocument:
 
     # -- per-image access ------------------------------------------------------------------
     def _index(self) -> None:
-        if self._by_name is not None and self._by_image is not None:
-            return
-        self._by_name, self._by_base, self._by_image = {}, {}, {}
-        for im in self.images:
-            rel = _norm(im["file_name"])
-            self._by_name.setdefault(rel, im)
-            self._by_base.setdefault(PurePosixPath(rel).name, []).append(im)
-        origin = self._origin or range(len(self.annotations))
-        for k, raw in zip(origin, self.annotations, strict=False):
-            image_id = _int_id(raw.get("image_id"))
-            if image_id is not None:
-                self._by_image.setdefault(image_id, []).append((k, raw))
+        if self._by_name is None:
+            self._by_name, self._by_base = {}, {}
+            for im in self.images:
+                self._index_image(im)
+        if self._by_image is None:
+            by_image: dict[int, array] = {}
+            for pos, raw in enumerate(self.annotations):
+                image_id = _int_id(raw.get("image_id"))
+                if image_id is not None:
+                    positions = by_image.get(image_id)
+                    if positions is None:
+                        positions = by_image[image_id] = array("q")
+                    positions.append(pos)
+            self._by_image = by_image
+
+    def _index_image(self, im: dict) -> None:
+        assert self._by_name is not None
+        rel = _norm(im["file_name"])
+        self._by_name.setdefault(rel, im)
+        self._by_base.setdefault(PurePosixPath(rel).name, []).append(im)
 
     def _changed(self) -> None:
-        self._by_name = self._by_image = None
+        """The annotations list changed: its index and file positions no longer hold."""
+        self._by_image = None
         self._origin = None  # positions now refer to the in-memory list
 
     def find_image(self, image_rel: str) -> dict | None:
@@ -165,7 +178,9 @@ class CocoDocument:
         ann.warnings.extend(self._image_warnings.get(entry["id"], []))
         names = {c["id"]: c["name"] for c in self.categories}
         assert self._by_image is not None
-        for k, raw in self._by_image.get(entry["id"], []):
+        for pos in self._by_image.get(entry["id"], ()):
+            raw = self.annotations[pos]
+            k = pos if self._origin is None else self._origin[pos]
             box = self._box(raw, f"{self.path.name}: annotations[{k}]", names, ann)
             if box is not None:
                 own = {k2: v for k2, v in raw.items() if k2 not in _OWN_ANN}
@@ -215,6 +230,8 @@ class CocoDocument:
             entry = {"id": max((im["id"] for im in self.images), default=0) + 1}
             entry["file_name"] = image_rel
             self.images.append(entry)
+            if self._by_name is not None:
+                self._index_image(entry)
         self._changed()
         self._image_warnings.pop(entry["id"], None)  # its entries are rewritten clean
         if ann.width and ann.height:
@@ -222,8 +239,20 @@ class CocoDocument:
         self.annotations = [
             a for a in self.annotations if _int_id(a.get("image_id")) != entry["id"]
         ]
-        used = {_int_id(a.get("id")) for a in self.annotations} - {None}
-        next_id = max(used, default=0) + 1
+        # The ids the boxes would keep that another annotation already has, and the highest
+        # id. A loop and a small set: a set of 10^6 ids would be built and resized, and
+        # ``max`` run, in single C calls that hold the GIL for tens of milliseconds each.
+        wanted = {_int_id(box.format_extra("coco", {}).get("id")) for box in ann.boxes}
+        used: set[int] = set()
+        top: int | None = None
+        for a in self.annotations:
+            a_id = _int_id(a.get("id"))
+            if a_id is not None:
+                if a_id in wanted:
+                    used.add(a_id)
+                if top is None or a_id > top:
+                    top = a_id
+        next_id = (0 if top is None else top) + 1
         for box in ann.boxes:
             raw = copy.deepcopy(box.format_extra("coco", {}))
             ann_id = _int_id(raw.get("id"))
