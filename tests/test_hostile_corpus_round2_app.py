@@ -22,7 +22,7 @@ from PySide6.QtCore import Qt, QTimer
 from app.annotate import workspace as workspace_module
 from app.canvas.box_item import label_color
 from app.common.workers import Lane, Worker
-from app.state.undo import AddBoxesCommand
+from app.state.undo import AddBoxesCommand, DeleteBoxesCommand
 from rpn_core.annotation.data import Box
 
 MC = make_corpus
@@ -290,3 +290,35 @@ def test_a_parked_big_save_is_retried_off_the_gui_thread_when_closing(
     assert on_gui_thread == [False, False] and not ws.unsaved  # the failed save, the retry
     saved = json.loads((folder / "annotations.json").read_text())
     assert [60.0, 10.0, 30.0, 20.0] in [a["bbox"] for a in saved["annotations"]]
+
+
+def test_a_box_less_image_of_a_big_coco_file_is_checked_off_the_gui_thread(
+    qtbot, app_settings, corpus, tmp_path, monkeypatch
+):
+    monkeypatch.setattr(workspace_module, "HEAVY_ANNOTATION_BYTES", 0)  # every file is "big"
+    folder = fresh_copy(corpus / "coco-missing-images", tmp_path / "coco")
+    shutil.copy(folder / "img.png", folder / "other.png")  # an image the COCO file lacks
+    before = (folder / "annotations.json").read_bytes()
+    from rpn_core.annotation.formats.store import CocoStore
+
+    asked_on_gui, real_has = [], CocoStore.has_annotation
+
+    def has_annotation(self, path):
+        if threading.current_thread() is threading.main_thread():
+            asked_on_gui.append(path)
+        return real_has(self, path)
+
+    window = open_window(qtbot, app_settings, [folder / "other.png"], fmt="coco")
+    ws, doc = window.workspace, window.document
+    qtbot.waitUntil(lambda: doc.annotation is not None and ws._store_idle(), timeout=10_000)
+    monkeypatch.setattr(CocoStore, "has_annotation", has_annotation)
+    doc.undo_stack.push(AddBoxesCommand(doc, [Box(60.0, 10.0, 90.0, 30.0, "dog")]))
+    doc.undo_stack.push(DeleteBoxesCommand(doc, [0]))  # dirty, and no box left
+    ws.autosave_now()
+    qtbot.waitUntil(lambda: not ws.saving and not doc.dirty, timeout=10_000)
+    # The big file's index answered on the store thread, and nothing was written for an
+    # image that has no boxes and no entry.
+    assert asked_on_gui == []
+    assert (folder / "annotations.json").read_bytes() == before
+    assert "has no boxes, so no file is written" in window.statusBar().currentMessage()
+    window.close()

@@ -558,13 +558,13 @@ class Workspace(QObject):
         if ann is None or self.store is None:
             return True
         target = self.store.annotation_path(ann.image_path)
-        if self._nothing_to_write(ann):
-            self.unsaved.pop(ann.image_path, None)
-            doc.mark_saved()
-            self._set_state(ann.image_path, *state_of(ann))
-            self.saved.emit(f"Saved: {ann.image_path.name} has no boxes, so no file is written")
+        background = not self._store_idle() or self._heavy_annotation(ann.image_path)
+        # A single-file store (COCO) answers "has this image an entry?" from its index, which
+        # a big or busy store must build on its own thread: the check then runs there.
+        if (not background or self._per_image_store()) and self._nothing_to_write(ann):
+            self._nothing_written(ann)
             return True
-        if not self._store_idle() or self._heavy_annotation(ann.image_path):
+        if background:
             self._save_in_background(ann, target)
             return True
         backups_before = dict(self.store.backups)
@@ -577,6 +577,20 @@ class Workspace(QObject):
         self._saved(ann, backups_before, target, existed)
         doc.mark_saved()
         return True
+
+    def _per_image_store(self) -> bool:
+        return isinstance(self.store, PerImageStore)
+
+    def _nothing_written(self, ann: ImageAnnotation, index: int | None = None) -> None:
+        """An image without boxes and without a file: saved means "no file" (see
+        :meth:`_nothing_to_write`); the document is marked saved if it still shows that
+        state (same image, and the undo ``index`` the annotation was taken at, if given)."""
+        doc = self.document
+        self.unsaved.pop(ann.image_path, None)
+        if doc.image_path == ann.image_path and index in (None, doc.undo_stack.index()):
+            doc.mark_saved()
+        self._set_state(ann.image_path, *state_of(ann))
+        self.saved.emit(f"Saved: {ann.image_path.name} has no boxes, so no file is written")
 
     def _save_failed(self, ann: ImageAnnotation, target: Path, exc: BaseException) -> None:
         reason = exc.reason if isinstance(exc, RPNStudioError) else describe_exception(exc)
@@ -640,8 +654,11 @@ class Workspace(QObject):
                 self._save_in_background(*follow)
             return follow is None
 
-        def done(_result) -> None:
+        def done(written) -> None:
             if not finish():
+                return
+            if not written:  # no boxes and no entry in the file: nothing was written
+                self._nothing_written(ann, index)
                 return
             self._saved(ann, backups_before, target, existed)
             if doc.image_path == path and doc.undo_stack.index() == index and doc.dirty:
@@ -652,7 +669,13 @@ class Workspace(QObject):
             finish()
             self._save_failed(ann, target, exc)
 
-        self._run_on_store_thread(lambda: store.save(ann), done, failed, f"Saving {target}")
+        def save() -> bool:  # on the store thread
+            if not (ann.boxes or ann.verified) and not store.has_annotation(path):
+                return False
+            store.save(ann)
+            return True
+
+        self._run_on_store_thread(save, done, failed, f"Saving {target}")
 
     def _nothing_to_write(self, ann: ImageAnnotation) -> bool:
         """An image without boxes (and not marked verified) that had no annotation file gets
@@ -698,11 +721,12 @@ class Workspace(QObject):
         for path, ann in list(self.unsaved.items()):
             if path == self.document.image_path or self.store is None:
                 continue
-            if self._nothing_to_write(ann):
+            background = not self._store_idle() or self._heavy_annotation(path)
+            if (not background or self._per_image_store()) and self._nothing_to_write(ann):
                 del self.unsaved[path]
                 self._set_state(path, *state_of(ann))
                 continue
-            if not self._store_idle() or self._heavy_annotation(path):
+            if background:
                 del self.unsaved[path]  # back in unsaved if this save fails too
                 self._save_in_background(ann, self.store.annotation_path(path))
                 continue
