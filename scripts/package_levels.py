@@ -34,9 +34,19 @@ LEVELS = AnchorConfig(
 )
 
 
-def two_level_model(exp: Path, seed: int) -> RPNModel:
-    """The product model holding seed ``seed``'s heads (strict load: every tensor fits)."""
-    config = RPNConfig(anchors=LEVELS, context=True, labels=LabelConfig.faster_rcnn())
+def two_level_model(exp: Path, seed: int, pre_nms_top_n: int = 3000) -> RPNModel:
+    """The product model holding seed ``seed``'s heads (strict load: every tensor fits).
+
+    ``pre_nms_top_n`` is per level. 3000, version 2's setting, is kept: 1000 (the per-level
+    test setting of torchvision's and detectron2's feature-pyramid RPNs) makes the selection
+    4-5x cheaper (~28 ms less per image here) but costs hold-out AR@300 (0.3387 -> 0.3337;
+    on the photos 0.563 -> 0.528)."""
+    config = RPNConfig(
+        anchors=LEVELS,
+        context=True,
+        labels=LabelConfig.faster_rcnn(),
+        pre_nms_top_n=pre_nms_top_n,
+    )
     model = RPNModel(config, device="cpu")
     state = torch.load(exp / f"two_level_seed{seed}.pt", weights_only=True)
     head8 = torch.load(exp / f"head8_seed{seed}.pt", weights_only=True)
@@ -52,11 +62,12 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--seed", type=int, required=True)
     p.add_argument("--data", type=Path, default=Path("work-data/teacher"))
     p.add_argument("--out", type=Path, required=True)
+    p.add_argument("--pre-nms", type=int, default=3000, help="proposals per level before NMS")
     p.add_argument("--steps", type=int, default=3000, help="as exp_stride8.py ran (metadata)")
     p.add_argument("--mosaics", type=int, default=900, help="as exp_stride8.py ran (metadata)")
     args = p.parse_args(argv)
     torch.set_num_threads(1)
-    model = two_level_model(args.exp, args.seed)
+    model = two_level_model(args.exp, args.seed, args.pre_nms)
     train_items = te.load_items(args.data, "train")
     holdout = te.load_items(args.data, "holdout")
     metrics = te.evaluate(model, holdout)

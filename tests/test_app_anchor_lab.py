@@ -95,10 +95,11 @@ def _expected(lab, gt) -> np.ndarray:
 
 def test_overlay_draws_the_models_labels(lab):
     assert lab.overlay._message == ""
-    # 320x240 is resized to the 800x600 input frame (scale 2.5): ceil(600/16) x ceil(800/16)
-    # cells x the embedded model's 12 anchors (4 sizes x 3 ratios), the fresh settings' default
-    assert lab.anchor_config.num_anchors_per_location == 12
-    assert len(lab.anchors) == 38 * 50 * 12
+    # 320x240 is resized to the 800x600 input frame (scale 2.5). The fresh settings' default
+    # is the embedded model's two levels: 75 x 100 stride-8 cells x 6 anchors (16, 32 px x 3
+    # ratios), then ceil(600/16) x ceil(800/16) stride-16 cells x 12 (64-512 px x 3 ratios).
+    assert lab.anchor_config.num_anchors_per_location == 18
+    assert len(lab.anchors) == 75 * 100 * 6 + 38 * 50 * 12
     np.testing.assert_array_equal(lab.categories, _expected(lab, [[100, 100, 160, 160]]))
     shown = lab.overlay.visible()
     assert len(shown[Category.FOREGROUND]) + len(shown[Category.LOW_QUALITY]) > 0
@@ -292,7 +293,8 @@ def test_main_window_shows_the_sample_with_default_anchors(qtbot, app_settings):
     rh, rw = lab.input_size
     assert min(rh, rw) == 600 or max(rh, rw) == 1000
     assert rh / h == pytest.approx(rw / w, rel=0.01)
-    assert len(lab.anchors) == math.ceil(rh / 16) * math.ceil(rw / 16) * 12
+    cells8, cells16 = math.ceil(rh / 8) * math.ceil(rw / 8), math.ceil(rh / 16) * math.ceil(rw / 16)
+    assert len(lab.anchors) == cells8 * 6 + cells16 * 12  # two levels: 16/32 px, 64-512 px
     # The light default (issue 14) draws only foreground anchors: none without GT boxes.
     assert len(lab.overlay.visible_all()) == 0
     window.actions.all_anchors.trigger()

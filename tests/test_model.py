@@ -349,10 +349,14 @@ def test_embedded_weights_load_and_are_trained():
     m = load_embedded_model(resources.embedded_weights(), "cpu")
     side = json.loads(resources.path_of("weights/rpn_mobilenetv2.json").read_text())
     assert m.config == RPNConfig.from_dict(side["config"])
-    a = m.config.anchors.num_anchors_per_location
-    assert m.rpn.head.cls_logits.out_channels == a and m.rpn.head.bbox_pred.out_channels == 4 * a
-    # a trained objectness layer is no longer torchvision's N(0, 0.01) initialisation
-    assert m.rpn.head.cls_logits.weight.std().item() > 0.02
+    # Two levels: 16 and 32 px at stride 8 (6 anchors a cell), 64-512 px at stride 16 (12).
+    fine, coarse = m.config.anchors.levels
+    assert (fine.stride, fine.sizes) == (8, (16.0, 32.0)) and coarse.stride == 16
+    for head, level in ((m.fine_head, fine), (m.rpn.head, coarse)):
+        a = level.num_anchors_per_location
+        assert head.cls_logits.out_channels == a and head.bbox_pred.out_channels == 4 * a
+        # a trained objectness layer is no longer torchvision's N(0, 0.01) initialisation
+        assert head.cls_logits.weight.std().item() > 0.02
     assert not math.isnan(side["metadata"]["holdout_metrics"]["300"]["AR"])
 
 
