@@ -88,7 +88,9 @@ def main(out_dir: Path) -> None:
     centres = np.array([[40, 40], [90, 180], [200, 110], [300, 300], [60, 120]])
     wh = centres[rng.integers(0, len(centres), 400)] * np.exp(rng.normal(0, 0.25, (400, 2)))
     xy = rng.uniform(0, 200, (400, 2))
-    run = run_design(np.concatenate([xy, xy + wh], 1), 12, seed=0, restarts=5, stride=16,
+    items = [("demo", (600, 800), np.concatenate([xy, xy + wh], 1))]  # input-frame boxes
+    levels = tuple(lv.stride for lv in lab.anchor_config.levels)  # the lab's (model's) levels
+    run = run_design(items, 12, seed=0, restarts=5, stride=levels,
                      source="a synthetic demo set")  # fmt: skip
     window.anchor_docks[3].raise_()
     lab.design.show_run(run)
