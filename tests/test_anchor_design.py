@@ -305,3 +305,33 @@ def test_anchors_cli_same_sizes_and_measured_coverage_at_two_resolutions(tmp_pat
     assert four["measured"]["mean_iou"] == round(stats.mean_iou, 6)
     assert four["measured"]["recall"] == round(stats.recall(LabelConfig()), 6)
     assert 0.5 < stats.mean_iou <= 1.0 and len(stats.best_iou) == 18
+
+
+def test_anchors_cli_puts_sizes_on_the_embedded_models_levels(voc_folder, capsys):
+    import json
+
+    import resources
+    from rpn_core.cli.main import main
+
+    args = ["anchors", str(voc_folder), "--k-max", "3", "--json", "--restarts", "2"]
+    assert main(args, embedded_weights=resources.embedded_weights()) == 0
+    measured = json.loads(capsys.readouterr().out)["measured"]
+    # k = 3 (the three clusters): 45 x 45 (size 45 < 64: the stride-8 level), 245 x 105 and
+    # 85 x 345 (sizes 160 and 171: stride 16), in the model's input frame.
+    strides = dict(zip(measured["sizes"], measured["strides"], strict=True))
+    assert all((s < 64) == (t == 8) for s, t in strides.items()) and 8 in strides.values()
+    assert main([*args, "--stride", "16"], embedded_weights=resources.embedded_weights()) == 0
+    assert set(json.loads(capsys.readouterr().out)["measured"]["strides"]) == {16}
+
+
+def test_level_strides_follow_the_pyramid_rule():
+    from rpn_core.anchors.design import level_strides
+
+    # The coarsest stride s with size >= 4 s, else the finest: 64 = 4 x 16 is the boundary.
+    sizes = (16.0, 32.0, 48.0, 63.9, 64.0, 100.0, 512.0)
+    assert level_strides(sizes, (16, 8)) == (8, 8, 8, 8, 16, 16, 16)
+    assert level_strides((10.0, 300.0), (16,)) == (16, 16)
+    config = design_config(np.array([[20.0, 20.0], [100.0, 100.0]]), stride=(8, 16))
+    assert config == AnchorConfig(
+        sizes=(20.0, 100.0), aspect_ratios=(1.0,), size_strides=(8, 16), stride=16
+    )

@@ -11,7 +11,8 @@ and, for that k's set, the mean best IoU and best-possible recall measured on th
 stride-16 grid under ``--labels`` (:func:`~rpn_core.anchors.explain.folder_statistics`, the
 anchor lab's statistics). With ``--json`` stdout is ``{"frame": {...}, "k": [...],
 "mean_iou": [...], "anchors": [[[w, h], ...], ...], "suggested_k": k or null,
-"measured": {"k", "sizes", "aspect_ratios", "mean_iou", "recall"}}``.
+"measured": {"k", "sizes", "aspect_ratios", "strides", "mean_iou", "recall"}}``
+(``strides``: each size's level, :func:`~rpn_core.anchors.design.level_strides`).
 Notes (skipped boxes, unreadable files) go to stderr. Exit status: 0 on success, 1 when the
 folder has too few valid boxes, 2 for a folder that cannot be read.
 """
@@ -56,9 +57,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         "--stride",
         type=int,
         nargs="+",
-        default=[16],
-        help="stride of the suggested AnchorConfig (default: 16); two (8 16) put each size "
-        "on a level: below 64 px at stride 8",
+        default=None,
+        help="stride(s) of the suggested AnchorConfig; two (8 16) put each size on a level, "
+        "below 64 px at stride 8 (default: the embedded model's levels, 8 16)",
     )
     parser.add_argument(
         "--n-sizes",
@@ -113,6 +114,19 @@ def _table(curve: list, grid: list[float], configs: list) -> str:
         )
         previous = result.mean_iou
     return "\n".join(rows)
+
+
+def _strides(args: argparse.Namespace) -> tuple[int, ...]:
+    """``--stride``, else the levels of the embedded model (from its sidecar), else 16."""
+    if args.stride:
+        return tuple(args.stride)
+    from rpn_core.rpn.config import embedded_config
+
+    weights = getattr(args, "embedded_weights", None)
+    if weights is None:
+        return (16,)
+    anchors = embedded_config(Path(weights).with_suffix(".json")).anchors
+    return tuple(lv.stride for lv in anchors.levels)
 
 
 def _frame(args: argparse.Namespace):
@@ -195,7 +209,7 @@ def run(args: argparse.Namespace) -> int:
     )
     configs = [
         design_config(
-            r.centres, stride=tuple(args.stride), n_sizes=args.n_sizes, n_ratios=args.n_ratios
+            r.centres, stride=_strides(args), n_sizes=args.n_sizes, n_ratios=args.n_ratios
         )
         for r in curve
     ]
@@ -206,7 +220,7 @@ def run(args: argparse.Namespace) -> int:
     stats = folder_statistics(items, chosen, labels)
     measured = {
         "k": k or len(curve), "sizes": list(chosen.sizes),
-        "aspect_ratios": list(chosen.aspect_ratios),
+        "aspect_ratios": list(chosen.aspect_ratios), "strides": list(chosen.strides),
         "mean_iou": round(stats.mean_iou, 6), "recall": round(stats.recall(labels), 6),
     }  # fmt: skip
     if args.json:
