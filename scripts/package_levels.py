@@ -78,17 +78,7 @@ def main(argv: list[str] | None = None) -> int:
         **te.backbone_metadata(argparse.Namespace(coco=True, imagenet=None)),
         "head": "trained by scripts/exp_stride8.py (two-level), packaged by "
         "scripts/package_levels.py",
-        "teacher": json.loads((args.data / "manifest.json").read_text())["teacher"],
-        "train_images": len(train_items),
-        "train_boxes": int(sum(len(b) for _, b in train_items)),
-        "holdout_images": len(holdout),
-        "holdout_boxes": int(sum(len(b) for _, b in holdout)),
-        "augmentation": {
-            "hflip": True,
-            "min_side_scales": [600],
-            "mosaics": args.mosaics,
-            "mosaic_grids": "2x2 (2/3), 3x3 (1/3), tiles 60-100 % of a cell",
-        },
+        **te.data_metadata(args.data, train_items, holdout, [600], args.mosaics),
         "anchor_sizes": list(LEVELS.sizes),
         "anchor_strides": list(LEVELS.strides),
         "optimizer": {"name": "AdamW", "lr": 1e-3, "schedule": "cosine", "weight_decay": 1e-4},

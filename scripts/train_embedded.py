@@ -392,6 +392,23 @@ def backbone_metadata(args: argparse.Namespace) -> dict:
     }
 
 
+def data_metadata(data: Path, train_items: list, holdout: list, scales: list, mosaics: int) -> dict:
+    """The weights file's record of the training data and its augmentation."""
+    return {
+        "teacher": json.loads((data / "manifest.json").read_text())["teacher"],
+        "train_images": len(train_items),
+        "train_boxes": int(sum(len(b) for _, b in train_items)),
+        "holdout_images": len(holdout),
+        "holdout_boxes": int(sum(len(b) for _, b in holdout)),
+        "augmentation": {
+            "hflip": True,
+            "min_side_scales": list(scales),
+            "mosaics": mosaics,
+            "mosaic_grids": "2x2 (2/3), 3x3 (1/3), tiles 60-100 % of a cell",
+        },
+    }
+
+
 def train_and_save(model, cache, train_items, holdout, config, args, out) -> None:  # noqa: ANN001
     t0 = time.perf_counter()
     log = train(model, cache, args)
@@ -402,17 +419,7 @@ def train_and_save(model, cache, train_items, holdout, config, args, out) -> Non
     metadata = {
         **backbone_metadata(args),
         "head": "trained by scripts/train_embedded.py",
-        "teacher": json.loads((args.data / "manifest.json").read_text())["teacher"],
-        "train_images": len(train_items),
-        "train_boxes": int(sum(len(b) for _, b in train_items)),
-        "holdout_images": len(holdout),
-        "holdout_boxes": int(sum(len(b) for _, b in holdout)),
-        "augmentation": {
-            "hflip": True,
-            "min_side_scales": args.scales,
-            "mosaics": args.mosaics,
-            "mosaic_grids": "2x2 (2/3), 3x3 (1/3), tiles 60-100 % of a cell",
-        },  # fmt: skip
+        **data_metadata(args.data, train_items, holdout, args.scales, args.mosaics),
         "anchor_sizes": list(config.anchors.sizes),
         "optimizer": {"name": "AdamW", "lr": args.lr, "schedule": "cosine", "weight_decay": 1e-4},
         "steps": args.steps,
