@@ -344,3 +344,38 @@ def display_copy_fits(loaded) -> bool:
     factors = [f for f in range(1, 9) if (h, w) == (-(-loaded.height // f), -(-loaded.width // f))]
     full = bool(factors) and factors[0] == 1
     return bool(factors) and full == (loaded.scale == 1.0) and loaded.scale == w / loaded.width
+
+
+def _set_tiff_tag(data: bytes, tag: int, value: int) -> bytes:
+    """``data`` (a little-endian TIFF whose first IFD follows the header) with one LONG or
+    SHORT tag's value replaced in place."""
+    out = bytearray(data)
+    (ifd,) = struct.unpack("<I", data[4:8])
+    (count,) = struct.unpack("<H", data[ifd : ifd + 2])
+    for k in range(count):
+        entry = ifd + 2 + 12 * k
+        found, kind = struct.unpack("<HH", data[entry : entry + 4])
+        if found == tag:
+            fmt = "<H" if kind == 3 else "<I"
+            out[entry + 8 : entry + 8 + struct.calcsize(fmt)] = struct.pack(fmt, value)
+            return bytes(out)
+    raise AssertionError(f"tag {tag} not in the IFD")
+
+
+@pytest.mark.parametrize("compression", ["raw", "tiff_deflate"])
+def test_a_tiff_with_fewer_strips_than_its_rows_need_is_refused(tmp_path, compression):
+    # Pillow fills the rows of missing strips with black and says nothing: one strip of
+    # the whole image, relabelled as 8 rows per strip, leaves 392 of 400 rows black.
+    path = tmp_path / "strips.tif"
+    pixels = np.full((400, 300, 3), 200, np.uint8)
+    Image.fromarray(pixels).save(path, compression=compression, tiffinfo={278: 400})
+    assert load_image(path).pixels.mean() == 200  # intact: it loads whole
+    path.write_bytes(_set_tiff_tag(path.read_bytes(), 278, 8))  # RowsPerStrip
+    with pytest.raises(ImageReadError, match="holds 1 of the 50 strips its 300x400 pixels"):
+        load_image(path)
+    # A strip that ends past the end of the file is refused too.
+    whole = tmp_path / "cut.tif"
+    Image.fromarray(pixels).save(whole, compression="raw", tiffinfo={278: 400})
+    whole.write_bytes(whole.read_bytes()[:200_000])
+    with pytest.raises(ImageReadError, match="truncated"):
+        load_image(whole)

@@ -249,11 +249,17 @@ def _check_budget(path: Path, im: Image.Image, factor: int) -> None:
 
 
 def _check_complete(path: Path, im: Image.Image) -> None:
-    """Refuse a truncated PNG or JPEG whose decoders would fill the missing rows silently
-    (Pillow loads both without a word: black rows for a PNG whose zlib stream ends early,
-    grey for a JPEG cut short with an end marker appended)."""
+    """Refuse a truncated PNG, JPEG or TIFF whose decoders would fill the missing rows
+    silently (Pillow loads them without a word: black rows for a PNG whose zlib stream ends
+    early, grey for a JPEG cut short with an end marker appended, black for a TIFF with fewer
+    strips or tiles than its size needs)."""
     fp = im.fp
-    if fp is None or im.format not in ("PNG", "JPEG"):
+    if fp is None or im.format not in ("PNG", "JPEG", "TIFF"):
+        return
+    if im.format == "TIFF":
+        reason = _tiff_incomplete(im, path.stat().st_size)
+        if reason:
+            raise ImageReadError(path, f"truncated or corrupt image data: {reason}")
         return
     pos = fp.tell()
     try:
@@ -265,6 +271,33 @@ def _check_complete(path: Path, im: Image.Image) -> None:
         fp.seek(pos)
     if reason:
         raise ImageReadError(path, f"truncated or corrupt image data: {reason}")
+
+
+def _tiff_incomplete(im: Image.Image, file_size: int) -> str | None:
+    """Whether the TIFF's strips (or tiles) cover its size and lie inside the file: what
+    libtiff checks before it reads them (TIFF 6.0: ``StripsPerImage = ceil(ImageLength /
+    RowsPerStrip)``, times ``SamplesPerPixel`` when the planes are separate)."""
+    tags = im.tag_v2
+    w, h = im.size
+    planes = int(tags.get(277, 1)) if tags.get(284, 1) == 2 else 1
+    if 324 in tags:  # TileOffsets
+        tw, th = int(tags.get(322, 0) or 0), int(tags.get(323, 0) or 0)
+        if tw < 1 or th < 1:
+            return "a tiled TIFF without a tile size"
+        need, unit = math.ceil(w / tw) * math.ceil(h / th) * planes, "tiles"
+        offsets, counts = tags.get(324), tags.get(325)
+    else:
+        rows = int(tags.get(278, h) or h)  # RowsPerStrip; absent: one strip
+        need, unit = math.ceil(h / max(1, min(rows, h))) * planes, "strips"
+        offsets, counts = tags.get(273), tags.get(279)
+    offsets = (offsets,) if isinstance(offsets, int) else tuple(offsets or ())
+    counts = (counts,) if isinstance(counts, int) else tuple(counts or ())
+    if len(offsets) < need:
+        return f"the TIFF holds {len(offsets)} of the {need} {unit} its {w}x{h} pixels need"
+    for k, (start, count) in enumerate(zip(offsets, counts, strict=False)):
+        if start + count > file_size:
+            return f"{unit[:-1]} {k + 1} of {need} ends past the end of the file"
+    return None
 
 
 _CHANNELS = {0: 1, 2: 3, 3: 1, 4: 2, 6: 4}  # PNG colour type -> samples per pixel
