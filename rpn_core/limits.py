@@ -8,6 +8,7 @@ or a hang). Readers import the constant they enforce from here; nothing else def
 from __future__ import annotations
 
 __all__ = [
+    "MAX_ANCHORS_PER_IMAGE",
     "MAX_ANNOTATION_BYTES",
     "MAX_CLASS_ID",
     "MAX_CLASS_MAP_BYTES",
@@ -51,10 +52,17 @@ MAX_CLASS_ID = 99_999
 message: writing it would pad ``classes.txt`` with placeholder names up to that id."""
 
 # -- training ----------------------------------------------------------------------------------
-MAX_TRAIN_BOXES_PER_IMAGE = 2_000
+MAX_TRAIN_BOXES_PER_IMAGE = 1_000
 """Boxes of one image used by training: the anchor-labelling IoU matrix is anchors x boxes
-(about 21,500 anchors x 2,000 boxes x 4 bytes = 172 MB, a few times that at its peak); an
-image with more is trained on its first 2,000 boxes and the cap is reported."""
+(the embedded two-level model at its largest input: 86,184 anchors; labelling 2,000 boxes
+peaked at 1.3 GB, 1,000 at about half that); an image with more is trained on its first
+1,000 boxes and the cap is reported."""
+
+MAX_ANCHORS_PER_IMAGE = 400_000
+"""Anchors a model may tile over its largest input (``min_side x max_side``, every level):
+4.6 times the embedded model's 86,184. A configuration asking for more (a weights file's,
+or an anchor set from the lab) is refused with the count: labelling its anchors against
+:data:`MAX_TRAIN_BOXES_PER_IMAGE` boxes would take several GB."""
 
 # -- weights -----------------------------------------------------------------------------------
 MAX_WEIGHTS_BYTES = 2 * 1024**3

@@ -206,3 +206,27 @@ def test_a_one_level_checkpoint_is_refused_for_a_two_level_model_with_the_reason
         load_checkpoint(path, expected_anchors=TWO)
     model, _ = load_checkpoint(path)  # on its own it still loads, as the model it was
     assert model.fine_head is None
+
+
+def test_the_anchors_per_image_are_capped_for_every_configuration():
+    import resources
+    from rpn_core.limits import MAX_ANCHORS_PER_IMAGE
+    from rpn_core.rpn.config import embedded_config
+
+    # By hand: 600 x 1000 pads to 608 x 1008; stride 8: 76 x 126 cells x 6 anchors = 57,456;
+    # stride 16: 38 x 63 cells x 12 = 28,728.
+    assert embedded_config(resources.embedded_sidecar()).max_anchors() == 86_184
+    many = AnchorConfig(
+        sizes=(16.0, 24.0, 32.0, 64.0), aspect_ratios=tuple(0.25 * k for k in range(1, 9)),
+        size_strides=(8, 8, 8, 16),
+    )  # fmt: skip
+    assert (
+        RPNConfig(anchors=many, min_side=600, max_side=1000).max_anchors() < MAX_ANCHORS_PER_IMAGE
+    )
+    # 1000 x 1000 pads to 1008 x 1008: 126^2 cells x 24 (3 sizes x 8 ratios) = 381,024 at
+    # stride 8, 63^2 x 8 = 31,752 at stride 16.
+    with pytest.raises(ValueError, match=r"tile 412,776 boxes .* limit of 400,000"):
+        RPNConfig(anchors=many, min_side=1000, max_side=1000)
+    hostile = dict(SMALL.to_dict(), min_side=4096, max_side=4096)
+    with pytest.raises(ValueError, match="above the limit"):
+        RPNConfig.from_dict(hostile)

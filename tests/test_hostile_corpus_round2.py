@@ -566,6 +566,7 @@ def test_limits_quoted_by_the_readme_are_the_enforced_ones():
         "COCO file": limits.describe_bytes(limits.MAX_COCO_BYTES),
         "YOLO class id": f"{limits.MAX_CLASS_ID:,}",
         "Boxes per image in training": f"{limits.MAX_TRAIN_BOXES_PER_IMAGE:,}",
+        "Anchors per image": f"{limits.MAX_ANCHORS_PER_IMAGE:,}",
         "Weights file": limits.describe_bytes(limits.MAX_WEIGHTS_BYTES),
     }
     for row, value in rows.items():

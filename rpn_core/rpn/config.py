@@ -22,6 +22,7 @@ from typing import TYPE_CHECKING
 from rpn_core.anchors.grid import AnchorConfig, generate_anchors
 from rpn_core.anchors.labelling import AnchorLabels, LabelConfig
 from rpn_core.errors import RPNStudioError
+from rpn_core.limits import MAX_ANCHORS_PER_IMAGE
 
 if TYPE_CHECKING:  # pragma: no cover - typing only
     import numpy as np
@@ -111,6 +112,22 @@ class RPNConfig:
             raise ValueError(f"need 1 <= min_side <= max_side: {self.min_side}, {self.max_side}")
         if self.head_conv_depth < 1:
             raise ValueError(f"head_conv_depth must be >= 1, got {self.head_conv_depth}")
+        n = self.max_anchors()
+        if n > MAX_ANCHORS_PER_IMAGE:
+            raise ValueError(
+                f"the anchors tile {n:,} boxes over the largest input ({self.min_side} x "
+                f"{self.max_side}), above the limit of {MAX_ANCHORS_PER_IMAGE:,} per image"
+            )
+
+    def max_anchors(self) -> int:
+        """Anchors over the largest input this config resizes to (``min_side x max_side``,
+        padded to the coarsest stride), every level."""
+        stride = self.anchors.stride
+        h, w = (-(-side // stride) * stride for side in (self.min_side, self.max_side))
+        return sum(
+            math.ceil(h / lv.stride) * math.ceil(w / lv.stride) * lv.num_anchors_per_location
+            for lv in self.anchors.levels
+        )
 
     @property
     def selection(self) -> SelectionConfig:
