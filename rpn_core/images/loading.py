@@ -34,9 +34,10 @@ Size policy
   itself; that refusal is re-worded to quote this module's 400 MP, not Pillow's 800 MP.
 * Only regular files are opened (:mod:`rpn_core.files`): a FIFO or a device named like an
   image is "not a regular file", never a hang or "empty".
-* Completeness: a PNG whose zlib stream ends before its last row (Pillow fills the rest with
-  black) and a JPEG whose scan stops early (libjpeg fills grey, warning only on ``stderr``)
-  are refused as truncated, quoting the decoder's verdict.
+* Completeness (:mod:`rpn_core.images.integrity`): a PNG whose zlib stream ends before its
+  last row (Pillow fills the rest with black), a JPEG whose scan stops early (libjpeg fills
+  grey, warning only on ``stderr``) and a TIFF with fewer strips or tiles than its size needs
+  are refused as truncated, quoting the reason.
 
 Errors: :class:`ImageReadError` (``path``, ``reason``) for a missing, zero-byte, truncated,
 non-image (whatever its suffix) or too large file. No other exception type leaves
@@ -51,9 +52,6 @@ import math
 import os
 import re
 import struct
-import sys
-import tempfile
-import threading
 import warnings
 import zlib
 from collections.abc import Callable, Iterator
@@ -66,6 +64,8 @@ from PIL import Image
 
 from rpn_core.errors import RPNStudioError
 from rpn_core.files import open_regular
+from rpn_core.images import png
+from rpn_core.images.integrity import incomplete_reason
 from rpn_core.limits import DISPLAY_MAX_PIXELS, MAX_DECODE_BYTES, MAX_IMAGE_PIXELS, describe_bytes
 
 __all__ = [
@@ -248,156 +248,6 @@ def _check_budget(path: Path, im: Image.Image, factor: int) -> None:
         )
 
 
-def _check_complete(path: Path, im: Image.Image) -> None:
-    """Refuse a truncated PNG, JPEG or TIFF whose decoders would fill the missing rows
-    silently (Pillow loads them without a word: black rows for a PNG whose zlib stream ends
-    early, grey for a JPEG cut short with an end marker appended, black for a TIFF with fewer
-    strips or tiles than its size needs)."""
-    fp = im.fp
-    if fp is None or im.format not in ("PNG", "JPEG", "TIFF"):
-        return
-    if im.format == "TIFF":
-        reason = _tiff_incomplete(im, path.stat().st_size)
-        if reason:
-            raise ImageReadError(path, f"truncated or corrupt image data: {reason}")
-        return
-    pos = fp.tell()
-    try:
-        fp.seek(0)
-        reason = _png_incomplete(fp) if im.format == "PNG" else _jpeg_incomplete(fp.read())
-    except (OSError, ValueError, struct.error) as exc:
-        reason = f"unreadable: {_why(exc)}"
-    finally:
-        fp.seek(pos)
-    if reason:
-        raise ImageReadError(path, f"truncated or corrupt image data: {reason}")
-
-
-def _tiff_incomplete(im: Image.Image, file_size: int) -> str | None:
-    """Whether the TIFF's strips (or tiles) cover its size and lie inside the file: what
-    libtiff checks before it reads them (TIFF 6.0: ``StripsPerImage = ceil(ImageLength /
-    RowsPerStrip)``, times ``SamplesPerPixel`` when the planes are separate)."""
-    tags = im.tag_v2
-    w, h = im.size
-    planes = int(tags.get(277, 1)) if tags.get(284, 1) == 2 else 1
-    if 324 in tags:  # TileOffsets
-        tw, th = int(tags.get(322, 0) or 0), int(tags.get(323, 0) or 0)
-        if tw < 1 or th < 1:
-            return "a tiled TIFF without a tile size"
-        need, unit = math.ceil(w / tw) * math.ceil(h / th) * planes, "tiles"
-        offsets, counts = tags.get(324), tags.get(325)
-    else:
-        rows = int(tags.get(278, h) or h)  # RowsPerStrip; absent: one strip
-        need, unit = math.ceil(h / max(1, min(rows, h))) * planes, "strips"
-        offsets, counts = tags.get(273), tags.get(279)
-    offsets = (offsets,) if isinstance(offsets, int) else tuple(offsets or ())
-    counts = (counts,) if isinstance(counts, int) else tuple(counts or ())
-    if len(offsets) < need:
-        return f"the TIFF holds {len(offsets)} of the {need} {unit} its {w}x{h} pixels need"
-    for k, (start, count) in enumerate(zip(offsets, counts, strict=False)):
-        if start + count > file_size:
-            return f"{unit[:-1]} {k + 1} of {need} ends past the end of the file"
-    return None
-
-
-_CHANNELS = {0: 1, 2: 3, 3: 1, 4: 2, 6: 4}  # PNG colour type -> samples per pixel
-_ADAM7 = (
-    (0, 0, 8, 8),
-    (4, 0, 8, 8),
-    (0, 4, 4, 8),
-    (2, 0, 4, 4),
-    (0, 2, 2, 4),
-    (1, 0, 2, 2),
-    (0, 1, 1, 2),
-)
-
-
-def _png_raw_size(w: int, h: int, depth: int, colour: int, interlace: int) -> int:
-    bits = depth * _CHANNELS.get(colour, 4)
-
-    def rows(pw: int, ph: int) -> int:
-        return ph * (1 + (pw * bits + 7) // 8) if pw > 0 and ph > 0 else 0
-
-    if not interlace:
-        return rows(w, h)
-    return sum(rows((w - x0 + dx - 1) // dx, (h - y0 + dy - 1) // dy) for x0, y0, dx, dy in _ADAM7)
-
-
-def _png_incomplete(fp: BinaryIO) -> str | None:
-    """Inflate the IDAT stream without keeping it (4 MB at a time) and compare its length
-    with what the header's size needs -- libpng's "Not enough image data"."""
-    if fp.read(8) != b"\x89PNG\r\n\x1a\n":
-        return None
-    need, inflater, got = None, zlib.decompressobj(), 0
-    while True:
-        head = fp.read(8)
-        if len(head) < 8:
-            break
-        length, kind = struct.unpack(">I4s", head)
-        if kind == b"IHDR":
-            w, h, depth, colour, _c, _f, interlace = struct.unpack(">IIBBBBB", fp.read(13))
-            need = _png_raw_size(w, h, depth, colour, interlace)
-            fp.seek(length - 13 + 4, 1)
-        elif kind == b"IDAT":
-            left = length
-            while left > 0 and not inflater.eof:
-                piece = fp.read(min(left, 1 << 22))
-                if not piece:
-                    break
-                left -= len(piece)
-                try:
-                    while piece and not inflater.eof:
-                        got += len(inflater.decompress(piece, 1 << 22))
-                        piece = inflater.unconsumed_tail
-                except zlib.error as exc:
-                    return f"PNG pixel data is corrupt ({exc})"
-            fp.seek(left + 4, 1)
-        elif kind == b"IEND":
-            break
-        else:
-            fp.seek(length + 4, 1)
-    if need is None or got >= need:
-        return None
-    rows = f"{got * 100 // need}% of the pixel data" if need else "no pixel data"
-    return f"the PNG holds {rows} its {w}x{h} header declares (libpng: not enough image data)"
-
-
-_JPEG_LOCK = threading.Lock()
-# libjpeg warnings that mean pixels are missing or garbage (not the benign "extraneous bytes").
-_JPEG_FATAL = ("premature end", "bad huffman", "corrupt jpeg data: found marker")
-
-
-def _jpeg_incomplete(data: bytes) -> str | None:
-    """libjpeg's own verdict: decode at 1/8 scale in grey (cheap: a 24 MP JPEG takes 0.2 s,
-    but every byte of the scan is still entropy-decoded) and collect the warnings libjpeg
-    prints. libjpeg reports them only on the C ``stderr``, so it is captured for the call
-    (under a lock; anything else written meanwhile is passed on)."""
-    import cv2
-
-    with _JPEG_LOCK:
-        try:
-            sys.stderr.flush()
-            saved = os.dup(2)
-        except (OSError, ValueError):
-            return None
-        with tempfile.TemporaryFile() as capture:
-            os.dup2(capture.fileno(), 2)
-            try:
-                cv2.imdecode(np.frombuffer(data, np.uint8), cv2.IMREAD_REDUCED_GRAYSCALE_8)
-            except cv2.error:
-                pass
-            finally:
-                os.dup2(saved, 2)
-                os.close(saved)
-            capture.seek(0)
-            text = capture.read().decode("utf-8", "replace")
-    bad = [line for line in text.splitlines() if any(k in line.lower() for k in _JPEG_FATAL)]
-    others = [line for line in text.splitlines() if line not in bad]
-    if others:
-        print("\n".join(others), file=sys.stderr)
-    return f"the JPEG decoder reports {bad[0].strip()!r}" if bad else None
-
-
 def _why(exc: BaseException) -> str:
     text = str(exc)
     return f"{type(exc).__name__}: {text}" if text else type(exc).__name__
@@ -456,48 +306,6 @@ def _stretch(arr: np.ndarray) -> np.ndarray:
 _STRIP_BYTES = 32 * 1024**2  # raw bytes of one strip (its decoded copies are a few times that)
 
 
-def _png_header(im: Image.Image) -> tuple[int, int, int, int, int] | None:
-    """``(width, height, depth, colour type, interlace)`` from the file's IHDR."""
-    fp = im.fp
-    if fp is None:
-        return None
-    pos = fp.tell()
-    try:
-        fp.seek(0)
-        head = fp.read(8 + 8 + 13)
-    finally:
-        fp.seek(pos)
-    if len(head) < 29 or head[12:16] != b"IHDR":
-        return None
-    return struct.unpack(">IIBBxxB", head[16:29])  # type: ignore[return-value]
-
-
-def _png_strippable(im: Image.Image) -> bool:
-    """8-bit, non-interlaced PNGs (grey, RGB, palette, with or without alpha) can be decoded
-    a strip of rows at a time; others are decoded whole under the memory budget."""
-    if im.format != "PNG":
-        return False
-    header = _png_header(im)
-    return header is not None and header[2] == 8 and header[3] in _CHANNELS and not header[4]
-
-
-def _png_chunks_before_idat(fp: BinaryIO) -> bytes:
-    """The PLTE/tRNS chunks (raw, with their CRC) that a strip needs to decode alike."""
-    fp.seek(8)
-    kept = b""
-    while True:
-        head = fp.read(8)
-        if len(head) < 8:
-            return kept
-        length, kind = struct.unpack(">I4s", head)
-        if kind in (b"IDAT", b"IEND"):
-            fp.seek(-8, 1)
-            return kept
-        body = fp.read(length + 4)
-        if kind in (b"PLTE", b"tRNS"):
-            kept += head + body
-
-
 def _png_in_strips(path: Path, im: Image.Image, factor: int) -> np.ndarray:
     """Decode a large 8-bit PNG ``factor`` times smaller with a bounded memory footprint.
 
@@ -509,13 +317,13 @@ def _png_in_strips(path: Path, im: Image.Image, factor: int) -> np.ndarray:
     instead of the whole image (a 19999 x 20000 RGBA PNG: 1.6 GB decoded, 3.3 GB at the peak).
     A stream that ends before the last row raises :class:`ImageReadError` (truncated).
     """
-    w, h, _depth, colour, _interlace = _png_header(im)  # type: ignore[misc]
+    w, h, _depth, colour, _interlace = png.png_header(im)  # type: ignore[misc]
     fp = im.fp
-    channels = _CHANNELS[colour]
+    channels = png.CHANNELS[colour]
     row_len = 1 + w * channels
     rows_per_strip = max(factor, (_STRIP_BYTES // row_len) // factor * factor)
     fp.seek(0)
-    extra = _png_chunks_before_idat(fp)
+    extra = png.chunks_before_idat(fp)
     inflater, pending, done = zlib.decompressobj(), bytearray(), 0
     previous: bytes | None = None  # the last unfiltered row of the previous strip
     out: list[np.ndarray] = []
@@ -529,10 +337,10 @@ def _png_in_strips(path: Path, im: Image.Image, factor: int) -> np.ndarray:
         strip_png = b"".join(
             (
                 b"\x89PNG\r\n\x1a\n",
-                _chunk(b"IHDR", ihdr),
+                png.chunk(b"IHDR", ihdr),
                 extra,
-                _chunk(b"IDAT", zlib.compress(body, 0), crc=False),
-                _chunk(b"IEND", b""),
+                png.chunk(b"IDAT", zlib.compress(body, 0), crc=False),
+                png.chunk(b"IEND", b""),
             )
         )
         del body
@@ -547,7 +355,7 @@ def _png_in_strips(path: Path, im: Image.Image, factor: int) -> np.ndarray:
                 out.append(_fit(_to_rgb(strip)[head_rows:], size))
 
     view_start = 0
-    for piece in _idat_pieces(fp):
+    for piece in png.idat_pieces(fp):
         try:
             data = piece
             while data and not inflater.eof:
@@ -596,35 +404,6 @@ def _reduce_on_white(arr: np.ndarray, size: tuple[int, int]) -> np.ndarray:
     c_small = cv2.resize(premult, size, interpolation=cv2.INTER_AREA)
     c_small = c_small.reshape(size[1], size[0], 3)
     return np.clip(c_small + 255.0 * (1.0 - a_small[..., None]) + 0.5, 0, 255).astype(np.uint8)
-
-
-def _idat_pieces(fp: BinaryIO) -> Iterator[bytes]:
-    """The IDAT payloads from the current position, 4 MB at a time."""
-    while True:
-        head = fp.read(8)
-        if len(head) < 8:
-            return
-        length, kind = struct.unpack(">I4s", head)
-        if kind == b"IEND":
-            return
-        if kind != b"IDAT":
-            fp.seek(length + 4, 1)
-            continue
-        left = length
-        while left > 0:
-            piece = fp.read(min(left, 1 << 22))
-            if not piece:
-                return
-            left -= len(piece)
-            yield piece
-        fp.seek(4, 1)
-
-
-def _chunk(kind: bytes, body: bytes, *, crc: bool = True) -> bytes:
-    """A PNG chunk; ``crc=False`` writes a zero CRC (Pillow does not check IDAT's, and the
-    strips never leave this module: 32 MB of CRC per strip is time for nothing)."""
-    value = zlib.crc32(body, zlib.crc32(kind)) if crc else 0
-    return b"".join((struct.pack(">I", len(body)), kind, body, struct.pack(">I", value)))
 
 
 def _decode(im: Image.Image, factor: int) -> Image.Image:
@@ -705,10 +484,12 @@ def load_image(path: str | Path) -> LoadedImage:
         if 1 < factor <= 8 and im.format == "JPEG":
             factor = 1 << (factor - 1).bit_length()  # JPEG decodes 1/2, 1/4, 1/8 for free
         target = (math.ceil(w / factor), math.ceil(h / factor))
-        strips = factor > 1 and _png_strippable(im)
+        strips = factor > 1 and png.strippable(im)
         if not strips:
             _check_budget(path, im, factor)
-            _check_complete(path, im)
+            reason = incomplete_reason(path, im)
+            if reason:
+                raise ImageReadError(path, f"truncated or corrupt image data: {reason}")
         try:
             if strips:  # a large PNG: never whole in memory (checks completeness itself)
                 rgb = _fit(_png_in_strips(path, im, factor), target)
