@@ -35,6 +35,7 @@ from torchvision.models.detection.image_list import ImageList
 from torchvision.models.detection.rpn import RPNHead
 from torchvision.ops import batched_nms, nms
 
+from rpn_core.anchors.grid import level_offsets
 from rpn_core.rpn.backbone import (
     FEATURE_CHANNELS,
     FINE_CHANNELS,
@@ -297,15 +298,9 @@ class RPNModel(nn.Module):
         """Each anchor's level stride (None with one level: selection needs no levels)."""
         if self.fine_head is None:
             return None
-        counts = [m.shape[-2] * m.shape[-1] for m in (feat.fine, feat.features)]
-        per_loc = [lv.num_anchors_per_location for lv in self.config.anchors.levels]
-        strides = [lv.stride for lv in self.config.anchors.levels]
-        return np.concatenate(
-            [
-                np.full(c * a, t, dtype=np.int16)
-                for c, a, t in zip(counts, per_loc, strides, strict=True)
-            ]
-        )
+        anchors = self.config.anchors
+        per_level = np.diff(level_offsets(feat.padded_size, anchors))
+        return np.repeat(np.array([lv.stride for lv in anchors.levels], np.int16), per_level)
 
     def losses(
         self,
