@@ -53,6 +53,7 @@ def two_level_model(exp: Path, seed: int, pre_nms_top_n: int = 3000) -> RPNModel
     state.update({f"rpn.fine_head.{k}": v for k, v in head8.items()})
     model.load_state_dict(state, strict=True)
     model.bf16_inference = False
+    model.onnx_inference = False
     return model.eval()
 
 

@@ -80,6 +80,7 @@ def build_model(config: RPNConfig, imagenet: Path | None, coco: Path | None) -> 
     (the sha1 of its source graph, recorded in the file, checked)."""
     model = RPNModel(config, device="cpu")
     model.bf16_inference = False  # the shipped head was trained on float32 features
+    model.onnx_inference = False  # ... from PyTorch's backbone (bit-exact reruns)
     if coco is not None:
         from safetensors import safe_open
         from safetensors.torch import load_file
@@ -371,6 +372,7 @@ def main(argv: list[str] | None = None) -> int:
             torch.manual_seed(seed)
             fresh = RPNModel(config, device="cpu")
             fresh.bf16_inference = False
+            fresh.onnx_inference = False
             fresh.backbone.load_state_dict(model.backbone.state_dict())
             model = fresh
         args.seed = seed

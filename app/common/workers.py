@@ -371,6 +371,7 @@ class ModelLoader(QObject):
                     )
                 else:
                     model = rpn_model.load_model(path, device=self._device)
+                model.prepare_inference()  # the first proposals then take their usual time
             except BaseException as exc:
                 self._set_state(ModelState.FAILED, describe_exception(exc))
                 raise

@@ -57,6 +57,7 @@ def with_anchors(model: RPNModel, anchors: AnchorConfig) -> RPNModel:
     new.load_state_dict(state)
     new.metadata = dict(getattr(model, "metadata", {}) or {})
     new.bf16_inference = model.bf16_inference
+    new.onnx_inference = model.onnx_inference
     return new.to(model.device).eval()
 
 
@@ -70,4 +71,5 @@ def with_labels(model: RPNModel, labels: LabelConfig) -> RPNModel:
     new.load_state_dict({k: v.detach().cpu() for k, v in model.state_dict().items()})
     new.metadata = dict(getattr(model, "metadata", {}) or {})
     new.bf16_inference = model.bf16_inference
+    new.onnx_inference = model.onnx_inference
     return new.to(model.device).eval()

@@ -1,0 +1,152 @@
+"""Inference speed-ups that must not change proposals: the backbone on ONNX Runtime
+(rpn_core.rpn.onnx_backbone) and NMS that stops at the proposals wanted (model.nms_top).
+
+Parity is checked against PyTorch's own backbone and torchvision's ``nms`` /
+``batched_nms`` on the same inputs; the fallbacks (no runtime, a failing export) against
+the PyTorch path's exact features.
+"""
+
+import copy
+import logging
+from pathlib import Path
+
+import cv2
+import numpy as np
+import pytest
+import torch
+
+import resources
+from rpn_core.rpn import onnx_backbone
+from rpn_core.rpn.config import RPNConfig
+from rpn_core.rpn.model import (
+    RPNModel,
+    load_embedded_model,
+    select_proposals,
+)
+
+needs_ort = pytest.mark.skipif(not onnx_backbone.available(), reason="onnxruntime not installed")
+SAMPLE = Path(resources.__file__).parent / "samples" / "astronaut.jpg"
+
+
+@pytest.fixture(scope="module")
+def embedded():
+    return load_embedded_model(resources.embedded_weights(), "cpu")
+
+
+def _photo(h=None, w=None):
+    rgb = cv2.cvtColor(cv2.imread(str(SAMPLE)), cv2.COLOR_BGR2RGB)
+    return rgb if h is None else np.ascontiguousarray(cv2.resize(rgb, (w, h)))
+
+
+def _features(model, rgb, onnx):
+    model.onnx_inference = onnx
+    try:
+        return model.compute_features(rgb)
+    finally:
+        model.onnx_inference = True
+
+
+@needs_ort
+@pytest.mark.parametrize("shape", [None, (333, 517), (700, 401)])
+def test_onnx_backbone_equals_pytorchs_on_a_photo(embedded, shape):
+    rgb = _photo() if shape is None else _photo(*shape)
+    fast, ref = _features(embedded, rgb, True), _features(embedded, rgb, False)
+    assert embedded._onnx.runner is not None
+    for a, b in ((fast.features, ref.features), (fast.fine, ref.fine)):
+        assert a.shape == b.shape and a.dtype == torch.float32
+        assert not torch.equal(a, b)  # really another engine
+        assert ((a - b).abs().max() / b.abs().max()).item() < 1e-4
+    raw_fast, raw_ref = embedded.raw_proposals(fast), embedded.raw_proposals(ref)
+    p_fast, p_ref = select_proposals(raw_fast), select_proposals(raw_ref)
+    assert len(p_fast.boxes) == len(p_ref.boxes) == 300
+    # The best proposals are the same anchors, placed to a hundredth of a pixel.
+    assert np.array_equal(p_fast.anchor_index[:50], p_ref.anchor_index[:50])
+    np.testing.assert_allclose(p_fast.boxes[:50], p_ref.boxes[:50], atol=0.01)
+
+
+@needs_ort
+def test_one_level_model_runs_on_onnx_too():
+    torch.manual_seed(0)
+    model = RPNModel(RPNConfig(min_side=96, max_side=160), device="cpu")
+    rgb = _photo(120, 90)
+    fast, ref = _features(model, rgb, True), _features(model, rgb, False)
+    assert fast.fine is None and ref.fine is None
+    assert ((fast.features - ref.features).abs().max() / ref.features.abs().max()) < 1e-4
+
+
+@needs_ort
+def test_runner_is_cached_and_rebuilt_when_weights_or_threads_change():
+    torch.manual_seed(1)
+    model = RPNModel(RPNConfig(min_side=64, max_side=96), device="cpu")
+    rgb = _photo(64, 64)
+    before = model.compute_features(rgb).features.clone()
+    first = model._onnx.runner
+    model.compute_features(rgb)
+    assert model._onnx.runner is first  # nothing changed: no second export
+    with torch.no_grad():
+        model.backbone[0][0].weight.mul_(2.0)
+    changed = model.compute_features(rgb).features
+    assert model._onnx.runner is not first and not torch.allclose(changed, before)
+    threads = torch.get_num_threads()
+    second = model._onnx.runner
+    torch.set_num_threads(1 if threads > 1 else 2)
+    try:
+        model.compute_features(rgb)
+        assert model._onnx.runner is not second
+        assert model._onnx.runner.threads == torch.get_num_threads()
+    finally:
+        torch.set_num_threads(threads)
+
+
+@needs_ort
+def test_deep_copy_builds_its_own_session():
+    torch.manual_seed(2)
+    model = RPNModel(RPNConfig(min_side=64, max_side=96), device="cpu")
+    rgb = _photo(64, 80)
+    ref = model.compute_features(rgb).features
+    twin = copy.deepcopy(model)  # what a training job does with the app's model
+    assert twin._onnx.runner is None
+    torch.testing.assert_close(twin.compute_features(rgb).features, ref)
+    assert twin._onnx.runner is not model._onnx.runner
+
+
+def test_without_onnxruntime_the_backbone_runs_in_pytorch(monkeypatch):
+    torch.manual_seed(3)
+    model = RPNModel(RPNConfig(min_side=64, max_side=96), device="cpu")
+    rgb = _photo(70, 90)
+    ref = _features(model, rgb, False).features
+    monkeypatch.setattr(onnx_backbone, "available", lambda: False)
+    fast = model.compute_features(rgb).features
+    assert model._onnx.runner is None
+    assert torch.equal(fast, ref)  # exactly the PyTorch path
+
+
+@needs_ort
+def test_a_failing_export_falls_back_with_a_logged_reason(monkeypatch, caplog):
+    torch.manual_seed(4)
+    model = RPNModel(RPNConfig(min_side=64, max_side=96), device="cpu")
+    rgb = _photo(70, 90)
+    ref = _features(model, rgb, False).features
+
+    def broken(*args, **kwargs):
+        raise RuntimeError("exporter exploded")
+
+    monkeypatch.setattr(torch.onnx, "export", broken)
+    with caplog.at_level(logging.WARNING, logger=onnx_backbone.__name__):
+        got = model.compute_features(rgb).features
+        model.compute_features(rgb)  # not retried for the same backbone: one message
+    assert torch.equal(got, ref)
+    messages = [r.getMessage() for r in caplog.records]
+    assert len(messages) == 1 and "exporter exploded" in messages[0]
+
+
+@needs_ort
+def test_prepare_inference_builds_the_session_ahead_of_the_first_image():
+    torch.manual_seed(5)
+    model = RPNModel(RPNConfig(min_side=64, max_side=96), device="cpu")
+    assert model._onnx.runner is None
+    model.prepare_inference()
+    runner = model._onnx.runner
+    assert runner is not None
+    model.compute_features(_photo(64, 64))
+    assert model._onnx.runner is runner
