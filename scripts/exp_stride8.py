@@ -151,13 +151,17 @@ class TwoLevel:
         return boxes[keep].numpy()
 
 
-def cache(model, items, scales, mosaics, seed):  # noqa: ANN001, ANN201
+def cache(model, items, scales, mosaics, seed, featurize=None):  # noqa: ANN001, ANN201
     """``(te_cache, f8s)``: exactly ``train_embedded``'s cache (same order, same mosaic RNG,
-    the same fused float32 backbone), plus each entry's stride-8 map, from one pass."""
+    the same fused float32 backbone), plus each entry's stride-8 map, from one pass.
+
+    ``featurize`` (default :func:`features`) returns that tuple for one image; another
+    function may cache another map in the first slot (``exp_unfreeze.py``'s frozen stem)."""
+    featurize = featurize or features
     out, f8s = [], []
 
     def add(img, bx, min_side, frame):  # noqa: ANN001, ANN202
-        f16, f8, image_size, input_size, padded, scale = features(model, img, min_side)
+        f16, f8, image_size, input_size, padded, scale = featurize(model, img, min_side)
         feat = FeatureResult(f16.half().contiguous(), image_size, input_size, padded, scale)
         out.append((feat, bx, frame))
         f8s.append(f8.half().contiguous())
@@ -222,6 +226,21 @@ def evaluate(net: TwoLevel, sets: dict) -> dict:
     return res
 
 
+def eval_sets(data: Path, human: Path, limit: int | None) -> tuple[list, dict]:
+    """``(hold-out items, {set name: [(rgb, boxes)]})``: the teacher hold-out (all, not
+    vtest, vtest) and the human boxes; ``limit`` (smoke tests) takes the last N hold-outs."""
+    held = te.load_items(data, "holdout")[:: -1 if limit else 1][:limit]
+    holdout = [(te.load_rgb(p), b) for p, b in held]
+    names = [p.stem for p, _ in held]
+    sets = {
+        "holdout": holdout,
+        "not_vtest": [h for h, n in zip(holdout, names, strict=True) if not n.startswith("vtest")],
+        "vtest": [h for h, n in zip(holdout, names, strict=True) if n.startswith("vtest")],
+        "human": [(rgb, gt) for _, rgb, gt in load_set(human, 100)],
+    }
+    return held, sets
+
+
 def main() -> int:
     p = argparse.ArgumentParser()
     p.add_argument("--coco", type=Path, required=True)
@@ -243,15 +262,7 @@ def main() -> int:
     torch.manual_seed(args.seeds[0])
     base = te.build_model(config, None, args.coco)
     train_items = te.load_items(args.data, "train")[: args.limit]
-    held = te.load_items(args.data, "holdout")[:: -1 if args.limit else 1][: args.limit]
-    holdout = [(te.load_rgb(p), b) for p, b in held]
-    names = [p.stem for p, _ in held]
-    sets = {
-        "holdout": holdout,
-        "not_vtest": [h for h, n in zip(holdout, names, strict=True) if not n.startswith("vtest")],
-        "vtest": [h for h, n in zip(holdout, names, strict=True) if n.startswith("vtest")],
-        "human": [(rgb, gt) for _, rgb, gt in load_set(args.human, 100)],
-    }
+    held, sets = eval_sets(args.data, args.human, args.limit)
     args.out.parent.mkdir(parents=True, exist_ok=True)
     data, f8s = cache(base, train_items, args.scales, args.mosaics, args.seeds[0])
     ns = argparse.Namespace(
