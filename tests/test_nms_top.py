@@ -40,14 +40,18 @@ def test_nms_top_golden():
     assert nms_top(boxes[:0], scores[:0], 0.7, 5).numel() == 0
 
 
+@pytest.mark.parametrize("interleaved", [False, True])
 @pytest.mark.parametrize("top_n", [5, 300, 4000])
-def test_two_level_selection_equals_batched_nms(top_n):
+def test_two_level_selection_equals_batched_nms(top_n, interleaved):
     b8, s8 = _clustered_boxes(2500, 10)
     b16, s16 = _clustered_boxes(2000, 11)
     boxes = torch.cat([b8, b16])
     scores = torch.cat([s8, s16])
     scores = (scores.argsort().argsort().float() + 1) / (len(scores) + 1)  # no ties
     strides = np.array([8] * 2500 + [16] * 2000, np.int16)
+    if interleaved:  # levels not in contiguous runs: the general path
+        perm = torch.randperm(len(scores), generator=torch.Generator().manual_seed(0))
+        boxes, scores, strides = boxes[perm], scores[perm], strides[perm.numpy()]
     n = len(scores)
     raw = RawProposals(
         anchors=boxes.numpy(),

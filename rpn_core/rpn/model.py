@@ -28,6 +28,7 @@ Use: ``feats = model.compute_features(rgb)`` (the backbone, once), then
 from __future__ import annotations
 
 import functools
+import math
 from collections.abc import Sequence
 from dataclasses import dataclass, replace
 from pathlib import Path
@@ -398,21 +399,36 @@ def nms_top(boxes: torch.Tensor, scores: torch.Tensor, iou: float, limit: int) -
 
     Greedy NMS decides each box from higher-scored boxes only, so NMS over the ``P``
     best-scored boxes keeps exactly the kept boxes among them. NMS therefore runs on a prefix
-    (``4 * limit`` boxes, growing 4x) until it keeps ``limit`` boxes or covers them all; with
-    thousands of candidates and a few hundred wanted this does a fraction of the work.
+    until it keeps ``limit`` boxes or covers them all: first ``1.25 * limit`` boxes, then as
+    many as the kept fraction so far says are needed (at least twice as many). Its cost
+    grows with kept x candidates, so on v3's stride-8 level, where ~80 % of the boxes
+    survive, the 300 wanted come from ~400 candidates instead of 3000 (27 -> ~1 ms).
     """
     limit = max(0, int(limit))
     order = torch.sort(scores, descending=True, stable=True).indices
     n = order.numel()
     if limit == 0 or n == 0:
         return order[:0]
-    size = min(n, 4 * limit)
+    size = min(n, limit + limit // 4 + 16)
     while True:
         head = order[:size]
         keep = head[nms(boxes[head], scores[head], iou)]
         if keep.numel() >= limit or size >= n:
             return keep[:limit]
-        size = min(n, 4 * size)
+        wanted = math.ceil(size * limit / max(keep.numel(), 1) * 1.25)
+        size = min(n, max(2 * size, wanted))
+
+
+def _level_members(strides: np.ndarray) -> list[torch.Tensor]:
+    """Indices of each level's anchors, by ascending stride. The model's anchors come level
+    by level (contiguous runs): then the runs are cut without a sort."""
+    strides = np.asarray(strides)
+    if strides.size == 0:
+        return []
+    if np.all(strides[1:] >= strides[:-1]):
+        cuts = [0, *(np.flatnonzero(np.diff(strides)) + 1).tolist(), strides.size]
+        return [torch.arange(a, b) for a, b in zip(cuts[:-1], cuts[1:], strict=True)]
+    return [torch.from_numpy(np.flatnonzero(strides == t)) for t in np.unique(strides)]
 
 
 def select_proposals(
@@ -445,8 +461,7 @@ def select_proposals(
     else:
         strides = torch.from_numpy(raw.strides.astype(np.int64))
         picks = []
-        for t in torch.unique(strides).tolist():
-            idx = torch.nonzero(strides == t).flatten()
+        for idx in _level_members(raw.strides):
             k = min(pre_nms_top_n, idx.numel())
             picks.append(idx[scores[idx].topk(k).indices])
         order = torch.cat(picks) if picks else torch.zeros(0, dtype=torch.int64)
