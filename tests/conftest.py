@@ -22,6 +22,13 @@ settings.load_profile(os.environ.get("HYPOTHESIS_PROFILE", "ci"))
 import pytest  # noqa: E402
 
 
+@pytest.fixture(scope="session", autouse=True)
+def _private_model_cache(tmp_path_factory):
+    """Exported ONNX graphs (rpn_core.rpn.onnx_backbone) go to a throw-away folder, never the
+    user's cache; subprocesses (CLI tests) inherit it."""
+    os.environ["RPN_STUDIO_CACHE"] = str(tmp_path_factory.mktemp("rpn-studio-cache"))
+
+
 @pytest.fixture(scope="session")
 def _drain_qt_threads():
     """At the end of the session wait for background jobs still running on Qt's global pool

@@ -7,6 +7,7 @@ the PyTorch path's exact features.
 """
 
 import copy
+import hashlib
 import logging
 from pathlib import Path
 
@@ -122,7 +123,8 @@ def test_without_onnxruntime_the_backbone_runs_in_pytorch(monkeypatch):
 
 
 @needs_ort
-def test_a_failing_export_falls_back_with_a_logged_reason(monkeypatch, caplog):
+def test_a_failing_export_falls_back_with_a_logged_reason(monkeypatch, caplog, tmp_path):
+    monkeypatch.setenv("RPN_STUDIO_CACHE", str(tmp_path))  # nothing cached: it must export
     torch.manual_seed(4)
     model = RPNModel(RPNConfig(min_side=64, max_side=96), device="cpu")
     rgb = _photo(70, 90)
@@ -150,3 +152,81 @@ def test_prepare_inference_builds_the_session_ahead_of_the_first_image():
     assert runner is not None
     model.compute_features(_photo(64, 64))
     assert model._onnx.runner is runner
+
+
+def _twin(model):
+    twin = RPNModel(model.config, device="cpu")
+    twin.load_state_dict(model.state_dict())
+    return twin
+
+
+def _counting_export(monkeypatch):
+    calls = []
+    real = torch.onnx.export
+
+    def export(*args, **kwargs):
+        calls.append(1)
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(torch.onnx, "export", export)
+    return calls
+
+
+@needs_ort
+def test_exported_graph_is_kept_on_disk_and_reused(monkeypatch, tmp_path):
+    monkeypatch.setenv("RPN_STUDIO_CACHE", str(tmp_path))
+    torch.manual_seed(7)
+    model = RPNModel(RPNConfig(min_side=64, max_side=96), device="cpu")
+    rgb = _photo(64, 96)
+    calls = _counting_export(monkeypatch)
+    ref = model.compute_features(rgb)
+    graphs = list((tmp_path / "onnx").glob("*.onnx"))
+    assert len(calls) == 1 and len(graphs) == 1
+    assert (
+        graphs[0].with_suffix(".sha256").read_text()
+        == hashlib.sha256(graphs[0].read_bytes()).hexdigest()
+    )
+    again = _twin(model).compute_features(rgb)  # another process would do the same
+    assert len(calls) == 1  # opened from the cache, not exported
+    assert torch.equal(again.features, ref.features)
+    other = RPNModel(RPNConfig(min_side=64, max_side=96), device="cpu")  # other weights
+    other.compute_features(rgb)
+    assert len(calls) == 2 and len(list((tmp_path / "onnx").glob("*.onnx"))) == 2
+
+
+@needs_ort
+@pytest.mark.parametrize("damage", ["truncate", "flip", "sidecar"])
+def test_a_damaged_cached_graph_is_exported_again(monkeypatch, tmp_path, damage):
+    monkeypatch.setenv("RPN_STUDIO_CACHE", str(tmp_path))
+    torch.manual_seed(8)
+    model = RPNModel(RPNConfig(min_side=64, max_side=96), device="cpu")
+    rgb = _photo(64, 96)
+    ref = model.compute_features(rgb).features
+    (graph,) = (tmp_path / "onnx").glob("*.onnx")
+    data = graph.read_bytes()
+    if damage == "truncate":
+        graph.write_bytes(data[: len(data) // 2])
+    elif damage == "flip":  # still a loadable graph, with one weight byte changed
+        graph.write_bytes(data[:-100] + bytes([data[-100] ^ 0xFF]) + data[-99:])
+    else:
+        graph.with_suffix(".sha256").write_text("0" * 64)
+    calls = _counting_export(monkeypatch)
+    got = _twin(model).compute_features(rgb).features
+    assert len(calls) == 1  # exported again ...
+    assert torch.equal(got, ref)
+    assert graph.read_bytes() == data  # ... and the cache entry repaired
+    assert graph.with_suffix(".sha256").read_text() == hashlib.sha256(data).hexdigest()
+
+
+@needs_ort
+def test_an_unwritable_cache_only_costs_the_export(monkeypatch, tmp_path):
+    blocker = tmp_path / "not-a-folder"
+    blocker.write_text("x")
+    monkeypatch.setenv("RPN_STUDIO_CACHE", str(blocker))
+    torch.manual_seed(9)
+    model = RPNModel(RPNConfig(min_side=64, max_side=96), device="cpu")
+    rgb = _photo(64, 96)
+    fast = model.compute_features(rgb)
+    assert model._onnx.runner is not None
+    ref = _features(model, rgb, False).features
+    assert ((fast.features - ref).abs().max() / ref.abs().max()) < 1e-4

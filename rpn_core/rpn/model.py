@@ -283,7 +283,8 @@ class RPNModel(nn.Module):
     def _onnx_runner(self) -> OnnxBackbone | None:
         """The backbone on ONNX Runtime (:mod:`rpn_core.rpn.onnx_backbone`) when
         :attr:`onnx_inference` is on, the model is on the CPU and bfloat16 is not in use;
-        exported on first use (~1.5 s) and again whenever a backbone tensor or torch's
+        exported on first use (~1.5 s; ~0.1 s from the disk cache of
+        :mod:`~rpn_core.rpn.onnx_backbone`) and again whenever a backbone tensor or torch's
         thread count changed. None: run the backbone in PyTorch (also when it cannot be
         built, which is logged once per backbone)."""
         if not self.onnx_inference or self.device.type != "cpu" or self._use_bf16():

@@ -3,9 +3,10 @@
 Proposals spend ~70 % of their time in the backbone, and PyTorch's eager CPU kernels leave
 speed on the table for MobileNetV2's depthwise convolutions. ONNX Runtime runs the *same*
 batch-norm-folded float32 network (:func:`rpn_core.rpn.backbone.fold_frozen_bn`), exported
-in memory by ``torch.onnx`` with free height and width, so features equal PyTorch's up to
-float rounding (a test pins ``max |diff| / max |f| < 1e-4`` on a real photo). The heads,
-anchors, decoding and selection stay torchvision's, in PyTorch.
+by ``torch.onnx`` with free height and width, so features equal PyTorch's up to float
+rounding (a test pins ``max |diff| / max |f| < 1e-4`` on a real photo). The heads, anchors,
+decoding and selection stay torchvision's, in PyTorch (the heads in the graph too were
+measured: no faster here).
 
 Only inference uses it (:meth:`rpn_core.rpn.model.RPNModel.compute_features`); training
 backpropagates through PyTorch. The graph takes the prepared image in channels-last order
@@ -13,26 +14,65 @@ backpropagates through PyTorch. The graph takes the prepared image in channels-l
 copy is made on the way in, and returns the stride-16 map (and the stride-8 map of a model
 with that level) as NCHW float32.
 
+Exporting takes about a second, so the exported graph is kept on disk, named by a hash of
+everything it depends on (:func:`graph_digest`: the weights, the versions of torch and
+onnx, the source of the modules that define the graph): folder ``onnx/`` of
+``$RPN_STUDIO_CACHE``, else of ``$XDG_CACHE_HOME/rpn-studio`` (``~/.cache/rpn-studio``).
+A second process with the same weights opens the file in ~20 ms. Each graph has a
+``.sha256`` beside it: a file that does not match it (damaged, truncated) or that ONNX
+Runtime cannot open is exported again and replaced, and a cache folder that cannot be
+written only costs the export each time.
+
 If ``onnxruntime`` or ``onnx`` is missing, or the export or the session fails,
-:func:`build_runner` returns None with the reason logged once, and the model runs the
-backbone in PyTorch: proposals are the same, only slower.
+:func:`build_runner` returns None with the reason logged once, and the model runs in
+PyTorch: proposals are the same, only slower.
 """
 
 from __future__ import annotations
 
+import hashlib
 import importlib.util
 import io
 import logging
+import os
 import warnings
+from pathlib import Path
 
 import numpy as np
 import torch
 from torch import nn
 
-__all__ = ["OnnxBackbone", "RunnerSlot", "available", "build_runner"]
+__all__ = ["OnnxBackbone", "RunnerSlot", "available", "build_runner", "cache_dir", "graph_digest"]
 
 log = logging.getLogger(__name__)
 OPSET = 17
+# The code that defines the exported graph: any edit to it gives new cache entries.
+GRAPH_SOURCES = ("backbone.py", "onnx_backbone.py")
+
+
+def cache_dir() -> Path:
+    """Where exported graphs are kept (module docstring)."""
+    explicit = os.environ.get("RPN_STUDIO_CACHE")
+    if explicit:
+        return Path(explicit)
+    base = os.environ.get("XDG_CACHE_HOME") or str(Path.home() / ".cache")
+    return Path(base) / "rpn-studio"
+
+
+def graph_digest(net: nn.Module) -> str:
+    """sha256 over what the exported graph of ``net`` depends on: every tensor (name, dtype,
+    shape, bytes), the torch and onnx versions, :data:`OPSET` and the source files
+    :data:`GRAPH_SOURCES`."""
+    from importlib.metadata import version  # importing onnx itself takes ~0.5 s
+
+    h = hashlib.sha256(f"{OPSET}|{torch.__version__}|{version('onnx')}".encode())
+    here = Path(__file__).resolve().parent
+    for name in GRAPH_SOURCES:
+        h.update((here / name).read_bytes())
+    for name, t in net.state_dict().items():
+        h.update(f"|{name}|{t.dtype}|{tuple(t.shape)}|".encode())
+        h.update(t.detach().contiguous().cpu().numpy().tobytes())
+    return h.hexdigest()
 
 
 def available() -> bool:
@@ -41,7 +81,7 @@ def available() -> bool:
 
 
 class _ChannelsLastInput(nn.Module):
-    """``(1, H, W, 3) -> (stride-16 map, stride-8 map)``: the exported graph's signature."""
+    """``(1, H, W, 3) -> (stride-16 map, [stride-8 map])``: the exported graph's signature."""
 
     def __init__(self, backbone: nn.Module, fine_split: int | None) -> None:
         super().__init__()
@@ -80,40 +120,32 @@ class OnnxBackbone:
 def build_runner(
     fused_backbone: nn.Module, fine_split: int | None, threads: int
 ) -> OnnxBackbone | None:
-    """Export ``fused_backbone`` (float32, CPU) and open an ONNX Runtime session with
-    ``threads`` intra-op threads; None (reason logged) when that cannot be done."""
+    """Export ``fused_backbone`` (float32, CPU; or open its cached export) and start an ONNX
+    Runtime session with ``threads`` intra-op threads; None (reason logged) when that
+    cannot be done."""
     if not available():
         log.info("onnxruntime/onnx not installed: the backbone runs in PyTorch")
         return None
     try:
         import onnxruntime as ort
 
+        fine = fine_split is not None
         net = _ChannelsLastInput(fused_backbone, fine_split).eval()
-        names = ["features"] + (["fine"] if fine_split is not None else [])
-        example = torch.zeros((1, 64, 64, 3))
-        buf = io.BytesIO()
-        with torch.no_grad(), warnings.catch_warnings():
-            warnings.simplefilter("ignore")  # the TorchScript exporter's deprecation notice
-            torch.onnx.export(
-                net,
-                (example,),
-                buf,
-                input_names=["image"],
-                output_names=names,
-                dynamic_axes={"image": {1: "height", 2: "width"}},
-                opset_version=OPSET,
-                dynamo=False,
-            )
         options = ort.SessionOptions()
         options.intra_op_num_threads = max(1, int(threads))
         options.inter_op_num_threads = 1
         options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
         options.log_severity_level = 3  # errors only
-        session = ort.InferenceSession(buf.getvalue(), options, providers=["CPUExecutionProvider"])
+        path = cache_dir() / "onnx" / f"{graph_digest(net)}.onnx"
+        session = _open_cached(ort, path, options)
+        if session is None:
+            graph = _export(net, fine)
+            session = ort.InferenceSession(graph, options, providers=["CPUExecutionProvider"])
+            _store(path, graph)
     except Exception as exc:  # noqa: BLE001 - any failure means: stay on PyTorch
         log.warning("ONNX Runtime backbone unavailable (%s): the backbone runs in PyTorch", exc)
         return None
-    return OnnxBackbone(session, fine_split is not None, threads)
+    return OnnxBackbone(session, fine, threads)
 
 
 class RunnerSlot:
@@ -135,3 +167,49 @@ class RunnerSlot:
 
     def __setstate__(self, state: dict) -> None:
         self.__init__()
+
+
+def _export(net: nn.Module, fine: bool) -> bytes:
+    names = ["features"] + (["fine"] if fine else [])
+    buf = io.BytesIO()
+    with torch.no_grad(), warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # the TorchScript exporter's deprecation notice
+        torch.onnx.export(
+            net,
+            (torch.zeros((1, 64, 64, 3)),),
+            buf,
+            input_names=["image"],
+            output_names=names,
+            dynamic_axes={"image": {1: "height", 2: "width"}},
+            opset_version=OPSET,
+            dynamo=False,
+        )
+    return buf.getvalue()
+
+
+def _open_cached(ort: object, path: Path, options: object) -> object | None:
+    """The session of a cached graph, or None (none there, or a damaged one -- not its
+    recorded sha256, or refused by ONNX Runtime -- which is removed, to be written again)."""
+    try:
+        data = path.read_bytes()
+        expected = path.with_suffix(".sha256").read_text(encoding="ascii").strip()
+    except (OSError, UnicodeDecodeError):
+        return None
+    try:
+        if hashlib.sha256(data).hexdigest() != expected:
+            raise ValueError("its sha256 does not match")
+        return ort.InferenceSession(data, options, providers=["CPUExecutionProvider"])  # type: ignore[attr-defined]
+    except Exception as exc:  # noqa: BLE001 - a damaged cache entry is only a cache miss
+        log.info("cached graph %s cannot be opened (%s): exporting again", path, exc)
+        path.unlink(missing_ok=True)
+        return None
+
+
+def _store(path: Path, graph: bytes) -> None:
+    from rpn_core.atomic import atomic_write_bytes
+
+    try:
+        atomic_write_bytes(path, graph)
+        atomic_write_bytes(path.with_suffix(".sha256"), hashlib.sha256(graph).hexdigest().encode())
+    except Exception as exc:  # noqa: BLE001 - the cache is an optimisation only
+        log.info("cannot keep the exported graph in %s (%s)", path.parent, exc)
