@@ -66,6 +66,9 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--pre-nms", type=int, default=3000, help="proposals per level before NMS")
     p.add_argument("--steps", type=int, default=3000, help="as exp_stride8.py ran (metadata)")
     p.add_argument("--mosaics", type=int, default=900, help="as exp_stride8.py ran (metadata)")
+    p.add_argument(
+        "--scales", type=int, nargs="+", default=[600], help="as exp_stride8.py ran (metadata)"
+    )
     args = p.parse_args(argv)
     torch.set_num_threads(1)
     model = two_level_model(args.exp, args.seed, args.pre_nms)
@@ -79,7 +82,7 @@ def main(argv: list[str] | None = None) -> int:
         **te.backbone_metadata(argparse.Namespace(coco=True, imagenet=None)),
         "head": "trained by scripts/exp_stride8.py (two-level), packaged by "
         "scripts/package_levels.py",
-        **te.data_metadata(args.data, train_items, holdout, [600], args.mosaics),
+        **te.data_metadata(args.data, train_items, holdout, args.scales, args.mosaics),
         "anchor_sizes": list(LEVELS.sizes),
         "anchor_strides": list(LEVELS.strides),
         "optimizer": {"name": "AdamW", "lr": 1e-3, "schedule": "cosine", "weight_decay": 1e-4},
