@@ -19,11 +19,8 @@ import torch
 import resources
 from rpn_core.rpn import onnx_backbone
 from rpn_core.rpn.config import RPNConfig
-from rpn_core.rpn.model import (
-    RPNModel,
-    load_embedded_model,
-    select_proposals,
-)
+from rpn_core.rpn.model import RPNModel, load_embedded_model
+from rpn_core.rpn.selection import select_proposals
 
 needs_ort = pytest.mark.skipif(not onnx_backbone.available(), reason="onnxruntime not installed")
 SAMPLE = Path(resources.__file__).parent / "samples" / "astronaut.jpg"
@@ -230,3 +227,22 @@ def test_an_unwritable_cache_only_costs_the_export(monkeypatch, tmp_path):
     assert model._onnx.runner is not None
     ref = _features(model, rgb, False).features
     assert ((fast.features - ref).abs().max() / ref.abs().max()) < 1e-4
+
+
+@needs_ort
+def test_one_and_two_level_models_with_the_same_backbone_get_their_own_graphs(
+    monkeypatch, tmp_path
+):
+    # A version-2 checkpoint (one level) and version 3 (two levels) share the COCO backbone.
+    monkeypatch.setenv("RPN_STUDIO_CACHE", str(tmp_path))
+    one = RPNModel(RPNConfig(min_side=64, max_side=96), device="cpu")
+    two = load_embedded_model(resources.embedded_weights(), "cpu")
+    state = {
+        k[len("backbone.") :]: v for k, v in two.state_dict().items() if k.startswith("backbone.")
+    }
+    one.backbone.load_state_dict(state)
+    rgb = _photo(64, 96)
+    assert two.compute_features(rgb).fine is not None
+    feat = one.compute_features(rgb)
+    assert feat.fine is None and one._onnx.runner is not None
+    assert len(list((tmp_path / "onnx").glob("*.onnx"))) == 2

@@ -61,11 +61,15 @@ def cache_dir() -> Path:
 
 def graph_digest(net: nn.Module) -> str:
     """sha256 over what the exported graph of ``net`` depends on: every tensor (name, dtype,
-    shape, bytes), the torch and onnx versions, :data:`OPSET` and the source files
-    :data:`GRAPH_SOURCES`."""
+    shape, bytes), where the stride-8 map is read (``net.fine_split``), the torch and onnx
+    versions, :data:`OPSET` and the source files :data:`GRAPH_SOURCES`."""
     from importlib.metadata import version  # importing onnx itself takes ~0.5 s
 
-    h = hashlib.sha256(f"{OPSET}|{torch.__version__}|{version('onnx')}".encode())
+    # The outputs too: a one-level and a two-level model may share every backbone tensor.
+    fine_split = getattr(net, "fine_split", None)
+    h = hashlib.sha256(
+        f"{OPSET}|{torch.__version__}|{version('onnx')}|fine_split={fine_split}".encode()
+    )
     here = Path(__file__).resolve().parent
     for name in GRAPH_SOURCES:
         h.update((here / name).read_bytes())
