@@ -109,7 +109,7 @@ def main() -> int:
         runs.append((time.perf_counter() - t) * 1000)
     print(f"run_ms={statistics.median(runs):.1f}")
 
-    from rpn_core.rpn.model import select_proposals
+    from rpn_core.rpn.selection import select_proposals
 
     ui = panel.ui
     spins = dict(

@@ -26,7 +26,8 @@ from rpn_core.anchors.labelling import LabelConfig, anchor_grid_iou, label_ancho
 from rpn_core.rpn.adapt import with_anchors
 from rpn_core.rpn.checkpoint import CheckpointError, load_checkpoint, save_checkpoint
 from rpn_core.rpn.config import ConfigError, RPNConfig, model_anchors
-from rpn_core.rpn.model import RawProposals, RPNModel, select_proposals
+from rpn_core.rpn.model import RawProposals, RPNModel
+from rpn_core.rpn.selection import select_proposals
 from rpn_core.training.data import Augment
 from rpn_core.training.engine import LossModule, cache_input
 

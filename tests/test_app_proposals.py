@@ -194,7 +194,7 @@ def click_row(qtbot, table, row, modifier=Qt.KeyboardModifier.NoModifier) -> Non
 
 
 def test_auto_run_lists_proposals_and_controls_reselect_without_backbone(qtbot, window, tmp_path):
-    from rpn_core.rpn.model import select_proposals
+    from rpn_core.rpn.selection import select_proposals
 
     panel = window.proposals_panel
     open_and_wait(qtbot, window, tmp_path / "imgs" / "a.png")
@@ -373,7 +373,7 @@ def test_arrows_follow_the_anchors_of_the_top_proposals(qtbot, window, tmp_path)
         pos=QPoint(8, panel.ui.arrows_box.height() // 2),
     )
     assert panel.layer.show_arrows()
-    from rpn_core.rpn.model import select_proposals
+    from rpn_core.rpn.selection import select_proposals
 
     raw = panel._runs["rpn"].raw
     sel = select_proposals(raw)

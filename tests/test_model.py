@@ -21,6 +21,7 @@ import resources
 from rpn_core.anchors.grid import AnchorConfig, generate_anchors
 from rpn_core.anchors.labelling import LabelConfig, label_image, sample_minibatch
 from rpn_core.rpn.config import input_geometry, model_anchors
+from rpn_core.rpn.loss import iou_aware_objectness_loss
 from rpn_core.rpn.model import (
     ConfigAnchorGenerator,
     RawProposals,
@@ -31,9 +32,8 @@ from rpn_core.rpn.model import (
     load_model,
     propose,
     save_weights,
-    select_proposals,
 )
-from rpn_core.rpn.modules import iou_aware_objectness_loss
+from rpn_core.rpn.selection import select_proposals
 
 SMALL = RPNConfig(min_side=64, max_side=128)
 

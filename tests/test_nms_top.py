@@ -6,7 +6,8 @@ import pytest
 import torch
 from torchvision.ops import batched_nms, nms
 
-from rpn_core.rpn.model import RawProposals, nms_top, select_proposals
+from rpn_core.rpn.model import RawProposals
+from rpn_core.rpn.selection import nms_top, select_proposals
 
 
 def _clustered_boxes(n, seed):

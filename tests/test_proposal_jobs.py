@@ -4,7 +4,7 @@ import numpy as np
 
 from rpn_core.rpn.config import SelectionConfig
 from rpn_core.rpn.jobs import SS_SCORE, ProposalRun
-from rpn_core.rpn.model import select_proposals
+from rpn_core.rpn.selection import select_proposals
 from rpn_core.rpn.types import RawProposals
 
 

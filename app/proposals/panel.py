@@ -5,7 +5,7 @@ and accept them as GT boxes in one undo step.
 Boxes follow :mod:`rpn_core.boxes`. Data flow: a run (:mod:`rpn_core.rpn.jobs`, on a
 :class:`app.common.workers.TaskRunner`) returns one :class:`~rpn_core.rpn.jobs.ProposalRun` per
 source
-per image; the controls only re-run :func:`rpn_core.rpn.model.select_proposals` on the cached
+per image; the controls only re-run :func:`rpn_core.rpn.selection.select_proposals` on the cached
 ``RawProposals`` (milliseconds), never the backbone. A new image supersedes any running job.
 The layer (:class:`app.proposals.layer.ProposalsLayer`) and the table share one indexing:
 row ``i`` of the table model is proposal ``i`` of the layer (rank ``i + 1``).

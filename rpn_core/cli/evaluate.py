@@ -48,7 +48,7 @@ def _proposers(args: argparse.Namespace, max_n: int) -> dict:
         import numpy as np
 
         from rpn_core.cli._model import load_cli_model
-        from rpn_core.rpn.model import select_proposals, selection_settings
+        from rpn_core.rpn.selection import select_proposals, selection_settings
 
         model = load_cli_model(args)
         settings = selection_settings(model.config, top_n=max_n)

@@ -62,7 +62,7 @@ class SelectionConfig:
     min_size: float = 0.0
 
     def kwargs(self) -> dict:
-        """The keywords of :func:`rpn_core.rpn.model.select_proposals`."""
+        """The keywords of :func:`rpn_core.rpn.selection.select_proposals`."""
         return {name: getattr(self, name) for name in self.__dataclass_fields__}
 
 

@@ -68,7 +68,7 @@ class ProposalRun:
 
     def _select_all(self, s: SelectionConfig) -> tuple[np.ndarray, np.ndarray, Any]:
         if self.method == "rpn":
-            from rpn_core.rpn.model import select_proposals  # torch: this run produced ``raw``
+            from rpn_core.rpn.selection import select_proposals  # torch: this run produced ``raw``
 
             p = select_proposals(self.raw, **dataclasses.replace(s, top_n=len(self.raw)).kwargs())
             return p.boxes, p.scores, self.raw.anchors[p.anchor_index]

@@ -22,13 +22,13 @@ training always runs it in PyTorch.
 
 Use: ``feats = model.compute_features(rgb)`` (the backbone, once), then
 ``raw = model.raw_proposals(feats)`` (every anchor scored and refined), then
-:func:`select_proposals` as often as the controls change (top-k, NMS: milliseconds).
+:func:`rpn_core.rpn.selection.select_proposals` as often as the controls change (top-k,
+NMS: milliseconds).
 """
 
 from __future__ import annotations
 
 import functools
-import math
 from collections.abc import Sequence
 from dataclasses import dataclass, replace
 from pathlib import Path
@@ -38,7 +38,6 @@ import torch
 from torch import nn
 from torchvision.models.detection.image_list import ImageList
 from torchvision.models.detection.rpn import RPNHead
-from torchvision.ops import nms
 
 from rpn_core.anchors.grid import level_offsets
 from rpn_core.rpn.backbone import (
@@ -50,14 +49,11 @@ from rpn_core.rpn.backbone import (
     fold_frozen_bn,
     prepare_image,
 )
-from rpn_core.rpn.config import RPNConfig, SelectionConfig
-from rpn_core.rpn.modules import (
-    ConfigAnchorGenerator,
-    ContextRPNHead,
-    LabelledRPN,
-    iou_aware_objectness_loss,
-)
+from rpn_core.rpn.config import RPNConfig
+from rpn_core.rpn.loss import rpn_losses
+from rpn_core.rpn.modules import ConfigAnchorGenerator, ContextRPNHead, LabelledRPN
 from rpn_core.rpn.onnx_backbone import OnnxBackbone, RunnerSlot, build_runner
+from rpn_core.rpn.selection import select_proposals, selection_settings
 from rpn_core.rpn.types import Proposals, RawProposals
 from rpn_core.rpn.weights import WeightsError, read_weights, write_weights
 
@@ -75,9 +71,6 @@ __all__ = [
     "load_model",
     "propose",
     "save_weights",
-    "nms_top",
-    "select_proposals",
-    "selection_settings",
 ]
 
 
@@ -267,12 +260,16 @@ class RPNModel(nn.Module):
         """The backbone with batch-norm folded into its convolutions (~1.5x faster on the
         CPU), in bfloat16 when :attr:`bf16_inference` is on; rebuilt whenever a backbone
         tensor changed (moved, loaded or fine-tuned) or the flag did."""
-        key = tuple((t.data_ptr(), t._version) for t in self.backbone.state_dict().values())
-        key += (self._use_bf16(),)
+        key = (self._backbone_key(), self._use_bf16())
         if self._fused is None or self._fused[0] != key:
             fused = fold_frozen_bn(self.backbone).to(memory_format=torch.channels_last)
             self._fused = (key, fused.to(torch.bfloat16) if key[-1] else fused)
         return self._fused[1]
+
+    def _backbone_key(self) -> tuple:
+        """Identifies the backbone's current weights (storage and version of every tensor):
+        it changes whenever they are moved, loaded or trained."""
+        return tuple((t.data_ptr(), t._version) for t in self.backbone.state_dict().values())
 
     def prepare_inference(self) -> None:
         """Build what :meth:`compute_features` needs ahead of the first image (the folded
@@ -290,8 +287,7 @@ class RPNModel(nn.Module):
         if not self.onnx_inference or self.device.type != "cpu" or self._use_bf16():
             return None
         threads = torch.get_num_threads()
-        key = tuple((t.data_ptr(), t._version) for t in self.backbone.state_dict().values())
-        key += (threads,)
+        key = (self._backbone_key(), threads)
         slot = self._onnx
         if slot.key != key:
             fine_split = FINE_SPLIT if self.fine_head is not None else None
@@ -359,141 +355,11 @@ class RPNModel(nn.Module):
         sampled foreground anchor the IoU of *its decoded box* with its GT box as the
         cross-entropy target (background stays 0): the score then ranks how well a proposal
         fits, so NMS keeps the better-placed of two overlapping boxes (see
-        :func:`iou_aware_objectness_loss`).
+        :func:`rpn_core.rpn.loss.iou_aware_objectness_loss`). Computed by
+        :func:`rpn_core.rpn.loss.rpn_losses`.
         """
-        if objectness_target not in ("label", "iou"):
-            raise ValueError(f"objectness_target must be 'label' or 'iou': {objectness_target!r}")
         feats = [features] if isinstance(features, FeatureResult) else list(features)
-        if len(feats) != len(gt_boxes_list):
-            raise ValueError(f"{len(feats)} feature maps but {len(gt_boxes_list)} GT box sets")
-        logits, deltas, anchors, targets = [], [], [], []
-        for feat, gt in zip(feats, gt_boxes_list, strict=True):
-            feat = feat.to(self.device)
-            obj, reg = self._head(feat.features, feat.fine)
-            logits.append(obj[0])
-            deltas.append(reg[0])
-            anchors.append(self._anchors(feat))
-            sy, sx = feat.scale
-            gt_t = torch.as_tensor(np.asarray(gt, dtype=np.float32).reshape(-1, 4))
-            gt_t = gt_t.to(self.device) * torch.tensor([sx, sy, sx, sy], device=self.device)
-            targets.append({"boxes": gt_t, "image_size": feat.input_size})
-        labels, matched = self.rpn.assign_targets_to_anchors(anchors, targets)
-        regression_targets = self.rpn.box_coder.encode(matched, anchors)
-        self.rpn.fg_bg_sampler.generator = generator
-        try:
-            if objectness_target == "iou":
-                loss_obj, loss_box = iou_aware_objectness_loss(
-                    self.rpn, torch.cat(logits), torch.cat(deltas), labels, matched, anchors
-                )
-            else:
-                loss_obj, loss_box = self.rpn.compute_loss(
-                    torch.cat(logits)[:, None], torch.cat(deltas), labels, regression_targets
-                )
-        finally:
-            self.rpn.fg_bg_sampler.generator = None
-        return {"loss_objectness": loss_obj, "loss_rpn_box_reg": loss_box}
-
-
-def nms_top(boxes: torch.Tensor, scores: torch.Tensor, iou: float, limit: int) -> torch.Tensor:
-    """The first ``limit`` indices that greedy NMS at ``iou`` keeps, best score first (ties:
-    input order) -- ``torchvision.ops.nms(boxes, scores, iou)[:limit]``, computed faster.
-
-    Greedy NMS decides each box from higher-scored boxes only, so NMS over the ``P``
-    best-scored boxes keeps exactly the kept boxes among them. NMS therefore runs on a prefix
-    until it keeps ``limit`` boxes or covers them all: first ``1.25 * limit`` boxes, then as
-    many as the kept fraction so far says are needed (at least twice as many). Its cost
-    grows with kept x candidates, so on v3's stride-8 level, where ~80 % of the boxes
-    survive, the 300 wanted come from ~400 candidates instead of 3000 (27 -> ~1 ms).
-    """
-    limit = max(0, int(limit))
-    order = torch.sort(scores, descending=True, stable=True).indices
-    n = order.numel()
-    if limit == 0 or n == 0:
-        return order[:0]
-    size = min(n, limit + limit // 4 + 16)
-    while True:
-        head = order[:size]
-        keep = head[nms(boxes[head], scores[head], iou)]
-        if keep.numel() >= limit or size >= n:
-            return keep[:limit]
-        wanted = math.ceil(size * limit / max(keep.numel(), 1) * 1.25)
-        size = min(n, max(2 * size, wanted))
-
-
-def _level_members(strides: np.ndarray) -> list[torch.Tensor]:
-    """Indices of each level's anchors, by ascending stride. The model's anchors come level
-    by level (contiguous runs): then the runs are cut without a sort."""
-    strides = np.asarray(strides)
-    if strides.size == 0:
-        return []
-    if np.all(strides[1:] >= strides[:-1]):
-        cuts = [0, *(np.flatnonzero(np.diff(strides)) + 1).tolist(), strides.size]
-        return [torch.arange(a, b) for a, b in zip(cuts[:-1], cuts[1:], strict=True)]
-    return [torch.from_numpy(np.flatnonzero(strides == t)) for t in np.unique(strides)]
-
-
-def select_proposals(
-    raw: RawProposals,
-    *,
-    top_n: int = SelectionConfig.top_n,
-    score_threshold: float = SelectionConfig.score_threshold,
-    nms_iou: float = SelectionConfig.nms_iou,
-    min_size: float = SelectionConfig.min_size,
-    pre_nms_top_n: int = SelectionConfig.pre_nms_top_n,
-) -> Proposals:
-    """Top-``top_n`` proposals after score/size filters and NMS (no backbone rerun).
-
-    The ``pre_nms_top_n`` best-scoring anchors with score ``>= score_threshold`` and
-    width and height ``>= min_size`` (original pixels, and > 0) enter NMS at ``nms_iou``.
-    With anchor levels (``raw.strides``) this happens per level, as torchvision's
-    ``RegionProposalNetwork.filter_proposals`` does: the ``pre_nms_top_n`` best of each
-    level, NMS within each level, then the ``top_n`` best overall by score. NMS stops once
-    a level has kept ``top_n`` boxes (:func:`nms_top`): no later box of that level could
-    make the overall top ``top_n``, so the result is the same (a test compares it with
-    ``batched_nms``).
-    """
-    top_n = max(0, int(top_n))
-    scores = torch.from_numpy(raw.scores)
-    if raw.strides is None:
-        k = min(pre_nms_top_n, scores.numel())
-        empty = (scores[:0], torch.zeros(0, dtype=torch.int64))
-        top_scores, order = scores.topk(k) if k else empty
-        level = None
-    else:
-        strides = torch.from_numpy(raw.strides.astype(np.int64))
-        picks = []
-        for idx in _level_members(raw.strides):
-            k = min(pre_nms_top_n, idx.numel())
-            picks.append(idx[scores[idx].topk(k).indices])
-        order = torch.cat(picks) if picks else torch.zeros(0, dtype=torch.int64)
-        top_scores, level = scores[order], strides[order]
-    boxes = torch.from_numpy(raw.boxes)[order]
-    wh = boxes[:, 2:] - boxes[:, :2]
-    ok = (top_scores >= score_threshold) & (wh >= max(min_size, 1e-3)).all(dim=1)
-    order, boxes, top_scores = order[ok], boxes[ok], top_scores[ok]
-    if level is None:
-        keep = nms_top(boxes, top_scores, nms_iou, top_n)
-    else:
-        level = level[ok]
-        kept = []
-        for t in torch.unique(level).tolist():
-            idx = torch.nonzero(level == t).flatten()
-            kept.append(idx[nms_top(boxes[idx], top_scores[idx], nms_iou, top_n)])
-        keep = torch.cat(kept) if kept else torch.zeros(0, dtype=torch.int64)
-        best = torch.sort(top_scores[keep], descending=True, stable=True).indices
-        keep = keep[best[:top_n]]
-    return Proposals(
-        boxes=boxes[keep].numpy(),
-        scores=top_scores[keep].numpy(),
-        anchor_index=order[keep].numpy(),
-        image_size=raw.image_size,
-    )
-
-
-def selection_settings(config: RPNConfig, **overrides: object) -> dict:
-    """Keywords of :func:`select_proposals`: ``config``'s selection (every field), with
-    ``overrides`` (fields of :class:`SelectionConfig`) applied."""
-    return replace(config.selection, **overrides).kwargs()
+        return rpn_losses(self, feats, gt_boxes_list, generator, objectness_target)
 
 
 def propose(model: RPNModel, image: np.ndarray, **select_kwargs: object) -> Proposals:

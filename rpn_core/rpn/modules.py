@@ -6,9 +6,8 @@
   with the stride-32 context (:class:`rpn_core.rpn.backbone.Stride32Context`);
 * :class:`LabelledRPN`: torchvision's ``RegionProposalNetwork`` whose training targets come
   from :func:`rpn_core.anchors.labelling.label_anchors` and whose minibatch comes from
-  :func:`rpn_core.anchors.labelling.sample_minibatch` with a caller's ``torch.Generator``;
-* :func:`iou_aware_objectness_loss`: its loss with IoU-valued objectness targets (an option of
-  :meth:`rpn_core.rpn.model.RPNModel.losses`).
+  :func:`rpn_core.anchors.labelling.sample_minibatch` with a caller's ``torch.Generator``
+  (its loss: :mod:`rpn_core.rpn.loss`).
 
 Imported lazily (torch at module top), by :mod:`rpn_core.rpn.model`.
 """
@@ -24,7 +23,7 @@ from rpn_core.anchors.grid import AnchorConfig, feature_size, generate_anchors
 from rpn_core.anchors.labelling import LabelConfig, label_anchors, sample_minibatch
 from rpn_core.rpn.config import RPNConfig
 
-__all__ = ["ConfigAnchorGenerator", "ContextRPNHead", "LabelledRPN", "iou_aware_objectness_loss"]
+__all__ = ["ConfigAnchorGenerator", "ContextRPNHead", "LabelledRPN"]
 
 
 class ConfigAnchorGenerator(nn.Module):
@@ -149,46 +148,3 @@ class LabelledRPN(RegionProposalNetwork):
             else:
                 matched_boxes.append(torch.zeros_like(anchors_i))
         return labels, matched_boxes
-
-
-def iou_aware_objectness_loss(
-    rpn: nn.Module,
-    logits: torch.Tensor,
-    deltas: torch.Tensor,
-    labels: list[torch.Tensor],
-    matched: list[torch.Tensor],
-    anchors: list[torch.Tensor],
-) -> tuple[torch.Tensor, torch.Tensor]:
-    """The RPN loss with IoU-valued objectness targets for the foreground anchors.
-
-    Same minibatch as torchvision (``rpn.fg_bg_sampler`` on the 1 / 0 / -1 labels) and the
-    same box loss (smooth L1, beta 1/9, summed over positives and divided by the minibatch
-    size); the cross-entropy target of a sampled foreground anchor is the IoU (no gradient)
-    between its decoded box and its matched GT box instead of 1. Why: with hard labels every
-    foreground anchor near an object scores ~1, so NMS at 0.7 keeps whichever scored a
-    hair higher and suppresses better-placed neighbours (on the hold-out, AR of *all* boxes
-    is 0.81 but of the 300 kept 0.59).
-    """
-    pos_masks, neg_masks = rpn.fg_bg_sampler(labels)
-    pos = torch.where(torch.cat(pos_masks))[0]
-    sampled = torch.cat([pos, torch.where(torch.cat(neg_masks))[0]])
-    all_anchors, gt = torch.cat(anchors), torch.cat(matched)
-    box_targets = rpn.box_coder.encode_single(gt[pos], all_anchors[pos])
-    box_loss = nn.functional.smooth_l1_loss(
-        deltas[pos], box_targets, beta=1 / 9, reduction="sum"
-    ) / max(1, sampled.numel())
-    target = torch.cat(labels).clamp(min=0).to(logits.dtype)
-    with torch.no_grad():
-        decoded = rpn.box_coder.decode_single(deltas[pos].detach(), all_anchors[pos])
-        target[pos] = _paired_iou(decoded, gt[pos]).to(logits.dtype)
-    obj_loss = nn.functional.binary_cross_entropy_with_logits(logits[sampled], target[sampled])
-    return obj_loss, box_loss
-
-
-def _paired_iou(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
-    """IoU of ``a[i]`` with ``b[i]`` (both ``(N, 4)`` xyxy)."""
-    lt = torch.maximum(a[:, :2], b[:, :2])
-    rb = torch.minimum(a[:, 2:], b[:, 2:])
-    inter = (rb - lt).clamp(min=0).prod(dim=1)
-    area = lambda x: (x[:, 2:] - x[:, :2]).clamp(min=0).prod(dim=1)  # noqa: E731
-    return inter / (area(a) + area(b) - inter).clamp(min=1e-9)
