@@ -205,7 +205,7 @@ def run_scale(net, rgb: np.ndarray, mode: str, side: int, objectness: str, ref: 
     H, W = rgb.shape[:2]
     if mode == "squash":
         in_h = in_w = side
-        ref_y = ref_x = ref
+        ref_y = ref_x = ref or side  # --ref 0: anchors relative to the input, as in TF
     else:
         f = side / min(H, W)
         in_h, in_w = max(1, round(H * f)), max(1, round(W * f))
