@@ -75,6 +75,7 @@ def run_design(
     restarts: int,
     stride: int | tuple[int, ...],
     source: str,
+    keep: AnchorConfig | None = None,
 ) -> DesignRun:
     """Cluster the GT shapes of input-frame ``items`` (:func:`input_frame_items`) for
     k = 1..min(k_max, distinct shapes) (runs off the GUI thread). Raises ``ValueError``
@@ -84,7 +85,7 @@ def run_design(
         raise ValueError(f"no valid GT box in {source} ({shapes.skipped} skipped)")
     k_max = min(k_max, len(np.unique(shapes.wh, axis=0)))
     curve = kmeans_curve(shapes.wh, k_max, rng=np.random.default_rng(seed), restarts=restarts)
-    configs = [design_config(r.centres, stride=stride) for r in curve]
+    configs = [design_config(r.centres, stride=stride, keep=keep) for r in curve]
     grid = [grid_mean_iou(shapes.wh, c) for c in configs]
     return DesignRun(items, shapes.wh, shapes.skipped, curve, configs, grid, source)
 
@@ -108,6 +109,11 @@ def _job(
     return run_design(items, **kwargs)
 
 
+def _kept(frame: RPNConfig, anchor: AnchorConfig) -> AnchorConfig | None:
+    """The levels a designed set must keep: all of the SSD's (``design_config(keep=...)``)."""
+    return anchor if frame.is_ssd and anchor.centring == "cell" else None
+
+
 def _levels(anchor: AnchorConfig) -> tuple[int, ...]:
     """The strides of ``anchor``'s levels: what a designed set is tiled on."""
     return tuple(lv.stride for lv in anchor.levels)
@@ -118,6 +124,9 @@ def _measure(items: list[FrameItem], anchor: AnchorConfig, label: LabelConfig) -
 
 
 def frame_text(frame: RPNConfig) -> str:
+    if frame.input_square:
+        n = frame.input_square
+        return f"model's input frame: each image squashed to {n} x {n}"
     return (
         f"model's input frame: each image resized to shorter side {frame.min_side} "
         f"(longer at most {frame.max_side})"
@@ -207,6 +216,7 @@ class AnchorDesignPanel(QWidget):
             restarts=self.restarts.value(),
             stride=_levels(self.lab.anchor_config),
             source=source,
+            keep=_kept(self.lab.model_config, self.lab.anchor_config),
         )
         self._worker.signals.finished.connect(self.show_run)
         self._worker.signals.failed.connect(self._on_failed)
@@ -351,6 +361,7 @@ class AnchorDesignPanel(QWidget):
             stride=_levels(self.lab.anchor_config),
             n_sizes=self.n_sizes.value() or None,
             n_ratios=self.n_ratios.value() or None,
+            keep=_kept(self.lab.model_config, self.lab.anchor_config),
         )
 
     def apply(self) -> None:

@@ -145,7 +145,7 @@ class AnchorSettingsPanel(QWidget):
         )
         self.ratios = QLineEdit()
         self.ratios.setToolTip("Aspect ratios h / w (0.5 = wide, 2 = tall)")
-        self.stride = QSpinBox(minimum=1, maximum=256)
+        self.stride = QSpinBox(minimum=1, maximum=512)
         form.addRow("Sizes", self.sizes)
         form.addRow("Ratios (h/w)", self.ratios)
         form.addRow("Stride", self.stride)
@@ -228,6 +228,7 @@ class AnchorSettingsPanel(QWidget):
                 aspect_ratios=parse_numbers(self.ratios.text()),
                 stride=max(strides, default=self.stride.value()),
                 size_strides=strides,
+                centring=self._anchor.centring,  # the model's grid (TF's for the SSD)
             )
         except ValueError as exc:
             self.status.setText(f"Anchor set not applied: {exc}")

@@ -199,14 +199,13 @@ class TrainPanel(QWidget):
         anchors = state.anchor_config
         if not self.ui.lab_anchors.isChecked() or anchors == state.model_config.anchors:
             return None, ""
-        from rpn_core.rpn.config import MODEL_STRIDES
+        from rpn_core.rpn.config import anchors_misfit
 
-        if anchors.stride != 16 or not set(anchors.strides) <= set(MODEL_STRIDES):
-            used = ", ".join(str(t) for t in sorted(set(anchors.strides)))
+        reason = anchors_misfit(anchors, state.model_config)
+        if reason:
             return None, (
-                f"Cannot train with the anchor lab's anchors: stride {used}, but the "
-                "backbone's feature maps have strides 8 and 16 (the coarsest must be 16). "
-                "Set the stride to 16 (16@8 puts a size on the stride-8 level) or untick Anchors."
+                f"Cannot train with the anchor lab's anchors: {reason}. "
+                "Change them in the anchor lab or untick Anchors."
             )
         return anchors, (
             f"With the anchor lab's anchors ({_anchor_text(anchors)}), each started from the "

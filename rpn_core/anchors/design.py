@@ -35,6 +35,7 @@ from rpn_core.rpn.config import RPNConfig, to_input_frame
 
 __all__ = [
     "level_strides",
+    "nearest_levels",
     "FLATTEN_GAIN",
     "FrameItem",
     "KMeansResult",
@@ -251,12 +252,21 @@ def level_strides(sizes: tuple[float, ...], strides: tuple[int, ...]) -> tuple[i
     return tuple(out)
 
 
+def nearest_levels(sizes: tuple[float, ...], keep: AnchorConfig) -> tuple[int, ...]:
+    """The stride of the level of ``keep`` whose sizes (geometric mean) are nearest each
+    size in log space: how a designed size joins a model whose levels are fixed (the SSD's
+    six, each tuned to a band of sizes)."""
+    refs = [(lv.stride, float(np.exp(np.log(lv.sizes).mean()))) for lv in keep.levels]
+    return tuple(min(refs, key=lambda r: abs(math.log(size / r[1])))[0] for size in sizes)
+
+
 def design_config(
     centres: np.ndarray,
     *,
     stride: int | tuple[int, ...] = 16,
     n_sizes: int | None = None,
     n_ratios: int | None = None,
+    keep: AnchorConfig | None = None,
 ) -> AnchorConfig:
     """An :class:`AnchorConfig` from cluster ``centres (k, 2)``: sizes ``sqrt(w*h)`` (whole
     pixels) and ratios ``h / w`` (two decimals). ``stride`` may list the model's levels
@@ -268,12 +278,29 @@ def design_config(
     price of ``A = k**2`` anchors. ``n_sizes`` / ``n_ratios`` merge sizes and ratios (largest
     gaps in log space) to keep ``A`` small, which costs IoU; :func:`grid_mean_iou` says how
     much. torchvision also rounds each anchor's half-extents to whole pixels.
+
+    ``keep``: the anchors of a model whose levels are all required (the SSD's six): each
+    size joins its nearest level (:func:`nearest_levels`, ``stride`` is then ignored), a
+    level no size joins keeps its sizes from ``keep``, and ``keep``'s grid centring stays.
     """
     c = np.asarray(centres, dtype=np.float64).reshape(-1, 2)
     if len(c) == 0:
         raise ValueError("no cluster centres")
     sizes = _group_log(np.sqrt(c[:, 0] * c[:, 1]), n_sizes, 0)
     ratios = _group_log(c[:, 1] / c[:, 0], n_ratios, 2)
+    if keep is not None:
+        joined = dict(zip(sizes, nearest_levels(sizes, keep), strict=True))
+        for lv in keep.levels:
+            if lv.stride not in joined.values():
+                joined.update({s: lv.stride for s in lv.sizes if s not in joined})
+        pairs = sorted(joined.items(), key=lambda p: (p[1], p[0]))
+        return AnchorConfig(
+            sizes=tuple(s for s, _ in pairs),
+            aspect_ratios=ratios,
+            stride=keep.stride,
+            size_strides=tuple(t for _, t in pairs),
+            centring=keep.centring,
+        )
     strides = (stride,) if isinstance(stride, int) else tuple(stride)
     per_size = level_strides(sizes, strides)
     return AnchorConfig(

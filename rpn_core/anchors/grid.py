@@ -18,6 +18,15 @@ size_index``. A parity test pins both values and order to torchvision's ``Anchor
 The model pads its input to a multiple of ``stride`` so that torchvision's own stride
 computation (``padded_size // feature_size``) equals ``stride`` exactly.
 
+Cell centring (TF's SSD grid)
+-----------------------------
+With ``AnchorConfig.centring == "cell"`` a level's ``Hf x Wf`` cells (still
+``ceil(H / stride)`` by ``ceil(W / stride)``) divide the *unpadded* image evenly and the anchors
+of cell ``(row, col)`` are centred on its middle, ``((col + 0.5) W / Wf, (row + 0.5) H / Hf)``:
+TensorFlow's ``MultipleGridAnchorGenerator``, which the COCO SSD's predictors were trained
+with (on a 300 x 300 input the six levels have 19, 10, 5, 3, 2 and 1 cells, steps of
+15.8 to 300 px). Models that use it take their input unpadded.
+
 Levels (a feature pyramid)
 --------------------------
 Each size may have its own stride (``AnchorConfig.size_strides``): the sizes that share a
@@ -43,10 +52,12 @@ if TYPE_CHECKING:  # pragma: no cover - typing only
 __all__ = [
     "AnchorConfig",
     "AnchorMeta",
+    "CENTRINGS",
     "anchor_index",
     "anchor_metadata",
     "base_anchors",
     "base_anchors_numpy",
+    "cell_centres",
     "feature_size",
     "generate_anchors",
     "level_offsets",
@@ -55,6 +66,9 @@ __all__ = [
     "parse_sizes",
     "format_sizes",
 ]
+
+
+CENTRINGS = ("corner", "cell")
 
 
 @dataclass(frozen=True)
@@ -68,12 +82,15 @@ class AnchorConfig:
     every size uses ``stride``. With levels, ``stride`` is the coarsest of them (the one the
     input is padded to). A per-size tuple equal to ``stride`` everywhere is stored empty, so
     a one-level config compares equal however it was written.
+
+    ``centring``: ``"corner"`` (torchvision's grid) or ``"cell"`` (TF's; module docstring).
     """
 
     sizes: tuple[float, ...] = (64.0, 128.0, 256.0)
     aspect_ratios: tuple[float, ...] = (0.5, 1.0, 2.0)
     stride: int = 16
     size_strides: tuple[int, ...] = ()
+    centring: str = "corner"
 
     def __post_init__(self) -> None:
         sizes = tuple(float(s) for s in self.sizes)
@@ -84,6 +101,8 @@ class AnchorConfig:
             raise ValueError(f"aspect ratios must be positive numbers, got {self.aspect_ratios!r}")
         if len(set(sizes)) != len(sizes) or len(set(ratios)) != len(ratios):
             raise ValueError("anchor sizes and aspect ratios must not repeat")
+        if self.centring not in CENTRINGS:
+            raise ValueError(f"centring must be one of {CENTRINGS}, got {self.centring!r}")
         if int(self.stride) != self.stride or self.stride < 1:
             raise ValueError(f"stride must be a positive integer, got {self.stride!r}")
         object.__setattr__(self, "sizes", sizes)
@@ -125,7 +144,7 @@ class AnchorConfig:
         out = []
         for t in sorted(set(self.size_strides)):
             sizes = tuple(s for s, st in zip(self.sizes, self.size_strides, strict=True) if st == t)
-            out.append(AnchorConfig(sizes=sizes, aspect_ratios=self.aspect_ratios, stride=t))
+            out.append(replace(self, sizes=sizes, stride=t, size_strides=()))
         return tuple(out)
 
     def level_size_indices(self) -> tuple[tuple[int, ...], ...]:
@@ -145,6 +164,8 @@ class AnchorConfig:
         }
         if self.size_strides:
             out["size_strides"] = list(self.size_strides)
+        if self.centring != "corner":
+            out["centring"] = self.centring
         return out
 
     @classmethod
@@ -156,6 +177,7 @@ class AnchorConfig:
                 aspect_ratios=tuple(data["aspect_ratios"]),
                 stride=data["stride"],
                 size_strides=tuple(data.get("size_strides") or ()),
+                centring=data.get("centring", "corner"),
             )
         except (KeyError, TypeError, AttributeError) as exc:
             raise ValueError(f"not an anchor configuration: {exc}") from exc
@@ -197,6 +219,23 @@ def feature_size(image_size: tuple[int, int], config: AnchorConfig) -> tuple[int
     if h < 1 or w < 1:
         raise ValueError(f"image size must be at least 1x1, got {h}x{w}")
     return math.ceil(h / config.stride), math.ceil(w / config.stride)
+
+
+def cell_centres(
+    image_size: tuple[int, int], config: AnchorConfig, dtype: np.dtype | type = np.float32
+) -> tuple[np.ndarray, np.ndarray]:
+    """``(ys (Hf,), xs (Wf,))``: where the anchors of each row and column of ``config.stride``'s
+    grid are centred (module docstring: ``row * stride``, or the cell's middle with
+    ``centring == "cell"``)."""
+    hf, wf = feature_size(image_size, config)
+    if config.centring == "cell":
+        h, w = image_size
+        ys = (np.arange(hf, dtype=np.float64) + 0.5) * (h / hf)
+        xs = (np.arange(wf, dtype=np.float64) + 0.5) * (w / wf)
+    else:
+        ys = np.arange(hf, dtype=np.float64) * config.stride
+        xs = np.arange(wf, dtype=np.float64) * config.stride
+    return ys.astype(dtype), xs.astype(dtype)
 
 
 def base_anchors(
@@ -248,10 +287,10 @@ def generate_anchors(
         return torch.cat(
             [generate_anchors(image_size, lv, dtype=dtype, device=device) for lv in config.levels]
         )
-    hf, wf = feature_size(image_size, config)
     base = base_anchors(config, dtype=dtype, device=device)
-    ys = torch.arange(hf, device=device, dtype=base.dtype) * config.stride
-    xs = torch.arange(wf, device=device, dtype=base.dtype) * config.stride
+    ys_np, xs_np = cell_centres(image_size, config, base.numpy(force=True).dtype)
+    ys = torch.from_numpy(ys_np).to(device)
+    xs = torch.from_numpy(xs_np).to(device)
     shift_y, shift_x = torch.meshgrid(ys, xs, indexing="ij")
     shift_x = shift_x.reshape(-1)
     shift_y = shift_y.reshape(-1)

@@ -36,7 +36,7 @@ from typing import TYPE_CHECKING, Literal
 
 import numpy as np
 
-from rpn_core.anchors.grid import AnchorConfig, base_anchors_numpy, feature_size
+from rpn_core.anchors.grid import AnchorConfig, base_anchors_numpy, cell_centres
 from rpn_core.boxes import invalid_box_indices
 
 if TYPE_CHECKING:  # pragma: no cover - typing only
@@ -178,10 +178,9 @@ def _grid_extents(
     ``(A, 4)``, in numpy: these arrays are small, and numpy's per-op cost is a fifth of
     torch's. The values equal :func:`generate_anchors`' exactly (integers times the stride
     plus the same rounded base anchors)."""
-    hf, wf = feature_size(image_size, anchor_config)
     base = base_anchors_numpy(anchor_config, dtype)
-    xs = (np.arange(wf) * anchor_config.stride).astype(dtype)[:, None]
-    ys = (np.arange(hf) * anchor_config.stride).astype(dtype)[:, None]
+    ys, xs = cell_centres(image_size, anchor_config, dtype)
+    xs, ys = xs[:, None], ys[:, None]
     return xs + base[:, 0], xs + base[:, 2], ys + base[:, 1], ys + base[:, 3], base
 
 
@@ -190,7 +189,8 @@ def anchor_grid_iou(
 ) -> torch.Tensor:
     """IoU ``(T, G)`` of ``generate_anchors(image_size, anchor_config)`` with ``gt_boxes``.
 
-    Equal to ``torchvision.ops.box_iou(anchors, gt_boxes)`` bit for bit, in the dtype of
+    Equal to ``torchvision.ops.box_iou(anchors, gt_boxes)`` bit for bit (to float rounding
+    on a cell-centred grid, whose centres are fractional), in the dtype of
     ``gt_boxes`` (float32 unless given float64) and on its device, computed separably
     (module docstring): the per-axis overlaps ``(G, Wf, A)`` and ``(G, Hf, A)`` in numpy, the
     ``(G, T)`` products in torch. The result is a transposed view of that GT-major tensor.

@@ -81,14 +81,13 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--min-side",
         type=int,
-        default=d.min_side,
-        help=f"the model's input shorter side (default: {d.min_side})",
+        help=f"the model's input shorter side (default: the embedded model's input; {d.min_side} "
+        "for a model that keeps the aspect ratio)",
     )
     parser.add_argument(
         "--max-side",
         type=int,
-        default=d.max_side,
-        help=f"the model's input longer side at most (default: {d.max_side})",
+        help=f"the model's input longer side at most (default: {d.max_side} with --min-side)",
     )
     parser.add_argument(
         "--labels",
@@ -129,10 +128,32 @@ def _strides(args: argparse.Namespace) -> tuple[int, ...]:
     return tuple(lv.stride for lv in anchors.levels)
 
 
+def _embedded(args: argparse.Namespace):
+    from rpn_core.rpn.config import embedded_config
+
+    weights = getattr(args, "embedded_weights", None)
+    return None if weights is None else embedded_config(Path(weights).with_suffix(".json"))
+
+
 def _frame(args: argparse.Namespace):
+    """The input frame: ``--min-side``/``--max-side`` when given, else the embedded model's
+    (the SSD's 300 x 300 squash), else the default shorter side 600."""
     from rpn_core.rpn.config import RPNConfig
 
-    return RPNConfig(min_side=args.min_side, max_side=args.max_side)
+    if args.min_side is None and args.max_side is None:
+        embedded = _embedded(args)
+        if embedded is not None:
+            return embedded
+    d = RPNConfig()
+    return RPNConfig(min_side=args.min_side or d.min_side, max_side=args.max_side or d.max_side)
+
+
+def _keep(args: argparse.Namespace):
+    """The embedded SSD's anchors, whose six levels a designed set keeps (none otherwise)."""
+    if args.stride:
+        return None
+    embedded = _embedded(args)
+    return embedded.anchors if embedded is not None and embedded.is_ssd else None
 
 
 def _items(args: argparse.Namespace):
@@ -174,16 +195,25 @@ def _items(args: argparse.Namespace):
         return 1
     _say(
         f"clustering {len(shapes.wh)} GT boxes of {len(data)} image(s), k = 1..{args.k_max}, "
-        f"in the model's input frame ({_frame_text(args)})"
+        f"in the model's input frame ({_frame_text(_frame(args))})"
     )
     return items, shapes.wh
 
 
-def _frame_text(args: argparse.Namespace) -> str:
+def _frame_text(frame) -> str:  # noqa: ANN001 - an RPNConfig
+    if frame.input_square:
+        n = frame.input_square
+        return f"each image squashed to {n} x {n}; sizes in those pixels"
     return (
-        f"each image resized to shorter side {args.min_side}, longer at most "
-        f"{args.max_side}; sizes in those pixels"
+        f"each image resized to shorter side {frame.min_side}, longer at most "
+        f"{frame.max_side}; sizes in those pixels"
     )
+
+
+def _frame_json(frame) -> dict:  # noqa: ANN001 - an RPNConfig
+    if frame.input_square:
+        return {"input_square": frame.input_square}
+    return {"min_side": frame.min_side, "max_side": frame.max_side}
 
 
 def run(args: argparse.Namespace) -> int:
@@ -209,7 +239,11 @@ def run(args: argparse.Namespace) -> int:
     )
     configs = [
         design_config(
-            r.centres, stride=_strides(args), n_sizes=args.n_sizes, n_ratios=args.n_ratios
+            r.centres,
+            stride=_strides(args),
+            n_sizes=args.n_sizes,
+            n_ratios=args.n_ratios,
+            keep=_keep(args),
         )
         for r in curve
     ]
@@ -227,7 +261,7 @@ def run(args: argparse.Namespace) -> int:
         print(
             json.dumps(
                 {
-                    "frame": {"min_side": args.min_side, "max_side": args.max_side},
+                    "frame": _frame_json(_frame(args)),
                     "k": [r.k for r in curve],
                     "mean_iou": [round(r.mean_iou, 6) for r in curve],
                     "anchors": [

@@ -22,7 +22,8 @@ def with_anchors(model: RPNModel, anchors: AnchorConfig) -> RPNModel:
     a similar shape is a close first guess, and fine-tuning starts from a working model
     rather than from noise. A level the old model lacks (a stride-8 level added in the lab)
     starts from a fresh head. ``ValueError`` when the anchors need a stride the backbone
-    has no map for (:data:`rpn_core.rpn.config.MODEL_STRIDES`).
+    has no map for (:data:`rpn_core.rpn.config.MODEL_STRIDES`; the SSD backbone's six
+    levels: :data:`~rpn_core.rpn.config.SSD_STRIDES`).
     """
     old = model.config.anchors
     if anchors == old:
@@ -37,7 +38,7 @@ def with_anchors(model: RPNModel, anchors: AnchorConfig) -> RPNModel:
     old_levels = {lv.stride: lv for lv in old.levels}
     state = new.state_dict()
     for level in anchors.levels:
-        prefix = "rpn.head." if level.stride == anchors.stride else "rpn.fine_head."
+        prefix = new.level_head_prefix(level.stride)
         donor_level = old_levels.get(level.stride)
         if donor_level is None:
             continue  # the new level keeps its fresh initialisation

@@ -175,6 +175,8 @@ def prepare_image(
         rgb = cv2.resize(rgb, (rw, rh), interpolation=interp)
     ph = -(-rh // stride) * stride
     pw = -(-rw // stride) * stride
+    if config.input_square:  # the SSD's square input is not padded (cell-centred anchors)
+        ph, pw = rh, rw
     # Normalised in HWC order straight into a channels-last buffer: the convolutions want
     # channels-last anyway, so no NCHW copy is ever made (~2x faster than permuting first).
     scale = torch.tensor([1.0 / (255.0 * s) for s in IMAGENET_STD], device=device)

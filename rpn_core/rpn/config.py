@@ -31,9 +31,12 @@ if TYPE_CHECKING:  # pragma: no cover - typing only
 __all__ = [
     "CONFIG_RANGES",
     "ConfigError",
+    "BACKBONES",
     "MODEL_STRIDES",
+    "SSD_STRIDES",
     "RPNConfig",
     "SelectionConfig",
+    "anchors_misfit",
     "embedded_config",
     "input_geometry",
     "label_in_input_frame",
@@ -43,6 +46,10 @@ __all__ = [
 
 
 MODEL_STRIDES = (8, 16)  # the backbone's feature maps an anchor level can use
+# The COCO SSD's six feature maps (RPNConfig.backbone == "ssd_mobilenet_v2"): every level
+# is present, one head each, on a square input (``input_square``) with TF's cell-centred grid.
+SSD_STRIDES = (16, 32, 64, 128, 256, 512)
+BACKBONES = ("mobilenet_v2", "ssd_mobilenet_v2")
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -93,8 +100,46 @@ class RPNConfig:
     max_side: int = 1000
     head_conv_depth: int = 1
     context: bool = True
+    backbone: str = "mobilenet_v2"
+    input_square: int = 0
 
     def __post_init__(self) -> None:
+        if self.backbone not in BACKBONES:
+            raise ValueError(f"backbone must be one of {BACKBONES}, got {self.backbone!r}")
+        if not 0 <= self.input_square <= 4096:
+            raise ValueError(f"input_square must be in [0, 4096], got {self.input_square}")
+        if self.backbone == "ssd_mobilenet_v2":
+            self._check_ssd()
+        else:
+            self._check_mobilenet()
+        self._check_common()
+
+    @property
+    def is_ssd(self) -> bool:
+        """The COCO SSD's six levels and predictors (version 4) rather than MobileNetV2's
+        stride-8/16 maps with torchvision's ``RPNHead``."""
+        return self.backbone == "ssd_mobilenet_v2"
+
+    def _check_ssd(self) -> None:
+        if tuple(sorted(set(self.anchors.strides))) != SSD_STRIDES:
+            raise ValueError(
+                f"the SSD backbone has one anchor level per feature map, strides {SSD_STRIDES}; "
+                f"got {sorted(set(self.anchors.strides))}"
+            )
+        if self.anchors.centring != "cell":
+            raise ValueError("the SSD's predictors need TF's cell-centred anchors")
+        if self.input_square < 1:
+            raise ValueError("the SSD backbone takes a square input: set input_square")
+        if self.head_conv_depth != 0 or self.context:
+            raise ValueError("the SSD's heads are its predictors: head_conv_depth 0, no context")
+
+    def _check_mobilenet(self) -> None:
+        if self.input_square:
+            raise ValueError("input_square is for the SSD backbone only")
+        if self.anchors.centring != "corner":
+            raise ValueError("the MobileNetV2 backbone's anchors use torchvision's grid")
+        if self.head_conv_depth < 1:
+            raise ValueError(f"head_conv_depth must be >= 1, got {self.head_conv_depth}")
         if self.anchors.stride != 16:
             raise ValueError(f"the MobileNetV2 backbone has stride 16, got {self.anchors.stride}")
         if not set(self.anchors.strides) <= set(MODEL_STRIDES):
@@ -102,6 +147,8 @@ class RPNConfig:
                 f"the MobileNetV2 backbone has feature maps at strides {MODEL_STRIDES}, got "
                 f"anchor strides {sorted(set(self.anchors.strides))}"
             )
+
+    def _check_common(self) -> None:
         if not (self.pre_nms_top_n >= 1 and self.post_nms_top_n >= 1):
             raise ValueError("pre_nms_top_n and post_nms_top_n must be >= 1")
         if not 0.0 < self.nms_iou <= 1.0:
@@ -110,8 +157,6 @@ class RPNConfig:
             raise ValueError(f"min_size must be >= 0, got {self.min_size}")
         if not 1 <= self.min_side <= self.max_side:
             raise ValueError(f"need 1 <= min_side <= max_side: {self.min_side}, {self.max_side}")
-        if self.head_conv_depth < 1:
-            raise ValueError(f"head_conv_depth must be >= 1, got {self.head_conv_depth}")
         n = self.max_anchors()
         if n > MAX_ANCHORS_PER_IMAGE:
             raise ValueError(
@@ -124,6 +169,8 @@ class RPNConfig:
         padded to the coarsest stride), every level."""
         stride = self.anchors.stride
         h, w = (-(-side // stride) * stride for side in (self.min_side, self.max_side))
+        if self.input_square:
+            h = w = self.input_square
         return sum(
             math.ceil(h / lv.stride) * math.ceil(w / lv.stride) * lv.num_anchors_per_location
             for lv in self.anchors.levels
@@ -178,11 +225,12 @@ CONFIG_RANGES: dict[str, tuple[float, float]] = {
     "score_threshold": (-1e6, 1e6),
     "min_side": (1, 4096),
     "max_side": (1, 4096),
-    "head_conv_depth": (1, 8),
+    "head_conv_depth": (0, 8),
+    "input_square": (0, 4096),
     "anchors.sizes": (1e-3, 16_384.0),
     "anchors.aspect_ratios": (1e-3, 1e3),
-    "anchors.stride": (16, 16),
-    "anchors.size_strides": (8, 16),
+    "anchors.stride": (16, 512),
+    "anchors.size_strides": (8, 512),
     "labels.fg_iou": (0.0, 1.0),
     "labels.bg_iou": (0.0, 1.0),
     "labels.batch_size_per_image": (1, 100_000),
@@ -195,6 +243,7 @@ _INTS = {
     "min_side",
     "max_side",
     "head_conv_depth",
+    "input_square",
     "anchors.stride",
     "anchors.size_strides",
     "labels.batch_size_per_image",
@@ -238,6 +287,10 @@ def _checked_fields(data: object) -> dict:
             fields[key] = _labels(value)
         elif key == "context":
             fields[key] = _bool(key, value)
+        elif key == "backbone":
+            if value not in BACKBONES:
+                raise ConfigError(key, f"must be one of {list(BACKBONES)}, got {value!r}")
+            fields[key] = value
         else:
             fields[key] = _number(key, value)
     fields.setdefault("context", False)  # files from before the context setting
@@ -248,7 +301,9 @@ def _checked_fields(data: object) -> dict:
 
 
 def _anchors(value: object) -> AnchorConfig:
-    raw = _object("anchors", value, {"sizes", "aspect_ratios", "stride", "size_strides"})
+    raw = _object(
+        "anchors", value, {"sizes", "aspect_ratios", "stride", "size_strides", "centring"}
+    )
     out: dict = {}
     for key in ("sizes", "aspect_ratios"):
         name = f"anchors.{key}"
@@ -267,8 +322,15 @@ def _anchors(value: object) -> AnchorConfig:
         if not isinstance(items, list) or len(items) != len(out["sizes"]):
             raise ConfigError(name, f"must be a list of {len(out['sizes'])} strides, one per size")
         out["size_strides"] = tuple(_number(name, v) for v in items)
-        if not set(out["size_strides"]) <= set(MODEL_STRIDES):
-            raise ConfigError(name, f"each must be one of {MODEL_STRIDES}, got {items!r}")
+        allowed = set(MODEL_STRIDES) | set(SSD_STRIDES)
+        if not set(out["size_strides"]) <= allowed:
+            raise ConfigError(name, f"each must be one of {sorted(allowed)}, got {items!r}")
+    if "centring" in raw:
+        from rpn_core.anchors.grid import CENTRINGS
+
+        if raw["centring"] not in CENTRINGS:
+            raise ConfigError("anchors.centring", f"must be one of {list(CENTRINGS)}")
+        out["centring"] = raw["centring"]
     try:
         return AnchorConfig(**out)
     except ValueError as exc:
@@ -286,6 +348,19 @@ def _labels(value: object) -> LabelConfig:
     if bg > fg:
         raise ConfigError("labels.bg_iou", f"must be <= labels.fg_iou ({fg}), got {bg}")
     return LabelConfig(**out)
+
+
+def anchors_misfit(anchors: AnchorConfig, config: RPNConfig) -> str:
+    """``""`` when a model of ``config`` can use ``anchors`` instead of its own, else why not
+    (the backbone has no feature map at one of their strides, the SSD's levels are not all
+    there...): a sentence for the user."""
+    from dataclasses import replace
+
+    try:
+        replace(config, anchors=anchors)
+    except ValueError as exc:
+        return str(exc)
+    return ""
 
 
 def embedded_config(sidecar_path: str | Path) -> RPNConfig:
@@ -313,6 +388,9 @@ def input_geometry(
     h, w = image_size
     if h < 1 or w < 1:
         raise ValueError(f"image size must be at least 1x1, got {h}x{w}")
+    if config.input_square:  # squashed to N x N, as the SSD was trained
+        n = config.input_square
+        return (n, n), (n / h, n / w)
     scale = min(config.min_side / min(h, w), config.max_side / max(h, w))
     rh, rw = max(1, round(h * scale)), max(1, round(w * scale))
     return (rh, rw), (rh / h, rw / w)

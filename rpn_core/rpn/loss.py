@@ -36,7 +36,7 @@ def rpn_losses(
     logits, deltas, anchors, targets = [], [], [], []
     for feat, gt in zip(feats, gt_boxes_list, strict=True):
         feat = feat.to(model.device)
-        obj, reg = model._head(feat.features, feat.fine)
+        obj, reg = model.head_outputs(feat.maps())
         logits.append(obj[0])
         deltas.append(reg[0])
         anchors.append(model._anchors(feat))

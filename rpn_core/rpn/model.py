@@ -49,11 +49,18 @@ from rpn_core.rpn.backbone import (
     fold_frozen_bn,
     prepare_image,
 )
-from rpn_core.rpn.config import RPNConfig
+from rpn_core.rpn.config import SSD_STRIDES, RPNConfig
 from rpn_core.rpn.loss import rpn_losses
-from rpn_core.rpn.modules import ConfigAnchorGenerator, ContextRPNHead, LabelledRPN
+from rpn_core.rpn.modules import (
+    ConfigAnchorGenerator,
+    ContextRPNHead,
+    LabelledRPN,
+    LevelHeads,
+    PredictorHead,
+)
 from rpn_core.rpn.onnx_backbone import OnnxBackbone, RunnerSlot, build_runner
 from rpn_core.rpn.selection import select_proposals, selection_settings
+from rpn_core.rpn.ssd_backbone import SSD_CHANNELS, SSDBackbone
 from rpn_core.rpn.types import Proposals, RawProposals
 from rpn_core.rpn.weights import WeightsError, read_weights, write_weights
 
@@ -94,7 +101,8 @@ class FeatureResult:
     ``features`` ``(1, C, Hf, Wf)`` the stride-16 map; ``image_size`` original ``(H, W)``;
     ``input_size`` the resized ``(H', W')``; ``padded_size`` the padded input; ``scale``
     ``(H'/H, W'/W)``; ``fine`` the stride-8 map ``(1, 32, 2Hf, 2Wf)`` for a model with a
-    stride-8 level, else None.
+    stride-8 level, else None. ``levels``: the SSD backbone's six maps in ascending stride
+    (``features`` is the first), empty for the MobileNetV2 backbone.
     """
 
     features: torch.Tensor
@@ -103,6 +111,7 @@ class FeatureResult:
     padded_size: tuple[int, int]
     scale: tuple[float, float]
     fine: torch.Tensor | None = None
+    levels: tuple[torch.Tensor, ...] = ()
 
     def to(self, device: torch.device | str) -> FeatureResult:
         fine = None if self.fine is None else self.fine.to(device)
@@ -113,7 +122,14 @@ class FeatureResult:
             self.padded_size,
             self.scale,
             fine,
+            tuple(m.to(device) for m in self.levels),
         )
+
+    def maps(self) -> list[torch.Tensor]:
+        """The feature map of every anchor level, in ascending stride."""
+        if self.levels:
+            return list(self.levels)
+        return [self.features] if self.fine is None else [self.fine, self.features]
 
 
 class RPNModel(nn.Module):
@@ -125,19 +141,29 @@ class RPNModel(nn.Module):
         super().__init__()
         self.config = config or RPNConfig()
         levels = self.config.anchors.levels
-        a = levels[-1].num_anchors_per_location  # the stride-16 level
-        context = self.config.context
-        self.backbone = build_backbone(context=context)
         self.anchor_generator = ConfigAnchorGenerator(self.config.anchors)
-        depth = self.config.head_conv_depth
-        if context:
-            head = ContextRPNHead(backbone_channels(True), FEATURE_CHANNELS, a, depth)
+        if self.config.is_ssd:  # version 4: the SSD's six maps, one predictor head each
+            self.backbone = SSDBackbone()
+            head = LevelHeads(
+                [
+                    PredictorHead(c, lv.num_anchors_per_location)
+                    for c, lv in zip(SSD_CHANNELS, levels, strict=True)
+                ]
+            )
+            self.rpn = LabelledRPN(self.config, self.anchor_generator, head)
         else:
-            head = RPNHead(FEATURE_CHANNELS, a, conv_depth=depth)
-        self.rpn = LabelledRPN(self.config, self.anchor_generator, head)
-        if len(levels) > 1:  # the stride-8 level (RPNConfig allows strides 8 and 16)
-            fine = RPNHead(FINE_CHANNELS, levels[0].num_anchors_per_location, conv_depth=depth)
-            self.rpn.fine_head = fine
+            a = levels[-1].num_anchors_per_location  # the stride-16 level
+            context = self.config.context
+            self.backbone = build_backbone(context=context)
+            depth = self.config.head_conv_depth
+            if context:
+                head = ContextRPNHead(backbone_channels(True), FEATURE_CHANNELS, a, depth)
+            else:
+                head = RPNHead(FEATURE_CHANNELS, a, conv_depth=depth)
+            self.rpn = LabelledRPN(self.config, self.anchor_generator, head)
+            if len(levels) > 1:  # the stride-8 level (RPNConfig allows strides 8 and 16)
+                fine = RPNHead(FINE_CHANNELS, levels[0].num_anchors_per_location, conv_depth=depth)
+                self.rpn.fine_head = fine
         self._fused: tuple | None = None  # (key, module): see _inference_backbone
         self._onnx = RunnerSlot()  # see _onnx_runner
         # Used by compute_features only; turn both off for PyTorch's own float32 features
@@ -175,14 +201,38 @@ class RPNModel(nn.Module):
 
     def head_parameters(self) -> list[nn.Parameter]:
         """The trainable parameters (the RPN heads; the backbone is frozen)."""
+        if self.config.is_ssd:
+            return list(self.rpn.head.parameters())
         fine = [] if self.fine_head is None else list(self.fine_head.parameters())
         return fine + list(self.rpn.head.parameters())
+
+    def level_head_prefix(self, stride: int) -> str:
+        """The state-dict prefix of the head of the anchor level at ``stride``."""
+        if self.config.is_ssd:
+            return f"rpn.head.heads.{SSD_STRIDES.index(stride)}."
+        return "rpn.head." if stride == self.config.anchors.stride else "rpn.fine_head."
+
+    @property
+    def backbone_blocks(self) -> int:
+        """Elements of the backbone that training modes count in (the SSD's is one unit)."""
+        return 1 if self.config.is_ssd else len(self.backbone)
 
     def forward(self, images: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         """Padded batch ``(B, 3, Hp, Wp)`` -> logits ``(B, T)`` and deltas ``(B, T, 4)``."""
         with torch.no_grad():
+            if self.config.is_ssd:
+                return self.head_outputs(list(self.backbone(images)))
             coarse, fine = self.run_backbone(images)
         return self._head(coarse, fine)
+
+    def head_outputs(self, maps: Sequence[torch.Tensor]) -> tuple[torch.Tensor, torch.Tensor]:
+        """Logits ``(B, T)`` and deltas ``(B, T, 4)`` from every level's map (ascending
+        stride, as :meth:`FeatureResult.maps` lists them)."""
+        if self.config.is_ssd:
+            return self._head_levels(list(zip(self.rpn.head.heads, maps, strict=True)))
+        if len(maps) == 2:
+            return self._head(maps[1], maps[0])
+        return self._head(maps[0])
 
     def run_backbone(
         self,
@@ -214,6 +264,10 @@ class RPNModel(nn.Module):
             if fine is None:
                 raise ValueError("this model has a stride-8 level but no stride-8 map was given")
             levels.insert(0, (self.fine_head, fine))
+        return self._head_levels(levels)
+
+    @staticmethod
+    def _head_levels(levels: list[tuple[nn.Module, torch.Tensor]]) -> tuple[torch.Tensor, ...]:
         objs, regs = [], []
         for head, fmap in levels:
             logits, deltas = head([fmap])
@@ -241,6 +295,12 @@ class RPNModel(nn.Module):
             max_side = round(min_side * config.max_side / config.min_side)
             config = replace(config, min_side=min_side, max_side=max_side)
         prep = prepare_image(image_rgb_uint8, config, self.device)
+        padded = tuple(prep.tensor.shape[-2:])
+        if config.is_ssd:
+            maps = self._ssd_maps(prep.tensor)
+            return FeatureResult(
+                maps[0], prep.image_size, prep.input_size, padded, prep.scale, None, maps
+            )
         runner = self._onnx_runner()
         if runner is not None:
             feats, fine = runner(prep.tensor)
@@ -251,10 +311,19 @@ class RPNModel(nn.Module):
                 x = x.to(torch.bfloat16)
             feats, fine = self.run_backbone(x, backbone=backbone)
         fine = None if fine is None else fine.float()
-        padded = tuple(prep.tensor.shape[-2:])
         return FeatureResult(
             feats.float(), prep.image_size, prep.input_size, padded, prep.scale, fine
         )
+
+    def _ssd_maps(self, x: torch.Tensor) -> tuple[torch.Tensor, ...]:
+        runner = self._onnx_runner()
+        if runner is not None:
+            return runner.maps(x)
+        x = x.contiguous(memory_format=torch.channels_last)
+        backbone = self._inference_backbone()
+        if self._use_bf16():
+            x = x.to(torch.bfloat16)
+        return tuple(m.float() for m in backbone(x))
 
     def _inference_backbone(self) -> nn.Module:
         """The backbone with batch-norm folded into its convolutions (~1.5x faster on the
@@ -291,7 +360,8 @@ class RPNModel(nn.Module):
         slot = self._onnx
         if slot.key != key:
             fine_split = FINE_SPLIT if self.fine_head is not None else None
-            slot.runner = build_runner(self._inference_backbone(), fine_split, threads)
+            square = self.config.input_square or None
+            slot.runner = build_runner(self._inference_backbone(), fine_split, threads, square)
             slot.key = key
         return slot.runner
 
@@ -303,14 +373,13 @@ class RPNModel(nn.Module):
 
     def _anchors(self, feat: FeatureResult) -> torch.Tensor:
         images = ImageList(feat.features.new_zeros((1, 1, *feat.padded_size)), [feat.input_size])
-        maps = [feat.features] if feat.fine is None else [feat.fine, feat.features]
-        return self.anchor_generator(images, maps)[0]
+        return self.anchor_generator(images, feat.maps())[0]
 
     @torch.no_grad()
     def raw_proposals(self, features: FeatureResult) -> RawProposals:
         """Every anchor, its objectness and refined box, in original pixels (numpy)."""
         feat = features.to(self.device)
-        logits, deltas = self._head(feat.features, feat.fine)
+        logits, deltas = self.head_outputs(feat.maps())
         anchors = self._anchors(feat)
         boxes = self.rpn.box_coder.decode_single(deltas[0], anchors)
         sy, sx = feat.scale
@@ -331,7 +400,7 @@ class RPNModel(nn.Module):
 
     def _anchor_strides(self, feat: FeatureResult) -> np.ndarray | None:
         """Each anchor's level stride (None with one level: selection needs no levels)."""
-        if self.fine_head is None:
+        if len(self.config.anchors.levels) == 1:
             return None
         anchors = self.config.anchors
         per_level = np.diff(level_offsets(feat.padded_size, anchors))

@@ -23,7 +23,7 @@ from rpn_core.anchors.grid import AnchorConfig, feature_size, generate_anchors
 from rpn_core.anchors.labelling import LabelConfig, label_anchors, sample_minibatch
 from rpn_core.rpn.config import RPNConfig
 
-__all__ = ["ConfigAnchorGenerator", "ContextRPNHead", "LabelledRPN"]
+__all__ = ["ConfigAnchorGenerator", "ContextRPNHead", "LabelledRPN", "LevelHeads", "PredictorHead"]
 
 
 class ConfigAnchorGenerator(nn.Module):
@@ -83,6 +83,43 @@ class ContextRPNHead(RPNHead):
 
     def forward(self, x: list[torch.Tensor]) -> tuple[list[torch.Tensor], list[torch.Tensor]]:
         return super().forward([self.reduce(f) for f in x])
+
+
+class PredictorHead(nn.Module):
+    """One SSD box predictor as an RPN head: a 3x3 convolution for ``A`` objectness logits
+    and one for ``4A`` box deltas, straight on the feature map (no hidden convolution).
+
+    ``forward([x]) -> ([logits (B, A, H, W)], [deltas (B, 4A, H, W)])``: torchvision's
+    ``RPNHead`` interface and channel layout (anchor-major, then ``dx, dy, dw, dh``).
+    """
+
+    def __init__(self, in_channels: int, num_anchors: int) -> None:
+        super().__init__()
+        self.cls_logits = nn.Conv2d(in_channels, num_anchors, 3, padding=1)
+        self.bbox_pred = nn.Conv2d(in_channels, 4 * num_anchors, 3, padding=1)
+        for layer in (self.cls_logits, self.bbox_pred):
+            nn.init.normal_(layer.weight, std=0.01)
+            nn.init.zeros_(layer.bias)
+
+    def forward(self, x: list[torch.Tensor]) -> tuple[list[torch.Tensor], list[torch.Tensor]]:
+        return [self.cls_logits(f) for f in x], [self.bbox_pred(f) for f in x]
+
+
+class LevelHeads(nn.Module):
+    """One head per anchor level (their channels differ): ``forward(maps)`` applies head
+    ``i`` to map ``i`` and returns torchvision's ``(logits, deltas)`` lists."""
+
+    def __init__(self, heads: list[nn.Module]) -> None:
+        super().__init__()
+        self.heads = nn.ModuleList(heads)
+
+    def forward(self, x: list[torch.Tensor]) -> tuple[list[torch.Tensor], list[torch.Tensor]]:
+        logits, deltas = [], []
+        for head, fmap in zip(self.heads, x, strict=True):
+            obj, reg = head([fmap])
+            logits += obj
+            deltas += reg
+        return logits, deltas
 
 
 class _GeneratorSampler:

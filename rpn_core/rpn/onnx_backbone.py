@@ -47,7 +47,7 @@ __all__ = ["OnnxBackbone", "RunnerSlot", "available", "build_runner", "cache_dir
 log = logging.getLogger(__name__)
 OPSET = 17
 # The code that defines the exported graph: any edit to it gives new cache entries.
-GRAPH_SOURCES = ("backbone.py", "onnx_backbone.py")
+GRAPH_SOURCES = ("backbone.py", "onnx_backbone.py", "ssd_backbone.py")
 
 
 def cache_dir() -> Path:
@@ -67,8 +67,10 @@ def graph_digest(net: nn.Module) -> str:
 
     # The outputs too: a one-level and a two-level model may share every backbone tensor.
     fine_split = getattr(net, "fine_split", None)
+    square = getattr(net, "square", None)
     h = hashlib.sha256(
-        f"{OPSET}|{torch.__version__}|{version('onnx')}|fine_split={fine_split}".encode()
+        f"{OPSET}|{torch.__version__}|{version('onnx')}|fine_split={fine_split}|"
+        f"square={square}".encode()
     )
     here = Path(__file__).resolve().parent
     for name in GRAPH_SOURCES:
@@ -100,6 +102,19 @@ class _ChannelsLastInput(nn.Module):
         return self.backbone[self.fine_split :](fine), fine
 
 
+class _AllMaps(nn.Module):
+    """``(1, N, N, 3) -> the SSD backbone's six maps``: a fixed square input (its TF-SAME
+    padding depends on the size, so the graph is exported for that size)."""
+
+    def __init__(self, backbone: nn.Module, square: int) -> None:
+        super().__init__()
+        self.backbone = backbone
+        self.square = square
+
+    def forward(self, nhwc: torch.Tensor) -> tuple[torch.Tensor, ...]:
+        return tuple(self.backbone(nhwc.permute(0, 3, 1, 2)))
+
+
 class OnnxBackbone:
     """An ONNX Runtime session over one exported backbone; call it like the backbone.
 
@@ -120,13 +135,20 @@ class OnnxBackbone:
         coarse = torch.from_numpy(outs[0])
         return coarse, (torch.from_numpy(outs[1]) if self.fine else None)
 
+    def maps(self, x: torch.Tensor) -> tuple[torch.Tensor, ...]:
+        """Every output map, in the graph's order (the SSD backbone's six)."""
+        nhwc = np.ascontiguousarray(x.detach().permute(0, 2, 3, 1).float().cpu().numpy())
+        outs = self.session.run(None, {self._input: nhwc})  # type: ignore[attr-defined]
+        return tuple(torch.from_numpy(o) for o in outs)
+
 
 def build_runner(
-    fused_backbone: nn.Module, fine_split: int | None, threads: int
+    fused_backbone: nn.Module, fine_split: int | None, threads: int, square: int | None = None
 ) -> OnnxBackbone | None:
     """Export ``fused_backbone`` (float32, CPU; or open its cached export) and start an ONNX
     Runtime session with ``threads`` intra-op threads; None (reason logged) when that
-    cannot be done."""
+    cannot be done. ``square``: the SSD backbone on its fixed ``square x square`` input
+    (all six maps out; :meth:`OnnxBackbone.maps`)."""
     if not available():
         log.info("onnxruntime/onnx not installed: the backbone runs in PyTorch")
         return None
@@ -134,7 +156,10 @@ def build_runner(
         import onnxruntime as ort
 
         fine = fine_split is not None
-        net = _ChannelsLastInput(fused_backbone, fine_split).eval()
+        if square:
+            net: nn.Module = _AllMaps(fused_backbone, square).eval()
+        else:
+            net = _ChannelsLastInput(fused_backbone, fine_split).eval()
         options = ort.SessionOptions()
         options.intra_op_num_threads = max(1, int(threads))
         options.inter_op_num_threads = 1
@@ -143,7 +168,7 @@ def build_runner(
         path = cache_dir() / "onnx" / f"{graph_digest(net)}.onnx"
         session = _open_cached(ort, path, options)
         if session is None:
-            graph = _export(net, fine)
+            graph = _export_square(net, square) if square else _export(net, fine)
             session = ort.InferenceSession(graph, options, providers=["CPUExecutionProvider"])
             _store(path, graph)
     except Exception as exc:  # noqa: BLE001 - any failure means: stay on PyTorch
@@ -185,6 +210,22 @@ def _export(net: nn.Module, fine: bool) -> bytes:
             input_names=["image"],
             output_names=names,
             dynamic_axes={"image": {1: "height", 2: "width"}},
+            opset_version=OPSET,
+            dynamo=False,
+        )
+    return buf.getvalue()
+
+
+def _export_square(net: nn.Module, square: int) -> bytes:
+    buf = io.BytesIO()
+    with torch.no_grad(), warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # deprecation notice; shapes traced as constants
+        torch.onnx.export(
+            net,
+            (torch.zeros((1, square, square, 3)),),
+            buf,
+            input_names=["image"],
+            output_names=[f"map{i}" for i in range(6)],
             opset_version=OPSET,
             dynamo=False,
         )

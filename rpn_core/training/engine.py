@@ -91,7 +91,9 @@ def cache_input(
     padded = tuple(prep.tensor.shape[-2:])
     x = prep.tensor.contiguous(memory_format=torch.channels_last)  # faster convolutions
     fine = None
-    if first == 0:
+    if model.config.is_ssd:  # one frozen unit: its six maps are the cached input
+        data = tuple(model.backbone(x)) if first else image
+    elif first == 0:
         data = image
     elif model.fine_head is not None and first > FINE_SPLIT:
         fine = model.backbone[:FINE_SPLIT](x)
@@ -116,8 +118,11 @@ class LossModule(nn.Module):
         if self.first == 0:
             data = prepare_image(data, self.model.config, self.model.device).tensor
             data = data.contiguous(memory_format=torch.channels_last)
-        coarse, fine = self.model.run_backbone(data, self.first, item.fine)
         geometry = (item.input_size, item.input_size, item.padded_size, (1.0, 1.0))
+        if self.model.config.is_ssd:
+            maps = tuple(self.model.backbone(data)) if self.first == 0 else tuple(data)
+            return FeatureResult(maps[0], *geometry, None, maps)
+        coarse, fine = self.model.run_backbone(data, self.first, item.fine)
         return FeatureResult(coarse, *geometry, fine)
 
     def forward(
@@ -135,8 +140,12 @@ def set_trainable(model: RPNModel, first: int) -> list[nn.Parameter]:
     for p in model.parameters():
         p.requires_grad_(False)
     params = model.head_parameters()
-    for block in model.backbone[first:]:
-        params.extend(block.parameters())
+    if model.config.is_ssd:
+        if first == 0:
+            params.extend(model.backbone.parameters())
+    else:
+        for block in model.backbone[first:]:
+            params.extend(block.parameters())
     for p in params:
         p.requires_grad_(True)
     return params

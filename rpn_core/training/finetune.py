@@ -84,7 +84,12 @@ class _Run:
         if config.device is not None:
             model.to(config.device)
         self.samples, self.split = plan_split(items, config, validation_items)
-        self.first = first_trainable_block(config.mode, len(model.backbone))
+        if model.config.is_ssd and config.mode == "partial":
+            raise ValueError(
+                "this model's backbone (the COCO SSD's) has no 'last stage' mode: "
+                "train the head, or the whole network"
+            )
+        self.first = first_trainable_block(config.mode, model.backbone_blocks)
         n_local = math.ceil(len(self.split.train) / self.dist.world_size)
         self.steps_per_epoch = math.ceil(n_local / config.batch_size)
         total = self.steps_per_epoch * config.epochs
