@@ -316,10 +316,17 @@ def test_anchors_cli_puts_sizes_on_the_embedded_models_levels(voc_folder, capsys
     args = ["anchors", str(voc_folder), "--k-max", "3", "--json", "--restarts", "2"]
     assert main(args, embedded_weights=resources.embedded_weights()) == 0
     measured = json.loads(capsys.readouterr().out)["measured"]
-    # k = 3 (the three clusters): 45 x 45 (size 45 < 64: the stride-8 level), 245 x 105 and
-    # 85 x 345 (sizes 160 and 171: stride 16), in the model's input frame.
+    # The embedded SSD keeps all six levels: each designed size (in its 300 x 300 frame)
+    # joins the level whose sizes are nearest; a level no size joins keeps the model's sizes.
+    from rpn_core.anchors.design import nearest_levels
+    from rpn_core.rpn.config import SSD_STRIDES, embedded_config
+
+    model = embedded_config(resources.embedded_sidecar()).anchors
     strides = dict(zip(measured["sizes"], measured["strides"], strict=True))
-    assert all((s < 64) == (t == 8) for s, t in strides.items()) and 8 in strides.values()
+    assert set(strides.values()) == set(SSD_STRIDES)
+    designed = [s for s in strides if s not in model.sizes]
+    assert len(designed) >= 2
+    assert [strides[s] for s in designed] == list(nearest_levels(tuple(designed), model))
     assert main([*args, "--stride", "16"], embedded_weights=resources.embedded_weights()) == 0
     assert set(json.loads(capsys.readouterr().out)["measured"]["strides"]) == {16}
 

@@ -214,9 +214,15 @@ def test_the_anchors_per_image_are_capped_for_every_configuration():
     from rpn_core.limits import MAX_ANCHORS_PER_IMAGE
     from rpn_core.rpn.config import embedded_config
 
-    # By hand: 600 x 1000 pads to 608 x 1008; stride 8: 76 x 126 cells x 6 anchors = 57,456;
-    # stride 16: 38 x 63 cells x 12 = 28,728.
-    assert embedded_config(resources.embedded_sidecar()).max_anchors() == 86_184
+    # By hand, the embedded SSD on its 300 x 300 input: 19^2, 10^2, 5^2, 3^2, 2^2 and 1 cells
+    # x 10 anchors = 3,610 + 1,000 + 250 + 90 + 40 + 10 = 5,000.
+    assert embedded_config(resources.embedded_sidecar()).max_anchors() == 5_000
+    # Version 3's two levels: 600 x 1000 pads to 608 x 1008; stride 8: 76 x 126 cells x 6
+    # anchors = 57,456; stride 16: 38 x 63 cells x 12 = 28,728.
+    v3 = AnchorConfig(
+        sizes=(16.0, 32.0, 64.0, 128.0, 256.0, 512.0), size_strides=(8, 8, 16, 16, 16, 16)
+    )
+    assert RPNConfig(anchors=v3).max_anchors() == 86_184
     many = AnchorConfig(
         sizes=(16.0, 24.0, 32.0, 64.0), aspect_ratios=tuple(0.25 * k for k in range(1, 9)),
         size_strides=(8, 8, 8, 16),

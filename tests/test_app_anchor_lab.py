@@ -26,7 +26,7 @@ from rpn_core.anchors.view import Category, DisplayMode, ViewOptions, categorize
 from rpn_core.annotation.data import Box, ImageAnnotation
 from rpn_core.app_state import AppState
 from rpn_core.images.loading import load_image
-from rpn_core.rpn.config import embedded_config, label_in_input_frame
+from rpn_core.rpn.config import RPNConfig, label_in_input_frame
 
 # The lab tiles and labels anchors in the model's input frame: the 320x240 image is resized
 # to 800x600 (shorter side 600, scale 2.5) and the GT scaled by 2.5. SPARSE is one 160x160
@@ -48,9 +48,20 @@ class LabWindow(QMainWindow):
         self.setCentralWidget(self.canvas)
 
 
+# A session on a model of version 3's kind (shorter side 600, stride-8 and stride-16 levels):
+# the frame the arithmetic of these tests is written in. The embedded model (the SSD's six
+# levels on a 300 x 300 squash) has its own test below.
+TWO_LEVELS = RPNConfig(
+    anchors=AnchorConfig(
+        sizes=(16.0, 32.0, 64.0, 128.0, 256.0, 512.0), size_strides=(8, 8, 16, 16, 16, 16)
+    ),
+    context=True,
+)
+
+
 def _embedded_state() -> AppStateModel:
-    """The app state of a session on the embedded model (what the main window starts with)."""
-    return AppStateModel(AppState.for_model(embedded_config(resources.embedded_sidecar())))
+    """The app state of a session on a two-level model (see :data:`TWO_LEVELS`)."""
+    return AppStateModel(AppState.for_model(TWO_LEVELS))
 
 
 @pytest.fixture
@@ -96,7 +107,7 @@ def _expected(lab, gt) -> np.ndarray:
 def test_overlay_draws_the_models_labels(lab):
     assert lab.overlay._message == ""
     # 320x240 is resized to the 800x600 input frame (scale 2.5). The fresh settings' default
-    # is the embedded model's two levels: 75 x 100 stride-8 cells x 6 anchors (16, 32 px x 3
+    # is the session model's two levels: 75 x 100 stride-8 cells x 6 anchors (16, 32 px x 3
     # ratios), then ceil(600/16) x ceil(800/16) stride-16 cells x 12 (64-512 px x 3 ratios).
     assert lab.anchor_config.num_anchors_per_location == 18
     assert len(lab.anchors) == 75 * 100 * 6 + 38 * 50 * 12
@@ -274,7 +285,6 @@ def test_design_panel_clusters_and_applies(qtbot, lab):
 
 
 def test_main_window_shows_the_sample_with_default_anchors(qtbot, app_settings):
-    import resources
     from app.shell.main_window import MainWindow
 
     window = MainWindow(settings=app_settings)
@@ -289,12 +299,15 @@ def test_main_window_shows_the_sample_with_default_anchors(qtbot, app_settings):
     side = json.loads(resources.path_of("weights/rpn_mobilenetv2.json").read_text())
     assert lab.anchor_config == AnchorConfig.from_dict(side["config"]["anchors"])
     w, h = window.document.size
-    # Tiled on the model's input frame: shorter side 600, longer side at most 1000.
-    rh, rw = lab.input_size
-    assert min(rh, rw) == 600 or max(rh, rw) == 1000
-    assert rh / h == pytest.approx(rw / w, rel=0.01)
-    cells8, cells16 = math.ceil(rh / 8) * math.ceil(rw / 8), math.ceil(rh / 16) * math.ceil(rw / 16)
-    assert len(lab.anchors) == cells8 * 6 + cells16 * 12  # two levels: 16/32 px, 64-512 px
+    # Tiled on the model's input frame: the image squashed to 300 x 300, as the SSD was
+    # trained; six levels of 19, 10, 5, 3, 2 and 1 cells a side, 10 anchors a cell.
+    assert lab.input_size == (300, 300)
+    assert len(lab.anchors) == sum(n * n * 10 for n in (19, 10, 5, 3, 2, 1)) == 5000
+    # drawn in the photo's pixels: the first anchor of the last level (285 px, h/w 1/3)
+    # spans the squashed frame's middle, scaled back by (w / 300, h / 300)
+    big = lab.anchors[-10]
+    assert (big[0] + big[2]) / 2 == pytest.approx(w / 2, abs=1)
+    assert (big[1] + big[3]) / 2 == pytest.approx(h / 2, abs=1)
     # The light default (issue 14) draws only foreground anchors: none without GT boxes.
     assert len(lab.overlay.visible_all()) == 0
     window.actions.all_anchors.trigger()

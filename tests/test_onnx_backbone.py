@@ -17,7 +17,9 @@ import pytest
 import torch
 
 import resources
+from rpn_core.anchors.grid import AnchorConfig
 from rpn_core.rpn import onnx_backbone
+from rpn_core.rpn.backbone import load_imagenet_state
 from rpn_core.rpn.config import RPNConfig
 from rpn_core.rpn.model import RPNModel, load_embedded_model
 from rpn_core.rpn.selection import select_proposals
@@ -26,9 +28,34 @@ needs_ort = pytest.mark.skipif(not onnx_backbone.available(), reason="onnxruntim
 SAMPLE = Path(resources.__file__).parent / "samples" / "astronaut.jpg"
 
 
+TWO_LEVELS = AnchorConfig(
+    sizes=(16.0, 32.0, 64.0, 128.0, 256.0, 512.0), size_strides=(8, 8, 16, 16, 16, 16)
+)
+
+
 @pytest.fixture(scope="module")
 def embedded():
     return load_embedded_model(resources.embedded_weights(), "cpu")
+
+
+def _two_level(embedded_model: RPNModel) -> RPNModel:
+    """Version 3's architecture (stride-8 and stride-16 levels, the stride-32 context) on the
+    COCO MobileNetV2 blocks the embedded model ships, with seeded random heads."""
+    torch.manual_seed(0)
+    model = RPNModel(RPNConfig(anchors=TWO_LEVELS, context=True), device="cpu")
+    prefix = "backbone.features."
+    coco = {
+        "features." + k[len(prefix) :]: v
+        for k, v in embedded_model.state_dict().items()
+        if k.startswith(prefix)
+    }
+    load_imagenet_state(model.backbone, coco)
+    return model
+
+
+@pytest.fixture(scope="module")
+def two_level(embedded):
+    return _two_level(embedded)
 
 
 def _photo(h=None, w=None):
@@ -46,18 +73,32 @@ def _features(model, rgb, onnx):
 
 @needs_ort
 @pytest.mark.parametrize("shape", [None, (333, 517), (700, 401)])
-def test_onnx_backbone_equals_pytorchs_on_a_photo(embedded, shape):
+def test_onnx_backbone_equals_pytorchs_on_a_photo(two_level, shape):
     rgb = _photo() if shape is None else _photo(*shape)
-    fast, ref = _features(embedded, rgb, True), _features(embedded, rgb, False)
-    assert embedded._onnx.runner is not None
+    fast, ref = _features(two_level, rgb, True), _features(two_level, rgb, False)
+    assert two_level._onnx.runner is not None
     for a, b in ((fast.features, ref.features), (fast.fine, ref.fine)):
         assert a.shape == b.shape and a.dtype == torch.float32
         assert not torch.equal(a, b)  # really another engine
         assert ((a - b).abs().max() / b.abs().max()).item() < 1e-4
-    raw_fast, raw_ref = embedded.raw_proposals(fast), embedded.raw_proposals(ref)
+    raw_fast, raw_ref = two_level.raw_proposals(fast), two_level.raw_proposals(ref)
     p_fast, p_ref = select_proposals(raw_fast), select_proposals(raw_ref)
     assert len(p_fast.boxes) == len(p_ref.boxes) == 300
     # The best proposals are the same anchors, placed to a hundredth of a pixel.
+    assert np.array_equal(p_fast.anchor_index[:50], p_ref.anchor_index[:50])
+    np.testing.assert_allclose(p_fast.boxes[:50], p_ref.boxes[:50], atol=0.01)
+
+
+@needs_ort
+def test_the_embedded_ssd_on_onnx_equals_pytorch_on_a_photo(embedded):
+    rgb = _photo()
+    fast, ref = _features(embedded, rgb, True), _features(embedded, rgb, False)
+    assert embedded._onnx.runner is not None and len(fast.levels) == len(ref.levels) == 6
+    for a, b in zip(fast.levels, ref.levels, strict=True):
+        assert a.shape == b.shape and not torch.equal(a, b)  # really another engine
+        assert ((a - b).abs().max() / b.abs().max()).item() < 1e-4
+    p_fast = select_proposals(embedded.raw_proposals(fast), top_n=300)
+    p_ref = select_proposals(embedded.raw_proposals(ref), top_n=300)
     assert np.array_equal(p_fast.anchor_index[:50], p_ref.anchor_index[:50])
     np.testing.assert_allclose(p_fast.boxes[:50], p_ref.boxes[:50], atol=0.01)
 
@@ -236,7 +277,7 @@ def test_one_and_two_level_models_with_the_same_backbone_get_their_own_graphs(
     # A version-2 checkpoint (one level) and version 3 (two levels) share the COCO backbone.
     monkeypatch.setenv("RPN_STUDIO_CACHE", str(tmp_path))
     one = RPNModel(RPNConfig(min_side=64, max_side=96), device="cpu")
-    two = load_embedded_model(resources.embedded_weights(), "cpu")
+    two = _two_level(load_embedded_model(resources.embedded_weights(), "cpu"))
     state = {
         k[len("backbone.") :]: v for k, v in two.state_dict().items() if k.startswith("backbone.")
     }

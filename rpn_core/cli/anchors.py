@@ -275,7 +275,7 @@ def run(args: argparse.Namespace) -> int:
         )
         return 0
     grid = [grid_mean_iou(wh, c) for c in configs]
-    print(f"anchor shapes in the model's input frame ({_frame_text(args)})")
+    print(f"anchor shapes in the model's input frame ({_frame_text(_frame(args))})")
     print(_table(curve, grid, configs))
     print(f"\n{flatten_text(ious)}")
     print(

@@ -141,7 +141,10 @@ class RPNConfig:
         if self.head_conv_depth < 1:
             raise ValueError(f"head_conv_depth must be >= 1, got {self.head_conv_depth}")
         if self.anchors.stride != 16:
-            raise ValueError(f"the MobileNetV2 backbone has stride 16, got {self.anchors.stride}")
+            raise ValueError(
+                f"anchor stride {self.anchors.stride}: the MobileNetV2 backbone's coarsest "
+                "feature map has stride 16 (16@8 puts a size on its stride-8 level)"
+            )
         if not set(self.anchors.strides) <= set(MODEL_STRIDES):
             raise ValueError(
                 f"the MobileNetV2 backbone has feature maps at strides {MODEL_STRIDES}, got "
