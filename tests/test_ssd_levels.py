@@ -285,3 +285,21 @@ def test_with_anchors_keeps_the_grid(ssd_model):
     assert new.rpn.head.heads[0].cls_logits.out_channels == 2 * 3
     with pytest.raises(ValueError, match="cannot be used by this model"):
         with_anchors(ssd_model, AnchorConfig())
+
+
+def test_a_version_3_checkpoint_loads_as_itself_or_is_refused_with_the_reason(tmp_path):
+    import resources
+    from rpn_core.rpn.checkpoint import CheckpointError, load_checkpoint, save_checkpoint
+    from rpn_core.rpn.config import embedded_config
+    from rpn_core.rpn.model import RPNModel
+
+    two = AnchorConfig(
+        sizes=(16.0, 32.0, 64.0, 128.0, 256.0, 512.0), size_strides=(8, 8, 16, 16, 16, 16)
+    )
+    path = tmp_path / "v3_finetuned.safetensors"
+    save_checkpoint(RPNModel(RPNConfig(anchors=two, context=True), device="cpu"), path)
+    model, _ = load_checkpoint(path)  # on its own: the two-level model it was
+    assert not model.config.is_ssd and model.fine_head is not None
+    v4 = embedded_config(resources.embedded_sidecar()).anchors
+    with pytest.raises(CheckpointError, match="2 anchor level.*6 now.*another version"):
+        load_checkpoint(path, expected_anchors=v4)

@@ -142,7 +142,7 @@ def format_metrics(result) -> str:  # noqa: ANN001 - a TrainResult
 
 
 def _load(args: argparse.Namespace, device: str):  # noqa: ANN202
-    from rpn_core.anchors.design import level_strides
+    from rpn_core.anchors.design import level_strides, nearest_levels
     from rpn_core.anchors.grid import AnchorConfig
     from rpn_core.anchors.labelling import LabelConfig
     from rpn_core.cli._model import load_cli_model
@@ -154,17 +154,20 @@ def _load(args: argparse.Namespace, device: str):  # noqa: ANN202
     if args.anchor_sizes or args.anchor_ratios:
         current = model.config.anchors
         sizes = tuple(args.anchor_sizes or current.sizes)
-        # New sizes go to the model's levels by the design rule (below 64 px: stride 8).
-        strides = (
-            level_strides(sizes, tuple(lv.stride for lv in current.levels))
-            if args.anchor_sizes
-            else current.strides
-        )
+        # New sizes go to the model's levels by the design rule (below 64 px: stride 8); on
+        # the SSD's six levels each joins the level of the nearest current sizes.
+        if not args.anchor_sizes:
+            strides = current.strides
+        elif model.config.is_ssd:
+            strides = nearest_levels(sizes, current)
+        else:
+            strides = level_strides(sizes, tuple(lv.stride for lv in current.levels))
         anchors = AnchorConfig(
             sizes=sizes,
             aspect_ratios=tuple(args.anchor_ratios or current.aspect_ratios),
             stride=max(strides),
             size_strides=strides,
+            centring=current.centring,
         )  # ValueError (exit 2) names a bad value
         model = with_anchors(model, anchors)
     return model
