@@ -5,8 +5,9 @@ objectness over by initialising from its box predictors on all six of its levels
 building that into :class:`rpn_core.rpn.model.RPNModel`, this measures what the converted
 predictors give as they are, untrained, on the hold-outs of ``bench/proposals.py``:
 
-* the whole TF graph in PyTorch: MobileNetV2 (``convert_ssd_backbone.convert``, TF-SAME
-  padding), the four depthwise extra layers, six 3x3 class/box predictors;
+* the whole TF graph in PyTorch: :class:`rpn_core.rpn.ssd_backbone.SSDBackbone` filled by
+  ``scripts/package_ssd.py`` (MobileNetV2 with TF-SAME padding, the four depthwise extra
+  layers), and the six 3x3 predictors with all 91 class rows;
 * anchors of TF's ``MultipleGridAnchorGenerator`` (scales 0.2-0.95, ratios 1, 2, 1/2, 3, 1/3
   plus the interpolated square; three on the first level), box code ``[ty, tx, th, tw]``
   with scale factors 10, 10, 5, 5;
@@ -38,7 +39,6 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 from torch import nn
-from torchvision.models import mobilenet_v2
 from torchvision.ops import batched_nms, clip_boxes_to_image, nms
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -47,90 +47,28 @@ sys.path.insert(0, str(ROOT / "scripts"))
 sys.path.insert(0, str(ROOT / "bench"))
 
 import convert_ssd_backbone as conv  # noqa: E402
+import package_ssd as pkg  # noqa: E402
 from proposals import ar_by_size, load_set  # noqa: E402
 
 from rpn_core.rpn.proposals import average_recall, best_iou_per_gt, selective_search  # noqa: E402
+from rpn_core.rpn.ssd_backbone import SSDBackbone  # noqa: E402
 
-EXTRAS = ((2, 1280, 256, 512), (3, 512, 128, 256), (4, 256, 128, 256), (5, 256, 64, 128))
-SCALES = (0.2, 0.35, 0.5, 0.65, 0.8, 0.95, 1.0)
 MEAN = torch.tensor(conv.IMAGENET_MEAN).view(1, 3, 1, 1)
 STD = torch.tensor(conv.IMAGENET_STD).view(1, 3, 1, 1)
 
 
-def level_shapes() -> list[list[tuple[float, float]]]:
-    """``(scale, ratio)`` per anchor, per level, in TF's order (ratio = width / height)."""
-    out = [[(0.1, 1.0), (0.2, 2.0), (0.2, 0.5)]]
-    for k in range(1, 6):
-        s = SCALES[k]
-        out.append([(s, r) for r in (1.0, 2.0, 0.5, 3.0, 0.3333)] +
-                   [(math.sqrt(s * SCALES[k + 1]), 1.0)])  # fmt: skip
-    return out
-
-
-def _tf_same(model: nn.Module) -> None:
-    """Stride-2 convolutions pad like TF's "SAME" (the extra pixel after, not before)."""
-
-    def pre(mod, args):
-        (x,) = args
-        k = mod.kernel_size[0]
-        pads = []
-        for n in (x.shape[-1], x.shape[-2]):
-            total = max((math.ceil(n / 2) - 1) * 2 + k - n, 0)
-            pads += [total // 2, total - total // 2]
-        return (F.pad(x, pads),)
-
-    for m in model.modules():
-        if isinstance(m, nn.Conv2d) and m.stride == (2, 2):
-            m.padding = (0, 0)
-            m.register_forward_pre_hook(pre)
-
-
-def _cbr(w: np.ndarray, consts: dict, scope: str, depthwise: bool, stride: int) -> nn.Sequential:
-    if depthwise:
-        c = w.shape[2]
-        cv = nn.Conv2d(c, c, 3, stride, 1, groups=c, bias=False)
-        cv.weight.data = torch.from_numpy(w.transpose(2, 3, 0, 1).copy())
-    else:
-        cv = nn.Conv2d(w.shape[2], w.shape[3], w.shape[0], stride, w.shape[0] // 2, bias=False)
-        cv.weight.data = torch.from_numpy(w.transpose(3, 2, 0, 1).copy())
-    bn = nn.BatchNorm2d(cv.out_channels, eps=1e-3)
-    bn.weight.data = torch.from_numpy(consts[scope + "BatchNorm/gamma"])
-    bn.bias.data = torch.from_numpy(consts[scope + "BatchNorm/beta"])
-    bn.running_mean.data = torch.from_numpy(consts[scope + "BatchNorm/moving_mean"])
-    bn.running_var.data = torch.from_numpy(consts[scope + "BatchNorm/moving_variance"])
-    return nn.Sequential(cv, bn, nn.ReLU6())
-
-
 class SSDNet(nn.Module):
+    """The whole SSD: the product's :class:`SSDBackbone` (as ``scripts/package_ssd.py`` fills
+    it) and the six predictors with all 91 class rows (``obj``: the background rows negated)."""
+
     def __init__(self, graph: bytes):
         super().__init__()
-        fe = conv.read_constants(graph)
-        self.features = mobilenet_v2().features
-        state = {k: torch.from_numpy(v) for k, v in conv.convert(fe).items()}
-        self.features.load_state_dict({k[len("features.") :]: v for k, v in state.items()})
-        extras = []
-        for j, _cin, mid, out in EXTRAS:
-            a = f"layer_19_1_Conv2d_{j}_1x1_{mid}/"
-            b = f"layer_19_2_Conv2d_{j}_3x3_s2_{out}"
-            extras.append(nn.Sequential(
-                _cbr(fe[a + "weights"], fe, a, False, 1),
-                _cbr(fe[b + "_depthwise/depthwise_weights"], fe, b + "_depthwise/", True, 2),
-                _cbr(fe[b + "/weights"], fe, b + "/", False, 1),
-            ))  # fmt: skip
-        self.extras = nn.ModuleList(extras)
-        orig = conv._tensor
-
-        def tolerant(buf):
-            try:
-                return orig(buf)
-            except ValueError:
-                return None
-
-        conv._tensor = tolerant
-        try:
-            bp = conv.read_constants(graph, prefix="BoxPredictor_")
-        finally:
-            conv._tensor = orig
+        state = pkg.backbone_state(conv.read_constants(graph))
+        self.backbone = SSDBackbone()
+        self.backbone.load_state_dict(
+            {k[len("backbone.") :]: torch.from_numpy(np.asarray(v)) for k, v in state.items()}
+        )
+        bp = pkg.read_predictors(graph)
         self.box, self.cls, self.obj = nn.ModuleList(), nn.ModuleList(), nn.ModuleList()
         self.objectness = "max"
         for k in range(6):
@@ -146,25 +84,12 @@ class SSDNet(nn.Module):
             bg.weight.data = -cls.weight.data[rows].clone()  # logit of 1 - P(background)
             bg.bias.data = -cls.bias.data[rows].clone()
             self.obj.append(bg)
-        _tf_same(self)
         self.eval()
 
     @torch.no_grad()
     def forward(self, x: torch.Tensor) -> list[tuple[torch.Tensor, torch.Tensor]]:
-        maps = []
-        for i, blk in enumerate(self.features):
-            if i == 14:
-                e = blk.conv[0](x)
-                maps.append(e)
-                x = blk.conv[3](blk.conv[2](blk.conv[1](e)))
-            else:
-                x = blk(x)
-        maps.append(x)
-        for ex in self.extras:
-            x = ex(x)
-            maps.append(x)
         out = []
-        for k, m in enumerate(maps):
+        for k, m in enumerate(self.backbone(x)):
             box = self.box[k](m).permute(0, 2, 3, 1).reshape(-1, 4)
             if self.objectness == "bg":  # one row per anchor: what an RPN head would compute
                 logit = self.obj[k](m).permute(0, 2, 3, 1).reshape(box.shape[0])
@@ -215,7 +140,7 @@ def run_scale(net, rgb: np.ndarray, mode: str, side: int, objectness: str, ref: 
     x = (x - MEAN) / STD
     net.objectness = objectness
     outs = net(x)
-    shapes = level_shapes()
+    shapes = pkg.tf_shapes()
     boxes, scores, levels = [], [], []
     # feature map sizes come from the tensors: rebuild from counts
     for k, (codes, logit) in enumerate(outs):
@@ -345,22 +270,11 @@ def _maps_and_anchors(net: SSDNet, rgb: np.ndarray, side: int, ref: float):
     """The six feature maps (frozen backbone) and every anchor ``xyxy`` in input pixels."""
     img = cv2.resize(rgb, (side, side), interpolation=cv2.INTER_LINEAR)
     x = (torch.from_numpy(img).permute(2, 0, 1)[None].float() / 255.0 - MEAN) / STD
-    maps = []
     with torch.no_grad():
-        for i, blk in enumerate(net.features):
-            if i == 14:
-                e = blk.conv[0](x)
-                maps.append(e)
-                x = blk.conv[3](blk.conv[2](blk.conv[1](e)))
-            else:
-                x = blk(x)
-        maps.append(x)
-        for ex in net.extras:
-            x = ex(x)
-            maps.append(x)
+        maps = list(net.backbone(x))
     anchors = []
     for k, m in enumerate(maps):
-        a = anchors_for(m.shape[2], m.shape[3], level_shapes()[k], side, side, ref, ref)
+        a = anchors_for(m.shape[2], m.shape[3], pkg.tf_shapes()[k], side, side, ref, ref)
         cy, cx, ha, wa = a.unbind(1)
         anchors.append((a, torch.stack([cx - wa / 2, cy - ha / 2, cx + wa / 2, cy + ha / 2], 1)))
     return maps, anchors

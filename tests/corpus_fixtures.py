@@ -16,30 +16,20 @@ from __future__ import annotations
 
 import contextlib
 import hashlib
-import importlib.util
 import os
 import shutil
 import stat
 import subprocess
-import sys
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+from script_modules import load_script
 
 ROOT = Path(__file__).resolve().parents[1]
 
 
-def _load_make_corpus():
-    script = ROOT / "scripts" / "make_corpus.py"
-    spec = importlib.util.spec_from_file_location("make_corpus", script)
-    module = importlib.util.module_from_spec(spec)
-    sys.modules.setdefault("make_corpus", module)
-    spec.loader.exec_module(module)
-    return module
-
-
-make_corpus = _load_make_corpus()
+make_corpus = load_script("make_corpus")
 
 
 def snapshot(folder: Path) -> dict[str, tuple[str, int]]:

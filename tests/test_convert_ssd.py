@@ -6,23 +6,17 @@ tiny random conv + batch-norm, and the protocol-buffer reader on a hand-encoded 
 
 from __future__ import annotations
 
-import importlib.util
 import struct
-from pathlib import Path
 
 import numpy as np
 import pytest
 import torch
-
-SCRIPT = Path(__file__).resolve().parents[1] / "scripts" / "convert_ssd_backbone.py"
+from script_modules import load_script
 
 
 @pytest.fixture(scope="module")
 def conv():
-    spec = importlib.util.spec_from_file_location("convert_ssd_backbone", SCRIPT)
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+    return load_script("convert_ssd_backbone")
 
 
 def test_bn_eps_folding_golden(conv):

@@ -8,14 +8,13 @@ Golden values carry their arithmetic in comments.
 
 from __future__ import annotations
 
-import importlib.util
 import math
 from dataclasses import replace
-from pathlib import Path
 
 import numpy as np
 import pytest
 import torch
+from script_modules import load_script
 from torchvision.models.detection._utils import BoxCoder
 from torchvision.ops import box_iou
 
@@ -30,15 +29,10 @@ from rpn_core.rpn.config import (
     model_anchors,
 )
 
-SCRIPT = Path(__file__).resolve().parents[1] / "scripts" / "package_ssd.py"
-
 
 @pytest.fixture(scope="module")
 def pkg():
-    spec = importlib.util.spec_from_file_location("package_ssd", SCRIPT)
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+    return load_script("package_ssd")
 
 
 # --- the grid ----------------------------------------------------------------------------------
