@@ -23,6 +23,8 @@ augmentation, so the spread over seeds is the run-to-run noise. Last line
 final and kept gains are printed above it).
 
 Usage: python bench/finetune.py [--steps 200] [--batch-size 4] [--lr 0.01] [--seeds 0 1 2]
+[--input-size 600] (``rpn_core.rpn.adapt.with_input_size``: "before" is then measured at that
+size too)
 """
 
 from __future__ import annotations
@@ -174,6 +176,9 @@ def main() -> None:
     parser.add_argument("--batch-size", type=int, default=4)
     parser.add_argument("--weights", type=Path, help="start from these weights, not the embedded")
     parser.add_argument("--threads", type=int, default=1, help="torch intra-op threads")
+    parser.add_argument(
+        "--input-size", type=int, help="fine-tune at this input size (rpn-studio train's option)"
+    )
     parser.add_argument("--relabel", action="store_true")
     parser.add_argument("--teacher-dir", type=Path)
     args = parser.parse_args()
@@ -183,14 +188,16 @@ def main() -> None:
 
     torch.set_num_threads(args.threads)  # CPU time ~ wall time; a loaded machine stays fair
     import resources
+    from rpn_core.rpn.adapt import with_input_size
     from rpn_core.rpn.model import load_embedded_model, load_model
 
     def model_factory():  # noqa: ANN202 - fresh weights for every seed
-        return (
+        model = (
             load_model(args.weights, "cpu")
             if args.weights
             else load_embedded_model(resources.embedded_weights(), "cpu")
         )
+        return with_input_size(model, args.input_size) if args.input_size else model
 
     train, val = load_items()
     n_val = sum(len(b) for _, b in val)

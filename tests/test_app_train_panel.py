@@ -380,3 +380,24 @@ def test_unticking_the_lab_rule_trains_with_the_models_rule(qtbot, window):
     assert "the model's label rule faster-rcnn (foreground IoU >= 0.7" in ui.plan_label.text()
     _train_and_activate(qtbot, window)
     assert window.model_loader.model_if_ready().config.labels == LabelConfig.faster_rcnn()
+
+
+def test_the_input_size_control_trains_at_that_size(qtbot, window):
+    panel, ui = window.train_panel, window.train_panel.ui
+    qtbot.waitUntil(lambda: window.model_loader.model_if_ready() is not None, timeout=60000)
+    model = window.model_loader.model_if_ready()
+    side = 2 * model.config.min_side
+    ui.input_size.setFocus()
+    ui.input_size.selectAll()
+    qtbot.keyClicks(ui.input_size, str(side))
+    qtbot.keyClick(ui.input_size, Qt.Key.Key_Return)
+    assert ui.input_size.value() == side
+    assert f"at input size {side} px" in ui.plan_label.text()  # said before Start
+    ui.epochs.setValue(1)
+    with qtbot.waitSignal(panel.training_finished, timeout=120000):
+        qtbot.mouseClick(ui.start_button, Qt.MouseButton.LeftButton)
+    trained = panel.held_back or window.model_loader.model_if_ready()
+    assert trained is not model
+    ratio = model.config.max_side / model.config.min_side
+    assert (trained.config.min_side, trained.config.max_side) == (side, round(side * ratio))
+    assert model.config.min_side == side // 2  # the previous model is untouched

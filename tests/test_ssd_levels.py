@@ -297,3 +297,50 @@ def test_a_version_3_checkpoint_loads_as_itself_or_is_refused_with_the_reason(tm
     v4 = embedded_config(resources.embedded_sidecar()).anchors
     with pytest.raises(CheckpointError, match="2 anchor level.*6 now.*another version"):
         load_checkpoint(path, expected_anchors=v4)
+
+
+def test_six_level_full_mode_trains_the_backbone_and_the_checkpoint_round_trips(
+    ssd_model, tmp_path
+):
+    import copy
+
+    from rpn_core.rpn.checkpoint import load_checkpoint, save_checkpoint
+    from rpn_core.training.finetune import fine_tune
+    from rpn_core.training.types import TrainConfig
+
+    img = _photo()
+    items = [(img, np.array([[80.0, 60.0, 200.0, 180.0]], np.float32))] * 2
+    model = copy.deepcopy(ssd_model)
+    config = TrainConfig(mode="full", epochs=1, max_steps=1, batch_size=1, augment_copies=1)
+    records = list(fine_tune(model, items, config, validation_items=items))
+    assert records[-1].phase == "done" and records[-1].result.steps == 1
+    before = ssd_model.backbone.state_dict()
+    changed = [k for k, v in model.backbone.state_dict().items() if not torch.equal(v, before[k])]
+    # Full mode trains the backbone too: the kept weights differ from the start exactly when
+    # the run improved on it (otherwise the starting weights are handed back).
+    assert bool(changed) == records[-1].result.improved
+    path = tmp_path / "ssd_finetuned.safetensors"
+    save_checkpoint(model, path)
+    loaded, _ = load_checkpoint(path, expected_anchors=ssd_model.config.anchors)
+    assert loaded.config == model.config
+    for a, b in zip(loaded.state_dict().values(), model.state_dict().values(), strict=True):
+        assert torch.equal(a, b.cpu())
+
+
+def test_with_input_size_keeps_weights_and_anchor_pixels(ssd_model):
+    from rpn_core.rpn.adapt import with_input_size
+
+    assert with_input_size(ssd_model, 300) is ssd_model
+    big = with_input_size(ssd_model, 600)
+    assert big.config.input_square == 600 and ssd_model.config.input_square == 300
+    assert big.config.anchors == ssd_model.config.anchors  # same pixel sizes, twice the frame
+    for a, b in zip(big.state_dict().values(), ssd_model.state_dict().values(), strict=True):
+        assert torch.equal(a, b)
+    feat = big.compute_features(_photo())
+    # TF-SAME maps of a 600 x 600 input: ceil(600 / stride) = 38, 19, 10, 5, 3, 2 cells
+    assert feat.input_size == (600, 600)
+    assert [m.shape[-1] for m in feat.levels] == [38, 19, 10, 5, 3, 2]
+    raw = big.raw_proposals(feat)
+    assert len(raw.boxes) == 10 * (38**2 + 19**2 + 10**2 + 5**2 + 3**2 + 2**2)
+    with pytest.raises(ValueError, match="16 to 2048"):
+        with_input_size(ssd_model, 8)

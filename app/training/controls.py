@@ -173,6 +173,17 @@ class TrainControls(QWidget):
         aug.addWidget(self.hflip)
         aug.addWidget(self.jitter)
         form.addRow("Augment", aug)
+        self.input_size = _int(0, 2048, 0)
+        self.input_size.setSingleStep(100)
+        self.input_size.setSpecialValueText("the model's")
+        self.input_size.setSuffix(" px")
+        self.input_size.setToolTip(
+            "Train (and then propose) at another input size: the embedded SSD's square side\n"
+            "(300), or a MobileNetV2 model's shorter side. Anchors keep their pixel sizes, so\n"
+            "a larger input reaches smaller objects (e.g. 600 for distant people), and fewer\n"
+            "of the largest. 'the model's': unchanged."
+        )
+        form.addRow("Input size", self.input_size)
         self.lab_anchors = QCheckBox("The anchor lab's set")
         self.lab_anchors.setChecked(True)
         self.lab_anchors.setToolTip(

@@ -111,6 +111,7 @@ class TrainPanel(QWidget):
         ui.reset_button.clicked.connect(self.reset_weights)
         ui.use_trained_button.clicked.connect(self.use_held_back)
         ui.lab_anchors.toggled.connect(self._show_plan)
+        ui.input_size.valueChanged.connect(self._show_plan)
         ui.lab_rule.toggled.connect(self._show_plan)
         self.app_state.changed.connect(self._show_plan)
         self._show_plan()
@@ -167,9 +168,13 @@ class TrainPanel(QWidget):
         if rule is not None:
             note = f"{note} Labelling by the anchor lab's rule {_rule_text(rule)}.".strip()
         threads = max(1, (os.cpu_count() or 2) - 1)
+        size = self.ui.input_size.value() or None
+        if size is not None and size < 16:
+            self._status(f"Input size {size} px is too small (16 at least).", error=True)
+            return None
         worker = Worker(
             train_job, self.loader.get, list(self.items), config, threads=threads,
-            anchors=anchors, labels=rule,
+            anchors=anchors, labels=rule, input_size=size,
         )  # fmt: skip
         s = worker.signals
         s.progress.connect(self._on_progress)
@@ -236,9 +241,11 @@ class TrainPanel(QWidget):
         whose_r = "the anchor lab's" if rule != state.model_config.labels else "the model's"
         _, note = self._lab_anchors()
         warn = f"<br><font color='#D55E00'>{note}</font>" if note.startswith("Cannot") else ""
+        size = self.ui.input_size.value()
+        where = f" at input size {size} px" if size else ""
         self.ui.plan_label.setText(
-            f"Start trains with {whose_a} anchors ({_anchor_text(anchors)}) and {whose_r} "
-            f"label rule {_rule_text(rule)}.{warn}"
+            f"Start trains{where} with {whose_a} anchors ({_anchor_text(anchors)}) and "
+            f"{whose_r} label rule {_rule_text(rule)}.{warn}"
         )
 
     def cancel(self) -> None:

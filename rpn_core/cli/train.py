@@ -68,6 +68,11 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         help="label anchors for the loss by this rule (default: the model's own); the "
         "checkpoint records it",
     )  # fmt: skip
+    parser.add_argument(
+        "--input-size", type=int, metavar="PX",
+        help="train (and then propose) at this input size: the SSD's square side, or a "
+        "MobileNetV2 model's shorter side (default: the model's; larger reaches smaller objects)",
+    )  # fmt: skip
     parser.add_argument("--format", dest="fmt", help="annotation format (default: detect)")
     parser.add_argument("--recursive", action="store_true", help="include sub-folders")
     parser.add_argument("--json", type=Path, help="also write the metrics as JSON")
@@ -146,9 +151,11 @@ def _load(args: argparse.Namespace, device: str):  # noqa: ANN202
     from rpn_core.anchors.grid import AnchorConfig
     from rpn_core.anchors.labelling import LabelConfig
     from rpn_core.cli._model import load_cli_model
-    from rpn_core.rpn.adapt import with_anchors, with_labels
+    from rpn_core.rpn.adapt import with_anchors, with_input_size, with_labels
 
     model = load_cli_model(args, device)
+    if getattr(args, "input_size", None):
+        model = with_input_size(model, args.input_size)
     if getattr(args, "labels", None):
         model = with_labels(model, LabelConfig.preset(args.labels))
     if args.anchor_sizes or args.anchor_ratios:

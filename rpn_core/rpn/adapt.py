@@ -9,7 +9,7 @@ from rpn_core.anchors.grid import AnchorConfig, base_anchors
 from rpn_core.anchors.labelling import LabelConfig
 from rpn_core.rpn.model import RPNModel
 
-__all__ = ["with_anchors", "with_labels"]
+__all__ = ["with_anchors", "with_input_size", "with_labels"]
 
 
 def with_anchors(model: RPNModel, anchors: AnchorConfig) -> RPNModel:
@@ -69,6 +69,31 @@ def with_labels(model: RPNModel, labels: LabelConfig) -> RPNModel:
     if labels == model.config.labels:
         return model
     new = RPNModel(replace(model.config, labels=labels), device="cpu")
+    new.load_state_dict({k: v.detach().cpu() for k, v in model.state_dict().items()})
+    new.metadata = dict(getattr(model, "metadata", {}) or {})
+    new.bf16_inference = model.bf16_inference
+    new.onnx_inference = model.onnx_inference
+    return new.to(model.device).eval()
+
+
+def with_input_size(model: RPNModel, side: int) -> RPNModel:
+    """A copy of ``model`` that sees its images at another size, with the same weights: the
+    SSD's square input (``input_square = side``), or a MobileNetV2 model's shorter side
+    (``min_side = side``, ``max_side`` scaled alike). Anchors keep their pixel sizes, so a
+    larger input reaches smaller objects (and fewer of the largest). Returned as is when the
+    size is already the model's; ``ValueError`` names a size out of range."""
+    config = model.config
+    current = config.input_square if config.is_ssd else config.min_side
+    if side == current:
+        return model
+    if not 16 <= side <= 2048:
+        raise ValueError(f"input size must be 16 to 2048 px, got {side}")
+    if config.is_ssd:
+        new_config = replace(config, input_square=side)
+    else:
+        longer = max(side, round(side * config.max_side / config.min_side))
+        new_config = replace(config, min_side=side, max_side=longer)
+    new = RPNModel(new_config, device="cpu")
     new.load_state_dict({k: v.detach().cpu() for k, v in model.state_dict().items()})
     new.metadata = dict(getattr(model, "metadata", {}) or {})
     new.bf16_inference = model.bf16_inference

@@ -39,11 +39,12 @@ def _lower_thread_priority(niceness: int = 10) -> None:
 
 def train_job(
     get_model: Any, items: list, config: Any, *, threads: int | None = None, anchors: Any = None,
-    labels: Any = None,
+    labels: Any = None, input_size: int | None = None,
 ):  # fmt: skip
     """Generator for :class:`Worker`: fine-tune a deep copy of ``get_model()`` (moved to
     ``anchors`` first when given: :func:`rpn_core.rpn.model.with_anchors`; labelling by the
-    rule ``labels`` when given: :func:`rpn_core.rpn.model.with_labels`); returns a
+    rule ``labels`` when given: :func:`rpn_core.rpn.model.with_labels`; at ``input_size``
+    when given: :func:`rpn_core.rpn.adapt.with_input_size`); returns a
     :class:`TrainedModel` whose ``model.config`` records the anchors and rule it trained with.
     ``threads`` caps torch's intra-op threads meanwhile (one core stays
     free for the GUI), and the thread runs at a lower priority."""
@@ -54,11 +55,13 @@ def train_job(
     import_torch()
     import torch
 
-    from rpn_core.rpn.adapt import with_anchors, with_labels
+    from rpn_core.rpn.adapt import with_anchors, with_input_size, with_labels
     from rpn_core.training.finetune import fine_tune
 
     _lower_thread_priority()
     model = copy.deepcopy(get_model())
+    if input_size:
+        model = with_input_size(model, input_size)
     if anchors is not None:
         model = with_anchors(model, anchors)
     if labels is not None:
