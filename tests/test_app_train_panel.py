@@ -401,3 +401,17 @@ def test_the_input_size_control_trains_at_that_size(qtbot, window):
     ratio = model.config.max_side / model.config.min_side
     assert (trained.config.min_side, trained.config.max_side) == (side, round(side * ratio))
     assert model.config.min_side == side // 2  # the previous model is untouched
+
+
+def test_the_ssd_model_offers_no_last_stage_mode(qtbot, window):
+    import resources
+    from rpn_core.rpn.model import load_embedded_model
+
+    ui = window.train_panel.ui
+    item = ui.mode.model().item(ui.mode.findData("partial"))
+    assert item.isEnabled()  # the tiny MobileNetV2 model of this window has a last stage
+    ui.mode.setCurrentIndex(ui.mode.findData("partial"))
+    with qtbot.waitSignal(window.model_loader.model_changed, timeout=60000):
+        window.model_loader.set_model(load_embedded_model(resources.embedded_weights(), "cpu"))
+    qtbot.waitUntil(lambda: not item.isEnabled(), timeout=10000)
+    assert ui.mode.currentData() == "head"

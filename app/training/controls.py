@@ -206,6 +206,15 @@ class TrainControls(QWidget):
         form.addRow(self.plan_label)
         return box
 
+    def allow_partial(self, allowed: bool) -> None:
+        """Offer "Head + last stage" only for a model that has one (not the SSD's backbone);
+        a selected one falls back to the head."""
+        item = self.mode.model().item(self.mode.findData("partial"))
+        item.setEnabled(allowed)
+        item.setToolTip("" if allowed else "The embedded SSD's backbone trains as a whole")
+        if not allowed and self.mode.currentData() == "partial":
+            self.mode.setCurrentIndex(self.mode.findData("head"))
+
     def _run_row(self) -> QHBoxLayout:
         row = QHBoxLayout()
         self.start_button = QPushButton("Start training")

@@ -45,9 +45,14 @@ PLOT_INTERVAL_S = 0.1  # redraw the curves at most 10 times a second
 def _anchor_text(anchors: Any) -> str:
     from rpn_core.anchors.grid import format_sizes
 
-    sizes = format_sizes(anchors)
-    ratios = ", ".join(f"{r:g}" for r in anchors.aspect_ratios)
-    return f"sizes {sizes}; ratios {ratios}; {anchors.num_anchors_per_location} per cell"
+    levels = anchors.levels
+    if len(anchors.sizes) > 6:  # the SSD's twelve sizes: a range per level reads better
+        sizes = f"{min(anchors.sizes):g}-{max(anchors.sizes):g} px on {len(levels)} levels"
+    else:
+        sizes = format_sizes(anchors)
+    ratios = ", ".join(f"{r:.3g}" for r in anchors.aspect_ratios)
+    per = "/".join(dict.fromkeys(str(lv.num_anchors_per_location) for lv in levels))
+    return f"sizes {sizes}; ratios {ratios}; {per} per cell"
 
 
 def _rule_text(rule: Any) -> str:
@@ -236,6 +241,7 @@ class TrainPanel(QWidget):
     def _show_plan(self, *_args: Any) -> None:
         """Say, before Start, which anchor set and label rule training will use."""
         state = self.app_state.state
+        self.ui.allow_partial(not state.model_config.is_ssd)
         anchors, rule = self.training_plan()
         whose_a = "the anchor lab's" if anchors != state.model_config.anchors else "the model's"
         whose_r = "the anchor lab's" if rule != state.model_config.labels else "the model's"
