@@ -101,6 +101,13 @@ def test_ssd_config_rules(pkg):
     assert "strides" in anchors_misfit(AnchorConfig(), cfg)
 
 
+def test_a_huge_square_input_is_refused_with_its_anchor_count(pkg):
+    # 4096 x 4096: ceil(4096 / stride)^2 x 10 anchors = 10 x (256^2 + 128^2 + 64^2 + 32^2
+    # + 16^2 + 8^2) = 873,600 > 400,000
+    with pytest.raises(ValueError, match=r"873,600 boxes over the largest input \(4096 x 4096\)"):
+        replace(pkg.ssd_config(), input_square=4096)
+
+
 def test_square_input_geometry(pkg):
     # A 480 x 640 photo is squashed to 300 x 300: sy = 300 / 480, sx = 300 / 640.
     assert input_geometry((480, 640), pkg.ssd_config()) == ((300, 300), (0.625, 0.46875))

@@ -162,9 +162,11 @@ class RPNConfig:
             raise ValueError(f"need 1 <= min_side <= max_side: {self.min_side}, {self.max_side}")
         n = self.max_anchors()
         if n > MAX_ANCHORS_PER_IMAGE:
+            side = self.input_square
+            largest = f"{side} x {side}" if side else f"{self.min_side} x {self.max_side}"
             raise ValueError(
-                f"the anchors tile {n:,} boxes over the largest input ({self.min_side} x "
-                f"{self.max_side}), above the limit of {MAX_ANCHORS_PER_IMAGE:,} per image"
+                f"the anchors tile {n:,} boxes over the largest input ({largest}), above the "
+                f"limit of {MAX_ANCHORS_PER_IMAGE:,} per image"
             )
 
     def max_anchors(self) -> int:
