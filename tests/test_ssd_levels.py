@@ -351,3 +351,25 @@ def test_with_input_size_keeps_weights_and_anchor_pixels(ssd_model):
     assert len(raw.boxes) == 10 * (38**2 + 19**2 + 10**2 + 5**2 + 3**2 + 2**2)
     with pytest.raises(ValueError, match="16 to 2048"):
         with_input_size(ssd_model, 8)
+
+
+def test_the_heads_equal_torchvisions_ssd_heads(ssd_model):
+    # torchvision's SSD heads run one 3x3 convolution per level and flatten (N, A*K, H, W)
+    # to (N, H*W*A, K): with the same weights they must give the model's own logits and
+    # deltas, in the same anchor order.
+    from torchvision.models.detection.ssd import SSDClassificationHead, SSDRegressionHead
+
+    from rpn_core.rpn.ssd_backbone import SSD_CHANNELS
+
+    heads = ssd_model.rpn.head.heads
+    counts = [h.cls_logits.out_channels for h in heads]
+    cls = SSDClassificationHead(list(SSD_CHANNELS), counts, num_classes=1)
+    reg = SSDRegressionHead(list(SSD_CHANNELS), counts)
+    for k, head in enumerate(heads):
+        cls.module_list[k].load_state_dict(head.cls_logits.state_dict())
+        reg.module_list[k].load_state_dict(head.bbox_pred.state_dict())
+    maps = ssd_model.compute_features(_photo()).maps()
+    logits, deltas = ssd_model.head_outputs(maps)
+    with torch.no_grad():
+        torch.testing.assert_close(cls(maps)[..., 0], logits)
+        torch.testing.assert_close(reg(maps), deltas)
