@@ -189,7 +189,7 @@ def main() -> None:
     torch.set_num_threads(args.threads)  # CPU time ~ wall time; a loaded machine stays fair
     import resources
     from rpn_core.rpn.adapt import with_input_size
-    from rpn_core.rpn.model import load_embedded_model, load_model
+    from rpn_core.rpn.loading import load_embedded_model, load_model
 
     def model_factory():  # noqa: ANN202 - fresh weights for every seed
         model = (

@@ -35,7 +35,8 @@ import numpy as np
 import torch
 
 import resources
-from rpn_core.rpn.model import load_embedded_model, load_model, propose
+from rpn_core.rpn.loading import load_embedded_model, load_model
+from rpn_core.rpn.model import propose
 from rpn_core.rpn.proposals import (
     average_recall,
     best_iou_per_gt,

@@ -16,7 +16,8 @@ import cv2
 import numpy as np
 
 import resources
-from rpn_core.rpn.model import load_embedded_model, propose
+from rpn_core.rpn.loading import load_embedded_model
+from rpn_core.rpn.model import propose
 from rpn_core.rpn.proposals import selective_search
 
 NAMES = ("vtest_00690", "Megamind_00252", "building")

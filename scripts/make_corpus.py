@@ -296,7 +296,8 @@ def make_weights(folder: Path) -> None:
 
     from rpn_core.anchors.grid import AnchorConfig
     from rpn_core.rpn.config import RPNConfig
-    from rpn_core.rpn.model import RPNModel, save_weights
+    from rpn_core.rpn.loading import save_weights
+    from rpn_core.rpn.model import RPNModel
     from rpn_core.rpn.weights import write_weights
 
     folder.mkdir(parents=True, exist_ok=True)

@@ -27,7 +27,8 @@ import train_embedded as te  # noqa: E402
 from rpn_core.anchors.grid import AnchorConfig  # noqa: E402
 from rpn_core.anchors.labelling import LabelConfig  # noqa: E402
 from rpn_core.rpn.config import RPNConfig  # noqa: E402
-from rpn_core.rpn.model import RPNModel, save_weights  # noqa: E402
+from rpn_core.rpn.loading import save_weights  # noqa: E402
+from rpn_core.rpn.model import RPNModel  # noqa: E402
 
 LEVELS = AnchorConfig(
     sizes=(16.0, 32.0, 64.0, 128.0, 256.0, 512.0), size_strides=(8, 8, 16, 16, 16, 16)

@@ -46,7 +46,8 @@ import convert_ssd_backbone as conv  # noqa: E402
 from rpn_core.anchors.grid import AnchorConfig, base_anchors_numpy  # noqa: E402
 from rpn_core.anchors.labelling import LabelConfig  # noqa: E402
 from rpn_core.rpn.config import SSD_STRIDES, RPNConfig  # noqa: E402
-from rpn_core.rpn.model import RPNModel, save_weights  # noqa: E402
+from rpn_core.rpn.loading import save_weights  # noqa: E402
+from rpn_core.rpn.model import RPNModel  # noqa: E402
 from rpn_core.rpn.ssd_backbone import EXTRA_LAYERS  # noqa: E402
 
 INPUT = 300

@@ -47,7 +47,8 @@ from rpn_core.anchors.grid import AnchorConfig
 from rpn_core.anchors.labelling import LabelConfig
 from rpn_core.rpn.backbone import load_imagenet_state
 from rpn_core.rpn.config import RPNConfig
-from rpn_core.rpn.model import RPNModel, propose, save_weights
+from rpn_core.rpn.loading import save_weights
+from rpn_core.rpn.model import RPNModel, propose
 from rpn_core.rpn.proposals import proposal_metrics
 
 COCO_SOURCE_SHA1 = "35d571ac314f1d32ae678a857f87cc0ef6b220e8"  # convert_ssd_backbone.py

@@ -393,7 +393,7 @@ def test_colour_choice_reaches_the_layer_and_legend(qtbot, window, tmp_path):
 
 
 def test_model_loads_lazily_from_a_file_with_a_visible_state(qtbot, window, tmp_path, tiny_model):
-    from rpn_core.rpn.model import save_weights
+    from rpn_core.rpn.loading import save_weights
 
     path = tmp_path / "tiny.safetensors"
     save_weights(tiny_model, path)

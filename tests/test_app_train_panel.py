@@ -405,7 +405,7 @@ def test_the_input_size_control_trains_at_that_size(qtbot, window):
 
 def test_the_ssd_model_offers_no_last_stage_mode(qtbot, window):
     import resources
-    from rpn_core.rpn.model import load_embedded_model
+    from rpn_core.rpn.loading import load_embedded_model
 
     ui = window.train_panel.ui
     item = ui.mode.model().item(ui.mode.findData("partial"))

@@ -19,7 +19,8 @@ from rpn_core.rpn.checkpoint import (
     save_checkpoint,
 )
 from rpn_core.rpn.config import RPNConfig
-from rpn_core.rpn.model import RPNModel, load_model
+from rpn_core.rpn.loading import load_model
+from rpn_core.rpn.model import RPNModel
 from rpn_core.rpn.weights import WeightsError, write_weights
 from rpn_core.training.finetune import TrainConfig, fine_tune
 

@@ -122,7 +122,8 @@ def _messi_folder(tmp_path):
 def test_eval_breakdown_rows_match_their_definitions(tmp_path, capsys):
     """--breakdown's rows, recomputed here from the model's raw output: every anchor's box
     (N = all), the top N by score without NMS, and the usual proposals (top N after NMS)."""
-    from rpn_core.rpn.model import load_embedded_model, propose
+    from rpn_core.rpn.loading import load_embedded_model
+    from rpn_core.rpn.model import propose
     from rpn_core.rpn.proposals import average_recall, best_iou_per_gt, recall_at_iou
 
     data, rgb, gt = _messi_folder(tmp_path)

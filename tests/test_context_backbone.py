@@ -14,7 +14,8 @@ from torchvision.models.detection.rpn import RPNHead
 from torchvision.ops import FrozenBatchNorm2d
 
 from rpn_core.rpn.backbone import backbone_channels, build_backbone, load_imagenet_state
-from rpn_core.rpn.model import ContextRPNHead, RPNConfig, RPNModel, load_model, save_weights
+from rpn_core.rpn.loading import load_model, save_weights
+from rpn_core.rpn.model import ContextRPNHead, RPNConfig, RPNModel
 
 
 def _reference_net(seed: int) -> torch.nn.Module:

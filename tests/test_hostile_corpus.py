@@ -354,7 +354,7 @@ WEIGHT_CASES = {
 def test_bad_weights_give_a_typed_error_and_never_run_code(corpus_weights, name):
     from rpn_core.anchors.grid import AnchorConfig
     from rpn_core.rpn.checkpoint import load_checkpoint
-    from rpn_core.rpn.model import load_model
+    from rpn_core.rpn.loading import load_model
     from rpn_core.rpn.weights import WeightsError
 
     path = corpus_weights / name

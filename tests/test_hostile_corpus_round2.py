@@ -371,7 +371,7 @@ HOSTILE_REASONS = {
 @pytest.mark.parametrize("name", sorted(HOSTILE_REASONS))
 def test_hostile_configuration_is_refused_at_load_by_every_entry_point(corpus_weights, name):
     from rpn_core.rpn.checkpoint import load_checkpoint, read_checkpoint
-    from rpn_core.rpn.model import load_model
+    from rpn_core.rpn.loading import load_model
     from rpn_core.rpn.weights import WeightsError, read_weights
 
     path = corpus_weights / f"{name}.safetensors"

@@ -21,6 +21,7 @@ import resources
 from rpn_core.anchors.grid import AnchorConfig, generate_anchors
 from rpn_core.anchors.labelling import LabelConfig, label_image, sample_minibatch
 from rpn_core.rpn.config import input_geometry, model_anchors
+from rpn_core.rpn.loading import load_embedded_model, load_model, save_weights
 from rpn_core.rpn.loss import iou_aware_objectness_loss
 from rpn_core.rpn.model import (
     ConfigAnchorGenerator,
@@ -28,10 +29,7 @@ from rpn_core.rpn.model import (
     RPNConfig,
     RPNModel,
     WeightsError,
-    load_embedded_model,
-    load_model,
     propose,
-    save_weights,
 )
 from rpn_core.rpn.selection import select_proposals
 

@@ -21,7 +21,8 @@ from rpn_core.anchors.grid import AnchorConfig
 from rpn_core.rpn import onnx_backbone
 from rpn_core.rpn.backbone import load_imagenet_state
 from rpn_core.rpn.config import RPNConfig
-from rpn_core.rpn.model import RPNModel, load_embedded_model
+from rpn_core.rpn.loading import load_embedded_model
+from rpn_core.rpn.model import RPNModel
 from rpn_core.rpn.selection import select_proposals
 
 needs_ort = pytest.mark.skipif(not onnx_backbone.available(), reason="onnxruntime not installed")

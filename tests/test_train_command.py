@@ -15,7 +15,8 @@ from app.__main__ import main  # the entry point: it passes the embedded weights
 from rpn_core.annotation.data import Box, ImageAnnotation
 from rpn_core.annotation.formats.folder import open_store
 from rpn_core.cli.train import progress_line
-from rpn_core.rpn.model import RPNModel, save_weights
+from rpn_core.rpn.loading import save_weights
+from rpn_core.rpn.model import RPNModel
 from rpn_core.training.types import Progress
 
 sys.path.insert(0, str(Path(__file__).parent))
@@ -89,7 +90,7 @@ def test_progress_line():
 def test_train_with_designed_anchors_writes_them_into_the_checkpoint(
     tmp_path, tiny_weights, capsys
 ):
-    from rpn_core.rpn.model import load_model
+    from rpn_core.rpn.loading import load_model
 
     threads = torch.get_num_threads()
     torch.set_num_threads(1)

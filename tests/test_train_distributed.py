@@ -21,7 +21,8 @@ from safetensors.torch import load_file
 
 from rpn_core.annotation.data import Box, ImageAnnotation
 from rpn_core.annotation.formats.folder import open_store
-from rpn_core.rpn.model import RPNModel, save_weights
+from rpn_core.rpn.loading import save_weights
+from rpn_core.rpn.model import RPNModel
 
 sys.path.insert(0, str(Path(__file__).parent))
 from test_train import TINY, make_items  # noqa: E402
@@ -29,7 +30,7 @@ from test_train import TINY, make_items  # noqa: E402
 WORKER = """
 import sys, numpy as np, torch
 from safetensors.torch import save_file
-from rpn_core.rpn.model import load_model
+from rpn_core.rpn.loading import load_model
 from rpn_core.training.finetune import TrainConfig, fine_tune
 from rpn_core.training.engine import init_distributed
 from rpn_core.training.data import TrainSample

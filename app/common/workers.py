@@ -285,7 +285,7 @@ class ModelState(str, enum.Enum):
 class ModelLoader(QObject):
     """Load the RPN once, lazily, off the GUI thread, and cache it.
 
-    ``weights_path=None`` loads the embedded weights (``rpn_core.rpn.model.load_embedded_model``);
+    ``weights_path=None`` loads the embedded weights (``rpn_core.rpn.loading.load_embedded_model``);
     a path loads that file (``load_model``). Errors such as ``WeightsError`` (bad, truncated or
     pickle files) propagate out of :meth:`get` to the worker that called it, which reports them;
     the state becomes ``FAILED`` with the message and the next :meth:`get` tries again.
@@ -361,16 +361,16 @@ class ModelLoader(QObject):
             self._set_state(ModelState.LOADING, self._source_text(path))
             try:
                 import_torch()
-                from rpn_core.rpn import model as rpn_model
+                from rpn_core.rpn import loading as rpn_loading
 
                 if path is None:
                     import resources
 
-                    model = rpn_model.load_embedded_model(
+                    model = rpn_loading.load_embedded_model(
                         resources.embedded_weights(), device=self._device
                     )
                 else:
-                    model = rpn_model.load_model(path, device=self._device)
+                    model = rpn_loading.load_model(path, device=self._device)
                 model.prepare_inference()  # the first proposals then take their usual time
             except BaseException as exc:
                 self._set_state(ModelState.FAILED, describe_exception(exc))

@@ -9,7 +9,7 @@ from typing import Any
 def load_cli_model(args: argparse.Namespace, device: Any = None) -> Any:
     """``--weights FILE`` if given, else the embedded weights the entry point passed in
     (sidecar and sha256 required); a clear error when neither exists."""
-    from rpn_core.rpn.model import load_embedded_model, load_model
+    from rpn_core.rpn.loading import load_embedded_model, load_model
 
     if args.weights:
         return load_model(args.weights, device)

@@ -2,7 +2,7 @@
 
 A checkpoint is an RPN weights file of :mod:`rpn_core.rpn.weights` (``NAME.safetensors`` with the
 ``RPNConfig`` in its header, and the sha256-checked sidecar ``NAME.json``), so
-:func:`rpn_core.rpn.model.load_model` and the app's model loader read it as is. Its sidecar
+:func:`rpn_core.rpn.loading.load_model` and the app's model loader read it as is. Its sidecar
 ``metadata`` holds the training story::
 
     {"kind": "rpn-studio-checkpoint", "label_preset": "faster-rcnn", "labels": {...},
@@ -123,7 +123,7 @@ def save_checkpoint(
     summary and metrics; ``config`` alone is enough for the settings. Raises
     :class:`CheckpointError` when the files cannot be written.
     """
-    from rpn_core.rpn.model import save_weights
+    from rpn_core.rpn.loading import save_weights
 
     train_config = result.config if result is not None else config
     metadata = {

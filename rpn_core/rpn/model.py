@@ -31,7 +31,6 @@ from __future__ import annotations
 import functools
 from collections.abc import Sequence
 from dataclasses import dataclass, replace
-from pathlib import Path
 
 import numpy as np
 import torch
@@ -62,7 +61,7 @@ from rpn_core.rpn.onnx_backbone import OnnxBackbone, RunnerSlot, build_runner
 from rpn_core.rpn.selection import select_proposals, selection_settings
 from rpn_core.rpn.ssd_backbone import SSD_CHANNELS, SSDBackbone
 from rpn_core.rpn.types import Proposals, RawProposals
-from rpn_core.rpn.weights import WeightsError, read_weights, write_weights
+from rpn_core.rpn.weights import WeightsError
 
 __all__ = [
     "ConfigAnchorGenerator",
@@ -74,10 +73,7 @@ __all__ = [
     "RawProposals",
     "WeightsError",
     "default_device",
-    "load_embedded_model",
-    "load_model",
     "propose",
-    "save_weights",
 ]
 
 
@@ -436,38 +432,3 @@ def propose(model: RPNModel, image: np.ndarray, **select_kwargs: object) -> Prop
     to the model's :class:`RPNConfig` (keywords of :func:`select_proposals` override)."""
     raw = model.raw_proposals(model.compute_features(image))
     return select_proposals(raw, **selection_settings(model.config, **select_kwargs))
-
-
-def save_weights(model: RPNModel, path: str | Path, metadata: dict | None = None) -> str:
-    """Write the model as safetensors + JSON sidecar (atomically); return the sha256."""
-    return write_weights(path, model.state_dict(), model.config.to_dict(), metadata or {})
-
-
-def load_model(
-    weights_path: str | Path, device: torch.device | str | None = None, *, _require_sidecar=False
-) -> RPNModel:
-    """An :class:`RPNModel` from a weights file; :class:`WeightsError` names file and reason."""
-    state, config_dict, metadata = read_weights(weights_path, require_sidecar=_require_sidecar)
-    try:
-        config = RPNConfig.from_dict(config_dict)
-    except ValueError as exc:
-        raise WeightsError(weights_path, f"bad configuration: {exc}") from exc
-    model = RPNModel(config, device="cpu")
-    try:
-        model.load_state_dict(state, strict=True)
-    except RuntimeError as exc:
-        reason = str(exc).replace("\n", " ").replace("\t", "")
-        raise WeightsError(weights_path, f"weights do not fit the model: {reason}") from exc
-    for key, value in state.items():
-        if value.is_floating_point() and not torch.isfinite(value).all():
-            raise WeightsError(weights_path, f"tensor {key!r} holds NaN or infinite values")
-    model.metadata = metadata
-    return model.to(device or default_device()).eval()
-
-
-def load_embedded_model(
-    weights_path: str | Path, device: torch.device | str | None = None
-) -> RPNModel:
-    """Shipped weights at ``weights_path`` (the app passes ``resources.embedded_weights()``):
-    like :func:`load_model`, but the sidecar and its sha256 are required, not optional."""
-    return load_model(weights_path, device, _require_sidecar=True)
