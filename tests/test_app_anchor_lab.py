@@ -303,6 +303,9 @@ def test_main_window_shows_the_sample_with_default_anchors(qtbot, app_settings):
     # trained; six levels of 19, 10, 5, 3, 2 and 1 cells a side, 10 anchors a cell.
     assert lab.input_size == (300, 300)
     assert len(lab.anchors) == sum(n * n * 10 for n in (19, 10, 5, 3, 2, 1)) == 5000
+    # the twelve sizes do not fit the field: it shows their start, "30@16, 60@16, ..."
+    assert lab.settings_panel.sizes.text().startswith("30@16, 60@16, 105@32")
+    assert lab.settings_panel.sizes.cursorPosition() == 0
     # drawn in the photo's pixels: the first anchor of the last level (285 px, h/w 1/3)
     # spans the squashed frame's middle, scaled back by (w / 300, h / 300)
     big = lab.anchors[-10]

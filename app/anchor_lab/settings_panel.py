@@ -208,6 +208,8 @@ class AnchorSettingsPanel(QWidget):
         self.cross.setChecked(label.ignore_cross_boundary)
         self.sizes.setText(format_sizes(anchor))
         self.ratios.setText(_fmt(anchor.aspect_ratios))
+        for field in (self.sizes, self.ratios):  # a long set reads from its start
+            field.setCursorPosition(0)
         self.stride.setValue(anchor.stride)
         del blockers
 
