@@ -12,16 +12,8 @@ from torchvision.models.detection.image_list import ImageList
 from torchvision.models.detection.rpn import RegionProposalNetwork, RPNHead
 from torchvision.ops import box_iou
 
-from rpn_core.anchors.grid import (
-    AnchorConfig,
-    anchor_index,
-    anchor_metadata,
-    format_sizes,
-    generate_anchors,
-    level_offsets,
-    locate_anchor,
-    parse_sizes,
-)
+from rpn_core.anchors.grid import AnchorConfig, format_sizes, generate_anchors, parse_sizes
+from rpn_core.anchors.indexing import anchor_index, anchor_metadata, level_offsets, locate_anchor
 from rpn_core.anchors.labelling import LabelConfig, anchor_grid_iou, label_anchors, label_image
 from rpn_core.rpn.adapt import with_anchors
 from rpn_core.rpn.checkpoint import CheckpointError, load_checkpoint, save_checkpoint

@@ -6,7 +6,8 @@ from __future__ import annotations
 import numpy as np
 import torch
 
-from rpn_core.anchors.grid import AnchorConfig, anchor_metadata, generate_anchors
+from rpn_core.anchors.grid import AnchorConfig, generate_anchors
+from rpn_core.anchors.indexing import anchor_metadata
 from rpn_core.anchors.labelling import LabelConfig, label_image
 from rpn_core.anchors.view import (
     Category,

@@ -9,13 +9,8 @@ from hypothesis import strategies as st
 from torchvision.models.detection.anchor_utils import AnchorGenerator
 from torchvision.models.detection.image_list import ImageList
 
-from rpn_core.anchors.grid import (
-    AnchorConfig,
-    anchor_metadata,
-    base_anchors,
-    feature_size,
-    generate_anchors,
-)
+from rpn_core.anchors.grid import AnchorConfig, base_anchors, feature_size, generate_anchors
+from rpn_core.anchors.indexing import anchor_metadata
 
 
 def test_default_config_is_the_guides():

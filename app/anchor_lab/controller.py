@@ -30,7 +30,8 @@ from app.anchor_lab.settings_panel import AnchorSettingsPanel, load_configs, sav
 from app.common.workers import Worker
 from app.state.app_state import AppStateModel
 from app.state.qdocument import AnnotationDocument
-from rpn_core.anchors.grid import AnchorConfig, anchor_metadata, format_sizes, location_starts
+from rpn_core.anchors.grid import AnchorConfig, format_sizes
+from rpn_core.anchors.indexing import anchor_metadata, location_starts
 from rpn_core.anchors.labelling import LabelConfig
 from rpn_core.anchors.view import DisplayMode, ViewOptions, categorize
 from rpn_core.rpn.config import RPNConfig

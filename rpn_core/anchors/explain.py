@@ -71,7 +71,7 @@ def same_anchor(
     ``old_size``; None when the new set has no such anchor (another stride, size or ratio,
     or the cell left the grid). Order: :func:`rpn_core.anchors.grid.generate_anchors`
     (location-major, then ratio, then size)."""
-    from rpn_core.anchors.grid import anchor_index, locate_anchor
+    from rpn_core.anchors.indexing import anchor_index, locate_anchor
 
     row, col, size_i, ratio_i = locate_anchor(int(index), old_size, old)
     size, ratio = old.sizes[size_i], old.aspect_ratios[ratio_i]
@@ -157,7 +157,7 @@ def explain_anchor(
     anchor_config)`` given the ``labels`` that ``label_image`` gave them against
     ``gt_boxes (G, 4)`` under ``label_config``. ``gt_names``: how the user sees each GT box
     (default :func:`gt_name` of its row, without a class)."""
-    from rpn_core.anchors.grid import locate_anchor
+    from rpn_core.anchors.indexing import locate_anchor
 
     box = np.asarray(anchors[index], dtype=np.float64)
     gt = np.asarray(gt_boxes, dtype=np.float64).reshape(-1, 4)

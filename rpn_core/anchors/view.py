@@ -120,7 +120,7 @@ def location_categories(
     """``(L,)`` strongest category among each location's (filtered) anchors; -1 where the
     filters hide them all. Anchors are location-major (``rpn_core.anchors.grid``):
     ``per_location`` anchors per location, or, with anchor levels, the index where each
-    location's anchors start (:func:`rpn_core.anchors.grid.location_starts`)."""
+    location's anchors start (:func:`rpn_core.anchors.indexing.location_starts`)."""
     cat = categories.astype(np.int16)
     if shape is not None:
         cat = np.where(shape, cat, -1)

@@ -38,7 +38,7 @@ from torch import nn
 from torchvision.models.detection.image_list import ImageList
 from torchvision.models.detection.rpn import RPNHead
 
-from rpn_core.anchors.grid import level_offsets
+from rpn_core.anchors.indexing import level_offsets
 from rpn_core.rpn.backbone import (
     FEATURE_CHANNELS,
     FINE_CHANNELS,
