@@ -17,7 +17,8 @@ from rpn_core.anchors.indexing import anchor_index, anchor_metadata, level_offse
 from rpn_core.anchors.labelling import LabelConfig, anchor_grid_iou, label_anchors, label_image
 from rpn_core.rpn.adapt import with_anchors
 from rpn_core.rpn.checkpoint import CheckpointError, load_checkpoint, save_checkpoint
-from rpn_core.rpn.config import ConfigError, RPNConfig, model_anchors
+from rpn_core.rpn.config import RPNConfig, model_anchors
+from rpn_core.rpn.config_checks import ConfigError
 from rpn_core.rpn.model import RawProposals, RPNModel
 from rpn_core.rpn.selection import select_proposals
 from rpn_core.training.data import Augment

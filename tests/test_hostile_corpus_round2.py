@@ -414,7 +414,8 @@ def test_hostile_configuration_is_refused_at_load_by_every_entry_point(corpus_we
     ],
 )
 def test_every_configuration_field_is_checked_for_type_and_range(change, fragment):
-    from rpn_core.rpn.config import ConfigError, RPNConfig
+    from rpn_core.rpn.config import RPNConfig
+    from rpn_core.rpn.config_checks import ConfigError
 
     data = {**RPNConfig().to_dict(), **change}
     with pytest.raises(ConfigError, match=None) as info:

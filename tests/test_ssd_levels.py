@@ -22,12 +22,12 @@ from rpn_core.anchors.grid import AnchorConfig, cell_centres, generate_anchors
 from rpn_core.anchors.labelling import anchor_grid_iou
 from rpn_core.rpn.config import (
     SSD_STRIDES,
-    ConfigError,
     RPNConfig,
     anchors_misfit,
     input_geometry,
     model_anchors,
 )
+from rpn_core.rpn.config_checks import ConfigError
 
 
 @pytest.fixture(scope="module")
