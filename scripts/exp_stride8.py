@@ -47,8 +47,8 @@ from rpn_core.anchors.grid import AnchorConfig, generate_anchors  # noqa: E402
 from rpn_core.anchors.labelling import LabelConfig  # noqa: E402
 from rpn_core.rpn.backbone import prepare_image  # noqa: E402
 from rpn_core.rpn.config import RPNConfig
-from rpn_core.rpn.model import FeatureResult  # noqa: E402
 from rpn_core.rpn.proposals import proposal_metrics  # noqa: E402
+from rpn_core.rpn.types import FeatureResult  # noqa: E402
 
 SPLIT = 7  # features[:7]: stride 8, 32 channels
 

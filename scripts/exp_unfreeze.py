@@ -38,8 +38,9 @@ from proposals import ar_by_size  # noqa: E402
 import resources  # noqa: E402
 from rpn_core.rpn.backbone import prepare_image  # noqa: E402
 from rpn_core.rpn.loading import load_model, save_weights  # noqa: E402
-from rpn_core.rpn.model import FeatureResult, propose  # noqa: E402
+from rpn_core.rpn.model import propose  # noqa: E402
 from rpn_core.rpn.proposals import proposal_metrics  # noqa: E402
+from rpn_core.rpn.types import FeatureResult  # noqa: E402
 
 STEM = 11  # backbone[:11] stays frozen (and cached); blocks 11.. train
 

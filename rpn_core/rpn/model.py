@@ -30,7 +30,7 @@ from __future__ import annotations
 
 import functools
 from collections.abc import Sequence
-from dataclasses import dataclass, replace
+from dataclasses import replace
 
 import numpy as np
 import torch
@@ -60,13 +60,12 @@ from rpn_core.rpn.modules import (
 from rpn_core.rpn.onnx_backbone import OnnxBackbone, RunnerSlot, build_runner
 from rpn_core.rpn.selection import select_proposals, selection_settings
 from rpn_core.rpn.ssd_backbone import SSD_CHANNELS, SSDBackbone
-from rpn_core.rpn.types import Proposals, RawProposals
+from rpn_core.rpn.types import FeatureResult, Proposals, RawProposals
 from rpn_core.rpn.weights import WeightsError
 
 __all__ = [
     "ConfigAnchorGenerator",
     "ContextRPNHead",
-    "FeatureResult",
     "Proposals",
     "RPNConfig",
     "RPNModel",
@@ -88,44 +87,6 @@ def _cpu_has_bf16() -> bool:
         return bool(torch.ops.mkldnn._is_mkldnn_bf16_supported())
     except (AttributeError, RuntimeError):  # private helper: absent means "don't know"
         return False
-
-
-@dataclass(frozen=True)
-class FeatureResult:
-    """The backbone's output for one image (computed once, reused by every selection).
-
-    ``features`` ``(1, C, Hf, Wf)`` the stride-16 map; ``image_size`` original ``(H, W)``;
-    ``input_size`` the resized ``(H', W')``; ``padded_size`` the padded input; ``scale``
-    ``(H'/H, W'/W)``; ``fine`` the stride-8 map ``(1, 32, 2Hf, 2Wf)`` for a model with a
-    stride-8 level, else None. ``levels``: the SSD backbone's six maps in ascending stride
-    (``features`` is the first), empty for the MobileNetV2 backbone.
-    """
-
-    features: torch.Tensor
-    image_size: tuple[int, int]
-    input_size: tuple[int, int]
-    padded_size: tuple[int, int]
-    scale: tuple[float, float]
-    fine: torch.Tensor | None = None
-    levels: tuple[torch.Tensor, ...] = ()
-
-    def to(self, device: torch.device | str) -> FeatureResult:
-        fine = None if self.fine is None else self.fine.to(device)
-        return FeatureResult(
-            self.features.to(device),
-            self.image_size,
-            self.input_size,
-            self.padded_size,
-            self.scale,
-            fine,
-            tuple(m.to(device) for m in self.levels),
-        )
-
-    def maps(self) -> list[torch.Tensor]:
-        """The feature map of every anchor level, in ascending stride."""
-        if self.levels:
-            return list(self.levels)
-        return [self.features] if self.fine is None else [self.fine, self.features]
 
 
 class RPNModel(nn.Module):

@@ -1,4 +1,5 @@
-"""Result types of the RPN, torch-free so the app can hold and pass them without torch.
+"""Result types of the RPN, torch-free so the app can hold and pass them without torch
+(:class:`FeatureResult` holds tensors, but this module does not import torch).
 
 Box convention: see :mod:`rpn_core.boxes` (every box here is in original-image pixels).
 """
@@ -6,10 +7,14 @@ Box convention: see :mod:`rpn_core.boxes` (every box here is in original-image p
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 import numpy as np
 
-__all__ = ["Proposals", "RawProposals"]
+if TYPE_CHECKING:  # pragma: no cover - typing only
+    import torch
+
+__all__ = ["FeatureResult", "Proposals", "RawProposals"]
 
 
 @dataclass(frozen=True)
@@ -47,3 +52,41 @@ class Proposals:
 
     def __len__(self) -> int:
         return len(self.scores)
+
+
+@dataclass(frozen=True)
+class FeatureResult:
+    """The backbone's output for one image (computed once, reused by every selection).
+
+    ``features`` ``(1, C, Hf, Wf)`` the stride-16 map; ``image_size`` original ``(H, W)``;
+    ``input_size`` the resized ``(H', W')``; ``padded_size`` the padded input; ``scale``
+    ``(H'/H, W'/W)``; ``fine`` the stride-8 map ``(1, 32, 2Hf, 2Wf)`` for a model with a
+    stride-8 level, else None. ``levels``: the SSD backbone's six maps in ascending stride
+    (``features`` is the first), empty for the MobileNetV2 backbone.
+    """
+
+    features: torch.Tensor
+    image_size: tuple[int, int]
+    input_size: tuple[int, int]
+    padded_size: tuple[int, int]
+    scale: tuple[float, float]
+    fine: torch.Tensor | None = None
+    levels: tuple[torch.Tensor, ...] = ()
+
+    def to(self, device: torch.device | str) -> FeatureResult:
+        fine = None if self.fine is None else self.fine.to(device)
+        return FeatureResult(
+            self.features.to(device),
+            self.image_size,
+            self.input_size,
+            self.padded_size,
+            self.scale,
+            fine,
+            tuple(m.to(device) for m in self.levels),
+        )
+
+    def maps(self) -> list[torch.Tensor]:
+        """The feature map of every anchor level, in ascending stride."""
+        if self.levels:
+            return list(self.levels)
+        return [self.features] if self.fine is None else [self.fine, self.features]

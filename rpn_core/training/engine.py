@@ -28,9 +28,10 @@ from torch import nn
 
 from rpn_core.rpn.backbone import FINE_SPLIT, NUM_BLOCKS, prepare_image
 from rpn_core.rpn.config import input_geometry
-from rpn_core.rpn.model import FeatureResult, RPNModel
+from rpn_core.rpn.model import RPNModel
 from rpn_core.rpn.proposals import best_iou_per_gt
 from rpn_core.rpn.selection import select_proposals, selection_settings
+from rpn_core.rpn.types import FeatureResult
 from rpn_core.training.data import Augment, TrainSample, apply_augment
 
 __all__ = [
