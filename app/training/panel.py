@@ -34,35 +34,13 @@ from PySide6.QtWidgets import (
 from app.common.workers import Lane, ModelLoader, Worker, wait_for_lane
 from app.state.app_state import AppStateModel
 from app.training.controls import LossPlot, TrainControls, format_eta, recall_html
+from app.training.plan import lab_anchors, lab_rule, plan_html, rule_text
 from rpn_core.annotation.data import ImageAnnotation
 from rpn_core.training.jobs import TrainedModel, annotated_items, train_job
 
 __all__ = ["TrainPanel", "TrainedModel", "annotated_items", "train_job"]
 
 PLOT_INTERVAL_S = 0.1  # redraw the curves at most 10 times a second
-
-
-def _anchor_text(anchors: Any) -> str:
-    from rpn_core.anchors.grid import format_sizes
-
-    levels = anchors.levels
-    if len(anchors.sizes) > 6:  # the SSD's twelve sizes: a range per level reads better
-        sizes = f"{min(anchors.sizes):g}-{max(anchors.sizes):g} px on {len(levels)} levels"
-    else:
-        sizes = format_sizes(anchors)
-    ratios = ", ".join(f"{r:.3g}" for r in anchors.aspect_ratios)
-    per = "/".join(dict.fromkeys(str(lv.num_anchors_per_location) for lv in levels))
-    return f"sizes {sizes}; ratios {ratios}; {per} per cell"
-
-
-def _rule_text(rule: Any) -> str:
-    """``"guide (foreground IoU > 0.5, background < 0.1)"``."""
-    op = ">=" if rule.fg_inclusive else ">"
-    best = ", or a GT box's best anchor" if rule.allow_low_quality else ""
-    return (
-        f"{rule.preset_name} (foreground IoU {op} {rule.fg_iou:g}{best}, "
-        f"background < {rule.bg_iou:g})"
-    )
 
 
 class TrainPanel(QWidget):
@@ -171,7 +149,7 @@ class TrainPanel(QWidget):
             return None
         rule = self._lab_rule()
         if rule is not None:
-            note = f"{note} Labelling by the anchor lab's rule {_rule_text(rule)}.".strip()
+            note = f"{note} Labelling by the anchor lab's rule {rule_text(rule)}.".strip()
         threads = max(1, (os.cpu_count() or 2) - 1)
         size = self.ui.input_size.value() or None
         if size is not None and size < 16:
@@ -203,55 +181,22 @@ class TrainPanel(QWidget):
         return worker.start(Lane.TRAINING)  # its own thread: the other lanes stay free
 
     def _lab_anchors(self) -> tuple[Any, str]:
-        """``(AnchorConfig or None, note)``: the anchor lab's set when the Anchors box is ticked
-        and it differs from the model's; the note says so (or why it cannot be used)."""
-        state = self.app_state.state
-        anchors = state.anchor_config
-        if not self.ui.lab_anchors.isChecked() or anchors == state.model_config.anchors:
-            return None, ""
-        from rpn_core.rpn.config import anchors_misfit
-
-        reason = anchors_misfit(anchors, state.model_config)
-        if reason:
-            return None, (
-                f"Cannot train with the anchor lab's anchors: {reason}. "
-                "Change them in the anchor lab or untick Anchors."
-            )
-        return anchors, (
-            f"With the anchor lab's anchors ({_anchor_text(anchors)}), each started from the "
-            "model's closest anchor shape."
-        )
+        """``(AnchorConfig or None, note)``: :func:`app.training.plan.lab_anchors`."""
+        return lab_anchors(self.app_state.state, self.ui.lab_anchors.isChecked())
 
     def _lab_rule(self) -> Any:
-        """The anchor lab's label rule when the Label rule box is ticked and it differs from
-        the model's (the rule training then labels anchors by), else None."""
-        state = self.app_state.state
-        if not self.ui.lab_rule.isChecked() or state.label_config == state.model_config.labels:
-            return None
-        return state.label_config
-
-    def training_plan(self) -> tuple[Any, Any]:
-        """``(anchors, rule)`` that Start trains with: the lab's or the active model's."""
-        state = self.app_state.state
-        anchors, note = self._lab_anchors()
-        if anchors is None:
-            anchors = state.model_config.anchors
-        return anchors, self._lab_rule() or state.model_config.labels
+        """The lab's rule when ticked and not the model's: :func:`app.training.plan.lab_rule`."""
+        return lab_rule(self.app_state.state, self.ui.lab_rule.isChecked())
 
     def _show_plan(self, *_args: Any) -> None:
-        """Say, before Start, which anchor set and label rule training will use."""
+        """Say, before Start, which input size, anchor set and label rule training will use."""
         state = self.app_state.state
         self.ui.allow_partial(not state.model_config.is_ssd)
-        anchors, rule = self.training_plan()
-        whose_a = "the anchor lab's" if anchors != state.model_config.anchors else "the model's"
-        whose_r = "the anchor lab's" if rule != state.model_config.labels else "the model's"
-        _, note = self._lab_anchors()
-        warn = f"<br><font color='#D55E00'>{note}</font>" if note.startswith("Cannot") else ""
-        size = self.ui.input_size.value()
-        where = f" at input size {size} px" if size else ""
+        ui = self.ui
         self.ui.plan_label.setText(
-            f"Start trains{where} with {whose_a} anchors ({_anchor_text(anchors)}) and "
-            f"{whose_r} label rule {_rule_text(rule)}.{warn}"
+            plan_html(
+                state, ui.lab_anchors.isChecked(), ui.lab_rule.isChecked(), ui.input_size.value()
+            )
         )
 
     def cancel(self) -> None:
