@@ -262,11 +262,8 @@ class RPNModel(nn.Module):
         if runner is not None:
             feats, fine = runner(prep.tensor)
         else:
-            backbone = self._inference_backbone()
-            x = prep.tensor.contiguous(memory_format=torch.channels_last)
-            if self._use_bf16():
-                x = x.to(torch.bfloat16)
-            feats, fine = self.run_backbone(x, backbone=backbone)
+            x = self._backbone_input(prep.tensor)
+            feats, fine = self.run_backbone(x, backbone=self._inference_backbone())
         fine = None if fine is None else fine.float()
         return FeatureResult(
             feats.float(), prep.image_size, prep.input_size, padded, prep.scale, fine
@@ -276,11 +273,12 @@ class RPNModel(nn.Module):
         runner = self._onnx_runner()
         if runner is not None:
             return runner.maps(x)
+        return tuple(m.float() for m in self._inference_backbone()(self._backbone_input(x)))
+
+    def _backbone_input(self, x: torch.Tensor) -> torch.Tensor:
+        """The PyTorch backbone's input: channels-last, in bfloat16 where that is used."""
         x = x.contiguous(memory_format=torch.channels_last)
-        backbone = self._inference_backbone()
-        if self._use_bf16():
-            x = x.to(torch.bfloat16)
-        return tuple(m.float() for m in backbone(x))
+        return x.to(torch.bfloat16) if self._use_bf16() else x
 
     def _inference_backbone(self) -> nn.Module:
         """The backbone with batch-norm folded into its convolutions (~1.5x faster on the

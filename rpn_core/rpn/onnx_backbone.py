@@ -12,7 +12,8 @@ Only inference uses it (:meth:`rpn_core.rpn.model.RPNModel.compute_features`); t
 backpropagates through PyTorch. The graph takes the prepared image in channels-last order
 ``(1, H, W, 3)`` -- the buffer :func:`~rpn_core.rpn.backbone.prepare_image` fills -- so no
 copy is made on the way in, and returns the stride-16 map (and the stride-8 map of a model
-with that level) as NCHW float32.
+with that level) as NCHW float32 -- or, for the SSD backbone on its fixed square input, its
+six maps.
 
 Exporting takes about a second, so the exported graph is kept on disk, named by a hash of
 everything it depends on (:func:`graph_digest`: the weights, the versions of torch and
@@ -130,10 +131,8 @@ class OnnxBackbone:
         self._input = session.get_inputs()[0].name  # type: ignore[attr-defined]
 
     def __call__(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor | None]:
-        nhwc = np.ascontiguousarray(x.detach().permute(0, 2, 3, 1).float().cpu().numpy())
-        outs = self.session.run(None, {self._input: nhwc})  # type: ignore[attr-defined]
-        coarse = torch.from_numpy(outs[0])
-        return coarse, (torch.from_numpy(outs[1]) if self.fine else None)
+        outs = self.maps(x)
+        return outs[0], (outs[1] if self.fine else None)
 
     def maps(self, x: torch.Tensor) -> tuple[torch.Tensor, ...]:
         """Every output map, in the graph's order (the SSD backbone's six)."""
@@ -168,7 +167,11 @@ def build_runner(
         path = cache_dir() / "onnx" / f"{graph_digest(net)}.onnx"
         session = _open_cached(ort, path, options)
         if session is None:
-            graph = _export_square(net, square) if square else _export(net, fine)
+            if square:
+                names = [f"map{i}" for i in range(6)]
+            else:
+                names = ["features"] + (["fine"] if fine else [])
+            graph = _export(net, names, square)
             session = ort.InferenceSession(graph, options, providers=["CPUExecutionProvider"])
             _store(path, graph)
     except Exception as exc:  # noqa: BLE001 - any failure means: stay on PyTorch
@@ -198,34 +201,21 @@ class RunnerSlot:
         self.__init__()
 
 
-def _export(net: nn.Module, fine: bool) -> bytes:
-    names = ["features"] + (["fine"] if fine else [])
+def _export(net: nn.Module, names: list[str], square: int | None) -> bytes:
+    """The graph of ``net`` with outputs ``names``: free height and width, or the fixed
+    ``square x square`` input of the SSD backbone (its TF-SAME padding depends on the size,
+    so the tracer fixes it)."""
+    side = square or 64
     buf = io.BytesIO()
     with torch.no_grad(), warnings.catch_warnings():
         warnings.simplefilter("ignore")  # the TorchScript exporter's deprecation notice
         torch.onnx.export(
             net,
-            (torch.zeros((1, 64, 64, 3)),),
+            (torch.zeros((1, side, side, 3)),),
             buf,
             input_names=["image"],
             output_names=names,
-            dynamic_axes={"image": {1: "height", 2: "width"}},
-            opset_version=OPSET,
-            dynamo=False,
-        )
-    return buf.getvalue()
-
-
-def _export_square(net: nn.Module, square: int) -> bytes:
-    buf = io.BytesIO()
-    with torch.no_grad(), warnings.catch_warnings():
-        warnings.simplefilter("ignore")  # deprecation notice; shapes traced as constants
-        torch.onnx.export(
-            net,
-            (torch.zeros((1, square, square, 3)),),
-            buf,
-            input_names=["image"],
-            output_names=[f"map{i}" for i in range(6)],
+            dynamic_axes=None if square else {"image": {1: "height", 2: "width"}},
             opset_version=OPSET,
             dynamo=False,
         )
